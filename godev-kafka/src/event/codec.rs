@@ -1,0 +1,287 @@
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use super::{Event, Timestamp};
+
+/// The member of a tagged record that holds the tag, as in the Go kit's events.
+const TAG_FIELD: &str = "event_type";
+/// The CloudEvents spec version this codec writes and accepts.
+const SPEC_VERSION: &str = "1.0";
+
+/// How an event is laid out in a record value.
+///
+/// Both layouts keep the tag inside the value, so consumers on any backend (and the Go kit)
+/// can route a record without headers.
+///
+/// * [`Codec::CloudEvents`] (the default): CloudEvents 1.0 structured-mode JSON,
+///   `{"specversion":"1.0","id":…,"source":…,"type":<tag>,"time":…,"datacontenttype":"application/json","data":<payload>}`.
+/// * [`Codec::Tagged`]: the Go kit's layout, the payload's members with an `event_type` member
+///   beside them. The tag is written right after a leading `id` member (where the Go kit's
+///   structs put it) and first otherwise, so the bytes equal what Go's `encoding/json` writes
+///   for the same struct.
+///
+/// # Examples
+///
+/// ```
+/// use godev_kafka::{Event, event::Codec};
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Debug, PartialEq, Serialize, Deserialize, Event)]
+/// #[event(topic = "user_events", name = "user.created")]
+/// struct UserCreated { id: i64, user_id: i64 }
+///
+/// let bytes = Codec::Tagged.encode(&UserCreated { id: 1, user_id: 7 }, "svc").unwrap();
+/// assert_eq!(bytes, br#"{"id":1,"event_type":"user.created","user_id":7}"#);
+///
+/// let decoded = Codec::Tagged.decode::<UserCreated>(&bytes).unwrap();
+/// assert_eq!(decoded.data, UserCreated { id: 1, user_id: 7 });
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Codec {
+    /// CloudEvents 1.0 structured-mode JSON.
+    #[default]
+    CloudEvents,
+    /// The Go kit's JSON: payload members plus `event_type`.
+    Tagged,
+}
+
+/// A record value whose tag has been read and whose payload has not been decoded yet.
+#[derive(Debug, Clone)]
+pub struct Decoded<'a, T> {
+    /// The event-type tag.
+    pub tag: Cow<'a, str>,
+    /// The CloudEvents `id`, when the record has one.
+    pub id: Option<Cow<'a, str>>,
+    /// The CloudEvents `source`, when the record has one.
+    pub source: Option<Cow<'a, str>>,
+    /// The CloudEvents `time`, when the record has one.
+    pub time: Option<Timestamp>,
+    /// The payload: JSON text before decoding, the event after.
+    pub data: T,
+}
+
+/// Why a record value could not be turned into an event.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DecodeError {
+    /// The value is not JSON, or not the JSON object the codec expects.
+    #[error("record value is not a valid {codec} record: {source}")]
+    Malformed {
+        /// The codec that was reading.
+        codec: Codec,
+        /// What the JSON parser said.
+        source: serde_json::Error,
+    },
+    /// The value has no tag member (`type` or `event_type`).
+    #[error("record value has no `{field}` member to route on")]
+    MissingTag {
+        /// The member that was looked for.
+        field: &'static str,
+    },
+    /// The record carries a CloudEvents spec version this codec does not read.
+    #[error("unsupported CloudEvents specversion `{found}`, expected `1.0`")]
+    SpecVersion {
+        /// The version found in the record.
+        found: String,
+    },
+    /// The tag belongs to no shape of the target type.
+    #[error("tag `{tag}` is not one of {expected:?}")]
+    UnknownTag {
+        /// The tag found in the record.
+        tag: String,
+        /// The tags the type knows.
+        expected: &'static [&'static str],
+    },
+    /// The payload does not deserialize into the shape its tag names.
+    #[error("payload of `{tag}` does not decode: {source}")]
+    Payload {
+        /// The tag whose shape was decoded.
+        tag: String,
+        /// What serde said.
+        source: serde_json::Error,
+    },
+}
+
+impl fmt::Display for Codec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Codec::CloudEvents => "CloudEvents JSON",
+            Codec::Tagged => "tagged JSON",
+        })
+    }
+}
+
+#[derive(Deserialize)]
+struct CloudEventFields<'a> {
+    #[serde(borrow)]
+    specversion: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    source: Option<Cow<'a, str>>,
+    #[serde(borrow, rename = "type")]
+    tag: Option<Cow<'a, str>>,
+    time: Option<Timestamp>,
+    #[serde(borrow)]
+    data: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct TaggedFields<'a> {
+    #[serde(borrow)]
+    event_type: Option<Cow<'a, str>>,
+}
+
+impl Codec {
+    /// Encodes `event` as a record value; `source` fills the CloudEvents `source` attribute.
+    ///
+    /// # Errors
+    ///
+    /// Fails when the payload does not serialize, or, for [`Codec::Tagged`], when it does not
+    /// serialize to a JSON object (there would be nowhere to put the tag).
+    pub fn encode<E: Event>(&self, event: &E, source: &str) -> serde_json::Result<Vec<u8>> {
+        match self {
+            Codec::CloudEvents => encode_cloud_event(event, source),
+            Codec::Tagged => encode_tagged(event),
+        }
+    }
+
+    /// Reads the tag and the envelope attributes of a record value without decoding the payload.
+    ///
+    /// # Errors
+    ///
+    /// Fails when the value is not JSON of this codec's layout or has no tag.
+    pub fn peek<'a>(&self, value: &'a [u8]) -> Result<Decoded<'a, &'a str>, DecodeError> {
+        let malformed = |source| DecodeError::Malformed {
+            codec: *self,
+            source,
+        };
+        match self {
+            Codec::CloudEvents => {
+                let fields: CloudEventFields<'a> =
+                    serde_json::from_slice(value).map_err(malformed)?;
+                if let Some(found) = fields.specversion.filter(|v| v != SPEC_VERSION) {
+                    return Err(DecodeError::SpecVersion {
+                        found: found.into_owned(),
+                    });
+                }
+                let tag = fields
+                    .tag
+                    .ok_or(DecodeError::MissingTag { field: "type" })?;
+                Ok(Decoded {
+                    tag,
+                    id: fields.id,
+                    source: fields.source,
+                    time: fields.time,
+                    data: fields.data.map_or("null", RawValue::get),
+                })
+            }
+            Codec::Tagged => {
+                let text = std::str::from_utf8(value).map_err(|e| {
+                    malformed(serde::de::Error::custom(format_args!("not UTF-8: {e}")))
+                })?;
+                let fields: TaggedFields<'a> = serde_json::from_str(text).map_err(malformed)?;
+                let tag = fields
+                    .event_type
+                    .ok_or(DecodeError::MissingTag { field: TAG_FIELD })?;
+                Ok(Decoded {
+                    tag,
+                    id: None,
+                    source: None,
+                    time: None,
+                    data: text,
+                })
+            }
+        }
+    }
+
+    /// Decodes a record value into `E`.
+    ///
+    /// # Errors
+    ///
+    /// Everything [`Codec::peek`] reports, plus a tag `E` does not know and a payload that
+    /// does not decode.
+    pub fn decode<'a, E: Event>(&self, value: &'a [u8]) -> Result<Decoded<'a, E>, DecodeError> {
+        let peeked = self.peek(value)?;
+        let data = E::read_payload(&peeked.tag, peeked.data)?;
+        Ok(Decoded {
+            tag: peeked.tag,
+            id: peeked.id,
+            source: peeked.source,
+            time: peeked.time,
+            data,
+        })
+    }
+}
+
+fn encode_cloud_event<E: Event>(event: &E, source: &str) -> serde_json::Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(256);
+    out.extend_from_slice(br#"{"specversion":"1.0","id":""#);
+    out.extend_from_slice(new_event_id().as_bytes());
+    out.extend_from_slice(br#"","source":"#);
+    serde_json::to_writer(&mut out, source)?;
+    out.extend_from_slice(br#","type":"#);
+    serde_json::to_writer(&mut out, event.tag())?;
+    out.extend_from_slice(br#","time":""#);
+    out.extend_from_slice(Timestamp::now().to_string().as_bytes());
+    out.extend_from_slice(br#"","datacontenttype":"application/json","data":"#);
+    event.write_payload(&mut out)?;
+    out.push(b'}');
+    Ok(out)
+}
+
+fn encode_tagged<E: Event>(event: &E) -> serde_json::Result<Vec<u8>> {
+    let mut payload = Vec::with_capacity(256);
+    event.write_payload(&mut payload)?;
+    let serde_json::Value::Object(mut members) = serde_json::from_slice(&payload)? else {
+        return Err(serde::ser::Error::custom(format_args!(
+            "tagged JSON needs the payload of `{}` to be a JSON object",
+            event.tag()
+        )));
+    };
+    let position = usize::from(members.keys().next().is_some_and(|k| k == "id"));
+    members.shift_insert(position, TAG_FIELD.to_owned(), event.tag().into());
+    serde_json::to_vec(&members)
+}
+
+/// A random 128-bit id in UUID version 4 text form.
+fn new_event_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let state = std::collections::hash_map::RandomState::new();
+    let word = |salt: u64| {
+        let mut h = state.build_hasher();
+        h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed) ^ salt);
+        h.finish()
+    };
+    let bits = (u128::from(word(0x5eed)) << 64) | u128::from(word(0xfeed));
+    let bits = (bits & !(0xf << 76) | (0x4 << 76)) & !(0x3 << 62) | (0x2 << 62);
+    let hex = format!("{bits:032x}");
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_ids_are_version_4_uuids_and_unique() {
+        let a = new_event_id();
+        let b = new_event_id();
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 36);
+        assert_eq!(&a[14..15], "4");
+        assert!(matches!(&a[19..20], "8" | "9" | "a" | "b"), "{a}");
+    }
+}

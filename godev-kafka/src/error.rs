@@ -75,6 +75,19 @@ pub enum Error {
         /// Why.
         source: Box<Error>,
     },
+    /// A record's tag has no handler and the consumer's policy is
+    /// [`UnknownTagPolicy::Fail`](crate::UnknownTagPolicy::Fail).
+    #[error("no handler for tag `{tag}` at {topic}[{partition}]@{offset}; the consumer stopped (unknown-tag policy `fail`)")]
+    UnhandledTag {
+        /// The real topic.
+        topic: String,
+        /// The partition.
+        partition: i32,
+        /// The offset of the record.
+        offset: i64,
+        /// The tag no handler claims.
+        tag: String,
+    },
     /// The producer or consumer was shut down or disabled.
     #[error("{0} is closed")]
     Closed(&'static str),

@@ -26,14 +26,21 @@
 //! - `testing`: helpers that find a real broker for tests (an address from the environment,
 //!   or a testcontainers container) and make unique topic and group names.
 
+pub mod consumer;
 pub mod dispatch;
 mod error;
 pub mod event;
 pub mod partitioner;
+pub mod producer;
+mod topics;
+pub mod transport;
 
+pub use consumer::{Consumer, ConsumerSettings, RunningConsumer};
 pub use dispatch::{Context, Handler, HandlerError, Route, Router, UnknownTagPolicy};
 pub use error::{Error, Result};
 pub use event::{Codec, Event};
+pub use producer::{Delivery, Producer};
+pub use topics::TopicMap;
 pub use godev_kafka_derive::{Event, handler};
 
 /// Items the macros' generated code refers to. Not public API: no stability promise.

@@ -1,0 +1,259 @@
+//! Grouped consumers: handlers registered per group, one ordered worker per partition.
+//!
+//! [`Consumer::builder`] collects `#[handler]`s. Each handler belongs to the consumer's
+//! group unless its attribute names another (`#[handler(group = "mailer")]`); every group
+//! becomes one member of that Kafka consumer group, subscribed to the topics of its handlers.
+//!
+//! # Guarantees
+//!
+//! - **At least once.** An offset is committed only after its record's handler returned `Ok`,
+//!   or after the record was written to the dead-letter topic. A crash re-delivers what was
+//!   not committed.
+//! - **Order per partition.** Records of a partition are handled one after another; a retry
+//!   holds its partition back while the others go on.
+//! - **Bounded memory.** A partition whose queue is full stops being fetched until it drains.
+//! - **Graceful stop.** On shutdown, and when a rebalance takes partitions away, workers
+//!   finish their in-flight record (within `shutdown_timeout`), the handled prefix is
+//!   committed, and only then are the partitions given up.
+//!
+//! # Failure modes
+//!
+//! Records that cannot be handled never stop the consumer: malformed values, undecodable
+//! payloads, permanent handler errors, exhausted retries, panics and oversized values go to
+//! the dead-letter topic (`<topic>.dlq`) as a [`DeadLetter`]. Unknown tags follow the
+//! [`UnknownTagPolicy`](crate::UnknownTagPolicy).
+
+mod dead_letter;
+mod runner;
+mod settings;
+mod worker;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub use dead_letter::{DeadLetter, DeadLetterReason};
+pub use settings::ConsumerSettings;
+
+use crate::dispatch::{Handler, Route, Router, UnknownTagPolicy};
+use crate::transport::{TopicPartition, Transport};
+use crate::{Codec, Error, Result, TopicMap};
+use worker::GroupEnv;
+
+/// Builds a [`Consumer`].
+///
+/// # Examples
+///
+/// ```
+/// use godev_kafka::{handler, Consumer, Event, HandlerError, TopicMap};
+/// use godev_kafka::transport::memory::MemoryTransport;
+/// # use serde::{Deserialize, Serialize};
+/// # #[derive(Serialize, Deserialize, Event)]
+/// # #[event(topic = "user_events", name = "user.created")]
+/// # struct UserCreated { user_id: i64 }
+///
+/// #[handler]
+/// async fn on_created(_event: UserCreated) -> Result<(), HandlerError> { Ok(()) }
+///
+/// let consumer = Consumer::builder(MemoryTransport::new(3), "my-group")
+///     .topics(TopicMap::from_iter([("user_events", "user-events")]))
+///     .handler::<on_created>()
+///     .build()
+///     .unwrap();
+/// assert_eq!(consumer.groups(), vec!["my-group"]);
+/// ```
+#[derive(Debug)]
+#[must_use = "a builder does nothing until `.build()`"]
+pub struct ConsumerBuilder {
+    transport: Arc<dyn Transport>,
+    group: String,
+    topics: TopicMap,
+    codec: Codec,
+    unknown_tag: UnknownTagPolicy,
+    settings: ConsumerSettings,
+    routes: Vec<Route>,
+}
+
+impl std::fmt::Debug for dyn Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Transport({})", self.name())
+    }
+}
+
+impl ConsumerBuilder {
+    /// Resolves logical topics through `topics`.
+    pub fn topics(mut self, topics: TopicMap) -> Self {
+        self.topics = topics;
+        self
+    }
+
+    /// Reads record values with `codec` (CloudEvents by default).
+    pub fn codec(mut self, codec: Codec) -> Self {
+        self.codec = codec;
+        self
+    }
+
+    /// What to do with records whose tag no handler claims (skip by default).
+    pub fn unknown_tag(mut self, policy: UnknownTagPolicy) -> Self {
+        self.unknown_tag = policy;
+        self
+    }
+
+    /// Timeouts, retries, queues and commits.
+    pub fn settings(mut self, settings: ConsumerSettings) -> Self {
+        self.settings = settings;
+        self
+    }
+
+    /// Registers the `#[handler]` function `H`.
+    pub fn handler<H: Handler>(mut self) -> Self {
+        self.routes.push(Route::of::<H>());
+        self
+    }
+
+    /// Groups the handlers and checks them.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoHandlers`] without handlers; [`Error::DuplicateHandler`] when two handlers
+    /// take the same tag on the same topic in the same group.
+    pub fn build(self) -> Result<Consumer> {
+        if self.routes.is_empty() {
+            return Err(Error::NoHandlers);
+        }
+        let mut routers: BTreeMap<String, Router> = BTreeMap::new();
+        for route in &self.routes {
+            let group = route.options().group.unwrap_or(&self.group);
+            let topic = self.topics.resolve(route.logical_topic());
+            routers.entry(group.to_owned()).or_insert_with(|| Router::new(group)).add(topic, *route)?;
+        }
+        Ok(Consumer {
+            transport: self.transport,
+            codec: self.codec,
+            unknown_tag: self.unknown_tag,
+            settings: self.settings,
+            routers: routers.into_values().collect(),
+        })
+    }
+}
+
+/// Handlers grouped by consumer group, ready to run.
+#[derive(Debug, Clone)]
+pub struct Consumer {
+    transport: Arc<dyn Transport>,
+    codec: Codec,
+    unknown_tag: UnknownTagPolicy,
+    settings: ConsumerSettings,
+    routers: Vec<Router>,
+}
+
+impl Consumer {
+    /// A builder for a consumer whose handlers join `group` unless they name another.
+    pub fn builder(transport: impl Transport, group: impl Into<String>) -> ConsumerBuilder {
+        Self::builder_shared(Arc::new(transport), group)
+    }
+
+    /// Like [`Consumer::builder`], on a transport shared with a producer.
+    pub fn builder_shared(transport: Arc<dyn Transport>, group: impl Into<String>) -> ConsumerBuilder {
+        ConsumerBuilder {
+            transport,
+            group: group.into(),
+            topics: TopicMap::new(),
+            codec: Codec::default(),
+            unknown_tag: UnknownTagPolicy::default(),
+            settings: ConsumerSettings::default(),
+            routes: Vec::new(),
+        }
+    }
+
+    /// The consumer groups, sorted.
+    pub fn groups(&self) -> Vec<&str> {
+        self.routers.iter().map(Router::group).collect()
+    }
+
+    /// Starts one group member per group, each on its own task.
+    ///
+    /// Must be called within a Tokio runtime.
+    pub fn start(&self) -> RunningConsumer {
+        let (stop, stopped) = watch::channel(false);
+        let groups = self
+            .routers
+            .iter()
+            .map(|router| {
+                let status = Arc::new(Mutex::new(GroupStatus {
+                    group: router.group().to_owned(),
+                    topics: router.topics(),
+                    member_id: None,
+                    assigned: Vec::new(),
+                }));
+                let env = Arc::new(GroupEnv {
+                    group: router.group().to_owned(),
+                    router: router.clone(),
+                    codec: self.codec,
+                    unknown_tag: self.unknown_tag,
+                    settings: self.settings.clone(),
+                    transport: self.transport.clone(),
+                });
+                let task = tokio::spawn(runner::run(env, status.clone(), stopped.clone()));
+                (status, task)
+            })
+            .collect();
+        RunningConsumer { stop, groups }
+    }
+}
+
+/// What one group of a running consumer is doing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct GroupStatus {
+    /// The consumer group.
+    pub group: String,
+    /// The real topics subscribed to.
+    pub topics: Vec<String>,
+    /// The member id, once joined.
+    pub member_id: Option<String>,
+    /// The partitions currently assigned, sorted.
+    pub assigned: Vec<TopicPartition>,
+}
+
+/// A started consumer: status, and graceful shutdown.
+#[derive(Debug)]
+pub struct RunningConsumer {
+    stop: watch::Sender<bool>,
+    groups: Vec<(Arc<Mutex<GroupStatus>>, JoinHandle<Result<()>>)>,
+}
+
+impl RunningConsumer {
+    /// The status of every group.
+    pub fn status(&self) -> Vec<GroupStatus> {
+        self.groups
+            .iter()
+            .map(|(status, _)| status.lock().unwrap_or_else(|p| p.into_inner()).clone())
+            .collect()
+    }
+
+    /// Whether any group stopped on its own (an error, or the unknown-tag policy `fail`).
+    pub fn has_stopped(&self) -> bool {
+        self.groups.iter().any(|(_, task)| task.is_finished())
+    }
+
+    /// Stops fetching, lets in-flight handlers finish (within `shutdown_timeout`), commits
+    /// the handled offsets and leaves the groups.
+    ///
+    /// # Errors
+    ///
+    /// The first error a group stopped with.
+    pub async fn shutdown(self) -> Result<()> {
+        let _ = self.stop.send(true);
+        let mut first_error = None;
+        for (_, task) in self.groups {
+            let result = task.await.unwrap_or_else(|join| Err(Error::transport("consumer task", join, false)));
+            if let Err(error) = result {
+                first_error.get_or_insert(error);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+}

@@ -1,0 +1,199 @@
+//! The loop of one consumer group: poll, feed partition workers, commit, rebalance, stop.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+
+use super::GroupStatus;
+use super::worker::{GroupEnv, Worker};
+use crate::transport::{GroupMember, GroupOptions, Polled, Record, TopicPartition};
+use crate::{Error, Result};
+
+/// A partition's worker and the records polled for it but not yet queued.
+struct Slot {
+    worker: Worker,
+    backlog: VecDeque<Record>,
+    paused: bool,
+    committed: Option<i64>,
+}
+
+pub(crate) async fn run(
+    env: Arc<GroupEnv>,
+    status: Arc<Mutex<GroupStatus>>,
+    mut stop: watch::Receiver<bool>,
+) -> Result<()> {
+    let settings = &env.settings;
+    let mut options = GroupOptions::new(env.group.clone(), env.router.topics());
+    options.offset_reset = settings.offset_reset;
+    options.session_timeout = settings.session_timeout;
+    options.heartbeat_interval = settings.heartbeat_interval;
+    options.rebalance_timeout = settings.rebalance_timeout;
+    let mut member = env.transport.join(options).await?;
+    set_member(&status, &*member);
+    let mut slots: HashMap<TopicPartition, Slot> = HashMap::new();
+    let mut last_commit = Instant::now();
+    let mut failures = 0u32;
+    let outcome = loop {
+        if *stop.borrow() {
+            break Ok(());
+        }
+        if let Some(error) = stopped_worker(&mut slots).await {
+            break Err(error);
+        }
+        feed(&mut slots, &mut *member);
+        match member.poll(settings.poll_wait).await {
+            Ok(Polled::Records(records)) => {
+                for record in records {
+                    let tp = TopicPartition::new(record.topic.clone(), record.partition);
+                    if let Some(slot) = slots.get_mut(&tp) {
+                        slot.backlog.push_back(record);
+                    }
+                }
+            }
+            Ok(Polled::Assigned(partitions)) => {
+                tracing::info!(group = %env.group, partitions = ?partitions, "partitions assigned");
+                for tp in &partitions {
+                    let worker = Worker::spawn(env.clone(), tp.clone());
+                    slots.insert(tp.clone(), Slot { worker, backlog: VecDeque::new(), paused: false, committed: None });
+                }
+                set_assignment(&status, partitions);
+            }
+            Ok(Polled::Revoked(partitions)) => {
+                tracing::info!(group = %env.group, partitions = ?partitions, "partitions revoked");
+                let revoked: Vec<(TopicPartition, Slot)> =
+                    partitions.iter().filter_map(|tp| slots.remove_entry(tp)).collect();
+                let drained = drain(revoked, settings.shutdown_timeout).await;
+                commit(&mut *member, &drained).await;
+                set_assignment(&status, slots.keys().cloned().collect());
+            }
+            Ok(Polled::Idle) => {}
+            Err(error) if error.is_retriable() || matches!(error, Error::Fenced { .. }) => {
+                failures += 1;
+                let delay = Duration::from_millis(100 * u64::from(failures.min(50)));
+                tracing::warn!(group = %env.group, error = %error, retry_in = ?delay, "poll failed; retrying");
+                let _ = tokio::time::timeout(delay, stop.changed()).await;
+                continue;
+            }
+            Err(error) => break Err(error),
+        }
+        failures = 0;
+        if last_commit.elapsed() >= settings.commit_interval {
+            commit_running(&mut *member, &mut slots).await;
+            last_commit = Instant::now();
+        }
+    };
+    let drained = drain(slots.drain().collect(), settings.shutdown_timeout).await;
+    commit(&mut *member, &drained).await;
+    set_assignment(&status, Vec::new());
+    if let Err(error) = member.leave().await {
+        tracing::warn!(group = %env.group, error = %error, "leave group failed; partitions move after the session timeout");
+    }
+    outcome
+}
+
+/// The error of a worker that stopped on its own (unknown-tag policy `fail`, or a bug).
+async fn stopped_worker(slots: &mut HashMap<TopicPartition, Slot>) -> Option<Error> {
+    let tp = slots.iter().find(|(_, slot)| slot.worker.task.is_finished())?.0.clone();
+    let slot = slots.remove(&tp)?;
+    Some(match slot.worker.task.await {
+        Ok(Err(error)) => error,
+        Ok(Ok(())) => Error::transport(format!("worker of {tp}"), "stopped unexpectedly", false),
+        Err(join) => Error::transport(format!("worker of {tp}"), join, false),
+    })
+}
+
+/// Moves backlog into worker queues; pauses partitions whose queue is full, resumes drained
+/// ones.
+fn feed(slots: &mut HashMap<TopicPartition, Slot>, member: &mut dyn GroupMember) {
+    for (tp, slot) in slots.iter_mut() {
+        while let Some(record) = slot.backlog.pop_front() {
+            match slot.worker.queue.try_send(record) {
+                Ok(()) => {}
+                Err(tokio::sync::mpsc::error::TrySendError::Full(record)) => {
+                    slot.backlog.push_front(record);
+                    break;
+                }
+                Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => break,
+            }
+        }
+        let full = !slot.backlog.is_empty();
+        if full != slot.paused {
+            slot.paused = full;
+            if full { member.pause(tp) } else { member.resume(tp) }
+        }
+    }
+}
+
+/// Stops workers after their in-flight record, waiting at most `deadline`; returns the
+/// commit positions of the partitions that made progress.
+async fn drain(slots: Vec<(TopicPartition, Slot)>, deadline: Duration) -> Vec<(TopicPartition, i64)> {
+    let until = tokio::time::Instant::now() + deadline;
+    let mut positions = Vec::new();
+    for (tp, slot) in slots {
+        slot.worker.stopping.store(true, std::sync::atomic::Ordering::Release);
+        drop(slot.worker.queue);
+        let mut task = slot.worker.task;
+        match tokio::time::timeout_at(until, &mut task).await {
+            Ok(Ok(Err(error))) => tracing::error!(partition = %tp, error = %error, "consumer stopped"),
+            Ok(_) => {}
+            Err(_) => {
+                tracing::warn!(partition = %tp, "handler still running at the shutdown deadline; its record will be read again");
+                task.abort();
+            }
+        }
+        if let Some(position) = Some(slot.worker.done.load(std::sync::atomic::Ordering::Acquire)).filter(|p| *p >= 0) {
+            if slot.committed != Some(position) {
+                positions.push((tp, position));
+            }
+        }
+    }
+    positions
+}
+
+async fn commit_running(member: &mut dyn GroupMember, slots: &mut HashMap<TopicPartition, Slot>) {
+    let positions: Vec<(TopicPartition, i64)> = slots
+        .iter()
+        .filter_map(|(tp, slot)| slot.worker.position().filter(|p| slot.committed != Some(*p)).map(|p| (tp.clone(), p)))
+        .collect();
+    if positions.is_empty() {
+        return;
+    }
+    if commit(member, &positions).await {
+        for (tp, position) in positions {
+            if let Some(slot) = slots.get_mut(&tp) {
+                slot.committed = Some(position);
+            }
+        }
+    }
+}
+
+async fn commit(member: &mut dyn GroupMember, positions: &[(TopicPartition, i64)]) -> bool {
+    if positions.is_empty() {
+        return true;
+    }
+    match member.commit(positions).await {
+        Ok(()) => {
+            tracing::debug!(?positions, "offsets committed");
+            true
+        }
+        Err(error) => {
+            tracing::warn!(error = %error, "commit failed; the records after the last commit will be read again");
+            false
+        }
+    }
+}
+
+fn set_member(status: &Mutex<GroupStatus>, member: &dyn GroupMember) {
+    if let Ok(mut status) = status.lock() {
+        status.member_id = Some(member.member_id());
+    }
+}
+
+fn set_assignment(status: &Mutex<GroupStatus>, mut partitions: Vec<TopicPartition>) {
+    partitions.sort();
+    if let Ok(mut status) = status.lock() {
+        status.assigned = partitions;
+    }
+}

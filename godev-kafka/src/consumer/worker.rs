@@ -1,0 +1,258 @@
+//! One ordered worker per assigned partition: dispatch, retries, dead letters.
+
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::task::{Context as TaskContext, Poll};
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tracing::Instrument;
+
+use super::ConsumerSettings;
+use super::dead_letter::{DeadLetter, DeadLetterReason};
+use crate::dispatch::{Context, HandlerError, HandlerFuture, Route};
+use crate::partitioner::partition_for_key;
+use crate::transport::{OutgoingRecord, Record, TopicPartition, Transport};
+use crate::{Codec, Error, Router, UnknownTagPolicy};
+
+/// What every worker of a group shares.
+pub(crate) struct GroupEnv {
+    pub(crate) group: String,
+    pub(crate) router: Router,
+    pub(crate) codec: Codec,
+    pub(crate) unknown_tag: UnknownTagPolicy,
+    pub(crate) settings: ConsumerSettings,
+    pub(crate) transport: Arc<dyn Transport>,
+}
+
+/// The runner's handle on one partition's worker.
+pub(crate) struct Worker {
+    pub(crate) queue: mpsc::Sender<Record>,
+    /// Offset of the next record not yet handled (the commit position), -1 before any.
+    pub(crate) done: Arc<AtomicI64>,
+    pub(crate) stopping: Arc<AtomicBool>,
+    pub(crate) task: JoinHandle<Result<(), Error>>,
+}
+
+/// A record that was not finished because the worker was told to stop.
+struct Interrupted;
+
+enum Outcome {
+    Done,
+    Interrupted,
+    Fatal(Error),
+}
+
+impl Worker {
+    pub(crate) fn spawn(env: Arc<GroupEnv>, partition: TopicPartition) -> Self {
+        let (queue, mut records) = mpsc::channel::<Record>(env.settings.queue_capacity.max(1));
+        let done = Arc::new(AtomicI64::new(-1));
+        let stopping = Arc::new(AtomicBool::new(false));
+        let span = tracing::info_span!("partition", group = %env.group, topic = %partition.topic, partition = partition.partition);
+        let task = tokio::spawn({
+            let (done, stopping) = (done.clone(), stopping.clone());
+            async move {
+                while let Some(record) = records.recv().await {
+                    if stopping.load(Ordering::Acquire) {
+                        break;
+                    }
+                    let offset = record.offset;
+                    match handle(&env, record, &stopping).await {
+                        Outcome::Done => done.store(offset + 1, Ordering::Release),
+                        Outcome::Interrupted => break,
+                        Outcome::Fatal(error) => return Err(error),
+                    }
+                }
+                Ok(())
+            }
+            .instrument(span)
+        });
+        Self { queue, done, stopping, task }
+    }
+
+    /// The commit position, once at least one record was handled.
+    pub(crate) fn position(&self) -> Option<i64> {
+        Some(self.done.load(Ordering::Acquire)).filter(|offset| *offset >= 0)
+    }
+}
+
+/// Handles one record to the end: handled, skipped or dead-lettered.
+async fn handle(env: &GroupEnv, record: Record, stopping: &AtomicBool) -> Outcome {
+    let dead = |reason, error: String| DeadLetter::new(&record, &env.group, reason, error);
+    if record.value.len() > env.settings.max_record_bytes {
+        let error = format!("value has {} bytes, more than max_record_bytes {}", record.value.len(), env.settings.max_record_bytes);
+        return dead_letter(env, &record, dead(DeadLetterReason::Oversized, error), stopping).await;
+    }
+    let peeked = match env.codec.peek(&record.value) {
+        Ok(peeked) => peeked,
+        Err(error) => return dead_letter(env, &record, dead(DeadLetterReason::Malformed, error.to_string()), stopping).await,
+    };
+    let tag = peeked.tag.into_owned();
+    let Some(route) = env.router.route(&record.topic, &tag) else {
+        return match env.unknown_tag {
+            UnknownTagPolicy::Skip => {
+                tracing::debug!(offset = record.offset, %tag, "no handler for tag; skipped");
+                Outcome::Done
+            }
+            UnknownTagPolicy::DeadLetter => {
+                let mut letter = dead(DeadLetterReason::UnknownTag, format!("no handler for `{tag}` in group `{}`", env.group));
+                letter.tag = Some(tag);
+                dead_letter(env, &record, letter, stopping).await
+            }
+            UnknownTagPolicy::Fail => Outcome::Fatal(Error::UnhandledTag {
+                topic: record.topic.clone(),
+                partition: record.partition,
+                offset: record.offset,
+                tag,
+            }),
+        };
+    };
+    let (reason, error, attempts) = match call_with_retries(env, route, &record, &tag, peeked.data, stopping).await {
+        Ok(()) => return Outcome::Done,
+        Err(Failure::Interrupted) => return Outcome::Interrupted,
+        Err(Failure::Gave(reason, error, attempts)) => (reason, error, attempts),
+    };
+    let mut letter = dead(reason, error);
+    letter.tag = Some(tag);
+    letter.handler = Some(route.name().to_owned());
+    letter.attempts = attempts;
+    dead_letter(env, &record, letter, stopping).await
+}
+
+enum Failure {
+    Interrupted,
+    Gave(DeadLetterReason, String, u32),
+}
+
+async fn call_with_retries(
+    env: &GroupEnv,
+    route: &Route,
+    record: &Record,
+    tag: &str,
+    data: &str,
+    stopping: &AtomicBool,
+) -> Result<(), Failure> {
+    let options = route.options();
+    let max_attempts = options.max_attempts.unwrap_or(env.settings.max_attempts).max(1);
+    let first_backoff = options.backoff.unwrap_or(env.settings.backoff);
+    let started = Instant::now();
+    let mut attempt = 1;
+    loop {
+        let ctx = Context {
+            topic: record.topic.clone(),
+            partition: record.partition,
+            offset: record.offset,
+            key: record.key.clone(),
+            tag: tag.to_owned(),
+            group: env.group.clone(),
+            attempt,
+        };
+        let future = route
+            .dispatch(tag, data, ctx)
+            .map_err(|error| Failure::Gave(DeadLetterReason::Undecodable, error.to_string(), 0))?;
+        let error = match CatchUnwind(future).await {
+            Ok(Ok(())) => return Ok(()),
+            Ok(Err(error)) if error.is_permanent() => {
+                return Err(Failure::Gave(DeadLetterReason::Permanent, error.to_string(), attempt));
+            }
+            Ok(Err(error)) => error,
+            Err(panic) => return Err(Failure::Gave(DeadLetterReason::Panicked, panic, attempt)),
+        };
+        let delay = backoff(first_backoff, env.settings.max_backoff, attempt);
+        if attempt >= max_attempts || started.elapsed() + delay > env.settings.max_retry_time {
+            return Err(Failure::Gave(DeadLetterReason::RetriesExhausted, error.to_string(), attempt));
+        }
+        tracing::warn!(offset = record.offset, attempt, error = %error, retry_in = ?delay, "handler failed; retrying");
+        sleep_unless_stopping(delay, stopping).await.map_err(|Interrupted| Failure::Interrupted)?;
+        attempt += 1;
+    }
+}
+
+/// Exponential backoff with full jitter between half and all of the nominal delay.
+fn backoff(first: Duration, max: Duration, attempt: u32) -> Duration {
+    let nominal = first.saturating_mul(1 << (attempt - 1).min(20)).min(max);
+    let jitter = jitter_fraction();
+    nominal.mul_f64(0.5 + jitter / 2.0)
+}
+
+fn jitter_fraction() -> f64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(Instant::now().elapsed().as_nanos());
+    (hasher.finish() >> 11) as f64 / (1u64 << 53) as f64
+}
+
+async fn sleep_unless_stopping(delay: Duration, stopping: &AtomicBool) -> Result<(), Interrupted> {
+    let deadline = Instant::now() + delay;
+    while Instant::now() < deadline {
+        if stopping.load(Ordering::Acquire) {
+            return Err(Interrupted);
+        }
+        tokio::time::sleep(deadline.saturating_duration_since(Instant::now()).min(Duration::from_millis(50))).await;
+    }
+    Ok(())
+}
+
+/// Writes `letter` to the record's dead-letter topic, retrying until it is acknowledged or
+/// the worker is told to stop (then the record stays uncommitted and is read again).
+async fn dead_letter(env: &GroupEnv, record: &Record, letter: DeadLetter, stopping: &AtomicBool) -> Outcome {
+    let topic = format!("{}{}", record.topic, env.settings.dead_letter_suffix);
+    tracing::warn!(
+        offset = record.offset,
+        reason = ?letter.reason,
+        error = %letter.error,
+        dead_letter_topic = %topic,
+        "record dead-lettered"
+    );
+    let value = match serde_json::to_vec(&letter) {
+        Ok(value) => value,
+        Err(error) => return Outcome::Fatal(Error::Encode { tag: "dead letter", source: error }),
+    };
+    let mut attempt = 1;
+    loop {
+        let written = async {
+            let partitions = env.transport.partition_count(&topic).await?;
+            let partition = record.key.as_deref().map_or(0, |key| partition_for_key(key, partitions));
+            let out = OutgoingRecord { topic: topic.clone(), partition, key: record.key.clone(), value: value.clone() };
+            env.transport.produce(out).await
+        };
+        match written.await {
+            Ok(_) => return Outcome::Done,
+            Err(error) => {
+                let delay = backoff(env.settings.backoff, env.settings.max_backoff, attempt);
+                tracing::error!(%topic, error = %error, retry_in = ?delay, "dead-letter write failed; retrying");
+                if sleep_unless_stopping(delay, stopping).await.is_err() {
+                    return Outcome::Interrupted;
+                }
+                attempt += 1;
+            }
+        }
+    }
+}
+
+/// Runs a handler future, turning a panic into an error message.
+struct CatchUnwind(HandlerFuture);
+
+impl Future for CatchUnwind {
+    type Output = Result<Result<(), HandlerError>, String>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        let future = &mut self.0;
+        match std::panic::catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(result)) => Poll::Ready(Ok(result)),
+            Err(panic) => {
+                let message = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "handler panicked".to_owned());
+                Poll::Ready(Err(format!("handler panicked: {message}")))
+            }
+        }
+    }
+}

@@ -1,0 +1,163 @@
+//! Producing events: typed [`Producer::send`] and raw [`Producer::send_raw`].
+//!
+//! A typed send resolves the event's logical topic through the [`TopicMap`], encodes it with
+//! the producer's [`Codec`], and picks the partition as the Java client does: keyed records
+//! go to `murmur2(key) % partitions`, unkeyed ones are spread round-robin. A send resolves
+//! once the broker acknowledged the record; on failure the error carries the key and value
+//! that were not sent ([`Error::Send`]).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+
+use crate::partitioner::partition_for_key;
+use crate::transport::{OutgoingRecord, Transport};
+use crate::{Codec, Error, Event, Result, TopicMap};
+
+/// Where an acknowledged record was written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// The real topic.
+    pub topic: String,
+    /// The partition.
+    pub partition: i32,
+    /// The offset.
+    pub offset: i64,
+}
+
+/// Sends events through a transport. Cheap to clone; clones share the transport.
+///
+/// # Examples
+///
+/// ```
+/// use godev_kafka::{Event, Producer, TopicMap};
+/// use godev_kafka::transport::memory::MemoryTransport;
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Serialize, Deserialize, Event)]
+/// #[event(topic = "user_events", name = "user.created", key = "user_id")]
+/// struct UserCreated { user_id: i64 }
+///
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// let transport = MemoryTransport::new(6);
+/// let producer = Producer::new(transport.clone(), TopicMap::from_iter([("user_events", "user-events")]));
+/// let delivery = producer.send(&UserCreated { user_id: 1 }).await.unwrap();
+/// assert_eq!(delivery.topic, "user-events");
+/// assert_eq!(delivery.offset, 0);
+/// # });
+/// ```
+#[derive(Clone)]
+pub struct Producer {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    transport: Arc<dyn Transport>,
+    topics: TopicMap,
+    codec: Codec,
+    source: String,
+    enabled: AtomicBool,
+    next_partition: AtomicU32,
+}
+
+impl std::fmt::Debug for Producer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Producer")
+            .field("transport", &self.inner.transport.name())
+            .field("codec", &self.inner.codec)
+            .field("enabled", &self.is_enabled())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Producer {
+    /// A producer writing CloudEvents JSON with source `godev-kafka`.
+    pub fn new(transport: impl Transport, topics: TopicMap) -> Self {
+        Self::with_transport(Arc::new(transport), topics, Codec::default(), "godev-kafka")
+    }
+
+    /// A producer on a shared transport, with its codec and CloudEvents `source`.
+    pub fn with_transport(transport: Arc<dyn Transport>, topics: TopicMap, codec: Codec, source: &str) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                transport,
+                topics,
+                codec,
+                source: source.to_owned(),
+                enabled: AtomicBool::new(true),
+                next_partition: AtomicU32::new(0),
+            }),
+        }
+    }
+
+    /// Sends `event` to its topic, keyed by its key field.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Encode`] when the event does not serialize; [`Error::Send`] with the encoded
+    /// record when the transport failed or the producer is disabled.
+    pub async fn send<E: Event>(&self, event: &E) -> Result<Delivery> {
+        let value = self
+            .inner
+            .codec
+            .encode(event, &self.inner.source)
+            .map_err(|source| Error::Encode { tag: event.tag(), source })?;
+        let topic = self.inner.topics.resolve(E::TOPIC).to_owned();
+        self.write(topic, event.key(), value).await
+    }
+
+    /// Sends bytes as they are (the Go kit's `SendMessage`); `topic` is a real topic name.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Send`], carrying `key` and `value` back, when the transport failed or the
+    /// producer is disabled.
+    pub async fn send_raw(&self, topic: &str, key: Option<&[u8]>, value: Vec<u8>) -> Result<Delivery> {
+        self.write(topic.to_owned(), key.map(<[u8]>::to_vec), value).await
+    }
+
+    /// Waits until every record sent so far is acknowledged.
+    ///
+    /// # Errors
+    ///
+    /// When the transport could not deliver outstanding records.
+    pub async fn flush(&self) -> Result<()> {
+        self.inner.transport.flush().await
+    }
+
+    /// Whether sends are accepted.
+    pub fn is_enabled(&self) -> bool {
+        self.inner.enabled.load(Ordering::Acquire)
+    }
+
+    /// Accepts or refuses further sends; a refused send returns [`Error::Send`] with
+    /// [`Error::Closed`] as its source.
+    pub fn set_enabled(&self, enabled: bool) {
+        self.inner.enabled.store(enabled, Ordering::Release);
+    }
+
+    /// The real topic of a logical one.
+    pub fn resolve_topic<'a>(&'a self, logical: &'a str) -> &'a str {
+        self.inner.topics.resolve(logical)
+    }
+
+    async fn write(&self, topic: String, key: Option<Vec<u8>>, value: Vec<u8>) -> Result<Delivery> {
+        let failed = |topic: String, key, value, source| Error::Send { topic, key, value, source: Box::new(source) };
+        if !self.is_enabled() {
+            return Err(failed(topic, key, value, Error::Closed("producer")));
+        }
+        let partitions = match self.inner.transport.partition_count(&topic).await {
+            Ok(count) => count,
+            Err(error) => return Err(failed(topic, key, value, error)),
+        };
+        let partition = match &key {
+            Some(key) => partition_for_key(key, partitions),
+            None => (self.inner.next_partition.fetch_add(1, Ordering::Relaxed) % partitions as u32) as i32,
+        };
+        let record = OutgoingRecord { topic, partition, key, value };
+        let retained = (record.topic.clone(), record.key.clone(), record.value.clone());
+        match self.inner.transport.produce(record).await {
+            Ok(offset) => Ok(Delivery { topic: retained.0, partition, offset }),
+            Err(error) => Err(failed(retained.0, retained.1, retained.2, error)),
+        }
+    }
+}

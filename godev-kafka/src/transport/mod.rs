@@ -1,0 +1,184 @@
+//! Transports: the one trait every backend implements, and the backends.
+//!
+//! The runtime (producer, consumer runner, manager) talks only to [`Transport`] and
+//! [`GroupMember`]; a backend turns their calls into Kafka requests, or into operations on
+//! in-process partitions for the [`memory`] backend.
+//!
+//! # Contract
+//!
+//! - [`Transport::produce`] resolves only after the broker acknowledged the record (with the
+//!   backend's `acks` setting); an error means the record may not have been written.
+//! - A [`GroupMember`] owns the partitions of its latest assignment and no others. Before it
+//!   takes part in a new rebalance it reports [`Polled::Revoked`] and waits for the next
+//!   [`GroupMember::poll`], so the runner can finish and commit in-flight work first.
+//! - [`GroupMember::commit`] is fenced by generation: a member that lost a partition gets
+//!   [`Error::Fenced`](crate::Error::Fenced) instead of overwriting the new owner's offsets.
+
+pub mod memory;
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use crate::Result;
+
+/// A boxed future borrowing its transport.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A topic and one of its partitions.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TopicPartition {
+    /// The real topic.
+    pub topic: String,
+    /// The partition.
+    pub partition: i32,
+}
+
+impl TopicPartition {
+    /// `topic` partition `partition`.
+    pub fn new(topic: impl Into<String>, partition: i32) -> Self {
+        Self { topic: topic.into(), partition }
+    }
+}
+
+impl fmt::Display for TopicPartition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}[{}]", self.topic, self.partition)
+    }
+}
+
+/// A record read from a partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// The real topic.
+    pub topic: String,
+    /// The partition.
+    pub partition: i32,
+    /// The offset within the partition.
+    pub offset: i64,
+    /// The key, if any.
+    pub key: Option<Vec<u8>>,
+    /// The value.
+    pub value: Vec<u8>,
+}
+
+/// A record to write to one partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutgoingRecord {
+    /// The real topic.
+    pub topic: String,
+    /// The partition, chosen by the producer.
+    pub partition: i32,
+    /// The key, if any.
+    pub key: Option<Vec<u8>>,
+    /// The value.
+    pub value: Vec<u8>,
+}
+
+/// Where a group member starts in a partition that has no committed offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OffsetReset {
+    /// At the first record still in the log.
+    #[default]
+    Earliest,
+    /// After the last record: only records written from now on.
+    Latest,
+}
+
+/// How a member joins its group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct GroupOptions {
+    /// The consumer group id.
+    pub group: String,
+    /// The real topics to subscribe to.
+    pub topics: Vec<String>,
+    /// Where to start without a committed offset.
+    pub offset_reset: OffsetReset,
+    /// How long the coordinator waits for a heartbeat before it evicts the member.
+    pub session_timeout: Duration,
+    /// How often the member heartbeats.
+    pub heartbeat_interval: Duration,
+    /// How long a rebalance may wait for this member to rejoin.
+    pub rebalance_timeout: Duration,
+}
+
+impl GroupOptions {
+    /// Options for `group` on `topics`, with Kafka's usual timeouts.
+    pub fn new(group: impl Into<String>, topics: Vec<String>) -> Self {
+        Self {
+            group: group.into(),
+            topics,
+            offset_reset: OffsetReset::Earliest,
+            session_timeout: Duration::from_secs(10),
+            heartbeat_interval: Duration::from_secs(3),
+            rebalance_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// What a [`GroupMember::poll`] brought.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Polled {
+    /// Records from assigned partitions, each partition's in offset order.
+    Records(Vec<Record>),
+    /// The member now owns these partitions (its whole assignment).
+    Assigned(Vec<TopicPartition>),
+    /// The member is about to lose these partitions: finish and commit them, then poll again.
+    Revoked(Vec<TopicPartition>),
+    /// Nothing arrived within the wait.
+    Idle,
+}
+
+/// A backend: produce records, and join consumer groups.
+pub trait Transport: Send + Sync + 'static {
+    /// The number of partitions of `topic`, creating the topic the way the broker would
+    /// (auto-creation) if it does not exist.
+    fn partition_count<'a>(&'a self, topic: &'a str) -> BoxFuture<'a, Result<i32>>;
+
+    /// Writes `record` and resolves with its offset once the broker acknowledged it.
+    fn produce(&self, record: OutgoingRecord) -> BoxFuture<'_, Result<i64>>;
+
+    /// Joins a consumer group.
+    fn join(&self, options: GroupOptions) -> BoxFuture<'_, Result<Box<dyn GroupMember>>>;
+
+    /// Waits until every record produced so far is acknowledged.
+    fn flush(&self) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    /// A short name of the backend, for status and logs (`memory`, `kafka`, ...).
+    fn name(&self) -> &'static str;
+
+    /// The bootstrap addresses, for status.
+    fn brokers(&self) -> Vec<String>;
+}
+
+/// A member of a consumer group, driven by one consumer runner.
+pub trait GroupMember: Send {
+    /// The next records of the assigned partitions, or a rebalance step; waits at most `wait`.
+    fn poll(&mut self, wait: Duration) -> BoxFuture<'_, Result<Polled>>;
+
+    /// Stops returning records of `partition` until [`GroupMember::resume`].
+    fn pause(&mut self, partition: &TopicPartition);
+
+    /// Returns records of `partition` again, from where the runner stopped taking them.
+    fn resume(&mut self, partition: &TopicPartition);
+
+    /// Sets the position of `partition`: the next record returned is at `offset`.
+    fn seek(&mut self, partition: &TopicPartition, offset: i64);
+
+    /// Commits `offsets` (the offset of the next record to read, per partition), fenced by
+    /// the member's generation.
+    fn commit<'a>(&'a mut self, offsets: &'a [(TopicPartition, i64)]) -> BoxFuture<'a, Result<()>>;
+
+    /// Leaves the group, so its partitions move at once instead of after the session timeout.
+    fn leave(self: Box<Self>) -> BoxFuture<'static, Result<()>>;
+
+    /// The partitions currently owned.
+    fn assignment(&self) -> Vec<TopicPartition>;
+
+    /// The member id the coordinator gave this member.
+    fn member_id(&self) -> String;
+}

@@ -50,7 +50,7 @@ pub enum Codec {
 
 /// A record value whose tag has been read and whose payload has not been decoded yet.
 #[derive(Debug, Clone)]
-pub struct Decoded<'a, T> {
+pub struct Envelope<'a, T> {
     /// The event-type tag.
     pub tag: Cow<'a, str>,
     /// The CloudEvents `id`, when the record has one.
@@ -154,7 +154,7 @@ impl Codec {
     /// # Errors
     ///
     /// Fails when the value is not JSON of this codec's layout or has no tag.
-    pub fn peek<'a>(&self, value: &'a [u8]) -> Result<Decoded<'a, &'a str>, DecodeError> {
+    pub fn peek<'a>(&self, value: &'a [u8]) -> Result<Envelope<'a, &'a str>, DecodeError> {
         let malformed = |source| DecodeError::Malformed {
             codec: *self,
             source,
@@ -171,7 +171,7 @@ impl Codec {
                 let tag = fields
                     .tag
                     .ok_or(DecodeError::MissingTag { field: "type" })?;
-                Ok(Decoded {
+                Ok(Envelope {
                     tag,
                     id: fields.id,
                     source: fields.source,
@@ -187,7 +187,7 @@ impl Codec {
                 let tag = fields
                     .event_type
                     .ok_or(DecodeError::MissingTag { field: TAG_FIELD })?;
-                Ok(Decoded {
+                Ok(Envelope {
                     tag,
                     id: None,
                     source: None,
@@ -204,10 +204,10 @@ impl Codec {
     ///
     /// Everything [`Codec::peek`] reports, plus a tag `E` does not know and a payload that
     /// does not decode.
-    pub fn decode<'a, E: Event>(&self, value: &'a [u8]) -> Result<Decoded<'a, E>, DecodeError> {
+    pub fn decode<'a, E: Event>(&self, value: &'a [u8]) -> Result<Envelope<'a, E>, DecodeError> {
         let peeked = self.peek(value)?;
         let data = E::read_payload(&peeked.tag, peeked.data)?;
-        Ok(Decoded {
+        Ok(Envelope {
             tag: peeked.tag,
             id: peeked.id,
             source: peeked.source,

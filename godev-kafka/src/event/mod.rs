@@ -15,7 +15,7 @@ mod codec;
 mod key;
 mod time;
 
-pub use codec::{Codec, DecodeError, Decoded};
+pub use codec::{Codec, DecodeError, Envelope};
 pub use key::PartitionKey;
 pub use time::Timestamp;
 

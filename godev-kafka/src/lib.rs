@@ -32,6 +32,8 @@ mod error;
 pub mod event;
 pub mod partitioner;
 pub mod producer;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod topics;
 pub mod transport;
 

@@ -1,0 +1,197 @@
+//! Helpers for tests against a real broker (feature `testing`).
+//!
+//! [`broker`] finds one:
+//!
+//! 1. the environment variable `GODEV_KAFKA_BROKERS` (`host:port`, comma-separated for
+//!    several), as CI and `dev/kafka start` set it up;
+//! 2. else, with the feature `testcontainers` and a Docker daemon that answers, an
+//!    `apache/kafka` 3.9 container, started once and kept for the whole test process;
+//! 3. else an error that says how to get one. Tests that need a broker fail, loudly; they
+//!    never skip.
+//!
+//! Every test should use its own topics and groups: [`unique_name`].
+//!
+//! ```no_run
+//! # async fn demo() -> godev_kafka::Result<()> {
+//! use godev_kafka::testing;
+//!
+//! let brokers = testing::broker().await?;
+//! let topic = testing::unique_name("orders");
+//! testing::create_topic(&brokers, &topic, 3).await?;
+//! # Ok(()) }
+//! ```
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::transport::kafka::admin;
+use crate::{Error, Result};
+
+/// The environment variable naming the brokers for tests.
+pub const BROKERS_ENV: &str = "GODEV_KAFKA_BROKERS";
+
+/// The address (`host:port`, comma-separated for several) of a broker for tests.
+///
+/// # Errors
+///
+/// Neither `GODEV_KAFKA_BROKERS` is set nor a Docker container could be started; the message
+/// says how to get a broker.
+pub async fn broker() -> Result<String> {
+    if let Ok(brokers) = std::env::var(BROKERS_ENV) {
+        let brokers = brokers.trim().to_owned();
+        if !brokers.is_empty() {
+            return Ok(brokers);
+        }
+    }
+    container().await
+}
+
+/// The brokers of [`broker`] as a list.
+///
+/// # Errors
+///
+/// As [`broker`].
+pub async fn brokers() -> Result<Vec<String>> {
+    Ok(broker()
+        .await?
+        .split(',')
+        .map(|b| b.trim().to_owned())
+        .collect())
+}
+
+fn no_broker(why: &str) -> Error {
+    Error::Config {
+        key: BROKERS_ENV.into(),
+        message: format!(
+            "no Kafka broker for tests ({why}): set GODEV_KAFKA_BROKERS=host:port \
+             (dev/kafka start prints one) or run Docker for testcontainers \
+             (feature `testcontainers`)"
+        ),
+    }
+}
+
+#[cfg(not(feature = "testcontainers"))]
+async fn container() -> Result<String> {
+    Err(no_broker(
+        "GODEV_KAFKA_BROKERS is not set and the feature `testcontainers` is off",
+    ))
+}
+
+#[cfg(feature = "testcontainers")]
+async fn container() -> Result<String> {
+    use std::sync::OnceLock;
+
+    use testcontainers_modules::kafka::apache::{KAFKA_PORT, Kafka};
+    use testcontainers_modules::testcontainers::runners::AsyncRunner;
+    use testcontainers_modules::testcontainers::{ContainerAsync, ImageExt};
+    use tokio::sync::OnceCell;
+
+    /// The container lives as long as the test process (the reaper removes it afterwards).
+    static CONTAINER: OnceLock<ContainerAsync<Kafka>> = OnceLock::new();
+    static ADDRESS: OnceCell<String> = OnceCell::const_new();
+
+    let docker = std::env::var_os("DOCKER_HOST").is_some()
+        || std::path::Path::new("/var/run/docker.sock").exists();
+    if !docker {
+        return Err(no_broker(
+            "GODEV_KAFKA_BROKERS is not set and no Docker daemon was found",
+        ));
+    }
+    ADDRESS
+        .get_or_try_init(|| async {
+            let container = Kafka::default()
+                .with_jvm_image()
+                .with_tag("3.9.2")
+                .start()
+                .await
+                .map_err(|e| no_broker(&format!("the Kafka container did not start: {e}")))?;
+            let port = container
+                .get_host_port_ipv4(KAFKA_PORT)
+                .await
+                .map_err(|e| no_broker(&format!("the Kafka container has no port: {e}")))?;
+            let host = container
+                .get_host()
+                .await
+                .map_err(|e| no_broker(&format!("the Kafka container has no host: {e}")))?;
+            let _ = CONTAINER.set(container);
+            Ok(format!("{host}:{port}"))
+        })
+        .await
+        .cloned()
+}
+
+/// A topic or group name no other test (or test run) uses: `prefix`, the process id, a counter
+/// and the clock, in the characters Kafka allows (`[a-zA-Z0-9._-]`).
+pub fn unique_name(prefix: &str) -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let prefix: String = prefix
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    format!("{prefix}-{}-{n}-{nanos}", std::process::id())
+}
+
+fn split(brokers: &str) -> Vec<String> {
+    brokers.split(',').map(|b| b.trim().to_owned()).collect()
+}
+
+/// Creates `topic` with `partitions` partitions and waits until every partition has a leader.
+///
+/// # Errors
+///
+/// The broker refused, or the partitions got no leaders within 30 seconds.
+pub async fn create_topic(brokers: &str, topic: &str, partitions: i32) -> Result<()> {
+    admin::create_topic(&split(brokers), topic, partitions).await
+}
+
+/// Partition → end offset (the offset the next record will get) of `topic`.
+///
+/// # Errors
+///
+/// The brokers could not be reached or do not know the topic.
+pub async fn end_offsets(brokers: &str, topic: &str) -> Result<BTreeMap<i32, i64>> {
+    admin::end_offsets(&split(brokers), topic).await
+}
+
+/// Partition → offset `group` committed for `topic` (partitions without one are left out).
+///
+/// # Errors
+///
+/// The group coordinator could not be found or refused.
+pub async fn committed_offsets(
+    brokers: &str,
+    group: &str,
+    topic: &str,
+) -> Result<BTreeMap<i32, i64>> {
+    admin::committed_offsets(&split(brokers), group, topic).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unique_names_differ_and_are_valid_topic_names() {
+        let a = unique_name("my topic/x");
+        let b = unique_name("my topic/x");
+        assert_ne!(a, b);
+        assert!(a.starts_with("my-topic-x-"));
+        assert!(
+            a.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        );
+        assert!(a.len() < 249);
+    }
+}

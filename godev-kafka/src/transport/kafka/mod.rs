@@ -1,0 +1,285 @@
+//! The `kafka` crate backend: Apache Kafka 0.10 to 3.9, without native libraries.
+//!
+//! Records are written and read through the pure-Rust [`kafka`](https://docs.rs/kafka) crate;
+//! consumer-group membership and generation-fenced offset commits are this project's own,
+//! encoded with [`kafka-protocol`](https://docs.rs/kafka-protocol) on a connection to the group
+//! coordinator.
+//!
+//! # Threads
+//!
+//! The `kafka` crate blocks. Its clients live on dedicated threads (one producer thread per
+//! transport, one fetch thread per group member, one metadata thread per transport); the async
+//! side sends them work over channels and awaits a oneshot answer. No async worker blocks.
+//!
+//! # Producing
+//!
+//! [`Transport::produce`] queues the record for the producer thread, which batches records for
+//! [`KafkaOptions::linger`] or up to [`KafkaOptions::batch_size`] records, sends them in one
+//! produce request per leader, and resolves each record with its offset. Retriable failures
+//! (leader moved, timeouts, network) refresh the metadata and are retried
+//! [`KafkaOptions::retries`] times, [`KafkaOptions::retry_backoff`] apart; a retry after a lost
+//! response can write a record twice (at-least-once). With [`Acks::None`] the offset is `-1`.
+//!
+//! # Consuming
+//!
+//! [`Transport::join`] returns a member of a classic consumer group (protocol type
+//! `consumer`, assignors `range` and `roundrobin`, eager rebalancing), so Kafka's own
+//! `kafka-consumer-groups.sh --describe` shows its members, assignment and offsets. See
+//! [`GroupMember`] for the poll cycle: a rebalance first reports [`Polled::Revoked`](crate::transport::Polled::Revoked) with every
+//! owned partition, then, on the next poll, [`Polled::Assigned`](crate::transport::Polled::Assigned). Positions start at the
+//! group's committed offsets, else at the earliest or latest offset per
+//! [`GroupOptions::offset_reset`](crate::transport::GroupOptions), and fall back to that reset
+//! when a position left the log (OFFSET_OUT_OF_RANGE). A poll that takes part in a rebalance
+//! can last longer than its `wait`, up to the rebalance timeout.
+//!
+//! # Limits
+//!
+//! - Protocol versions. The `kafka` crate speaks Produce v0, Fetch v0, ListOffsets v0 and
+//!   Metadata v0 (message format v0/v1: brokers convert). The group APIs negotiate, through
+//!   ApiVersions, the highest version both the broker and `kafka-protocol` 0.18 know: on Kafka
+//!   3.9 that is FindCoordinator v4, JoinGroup v9, SyncGroup v5, Heartbeat v4, LeaveGroup v5,
+//!   OffsetCommit v9, OffsetFetch v9, CreateTopics v7.
+//! - Kafka 4.0 and later removed Produce v0-v2 and Fetch v0-v3: [`KafkaTransport::connect`]
+//!   refuses such a broker. Use the confluent backend (feature `confluent`,
+//!   `[kafka] client = "confluent"`) for Kafka 4.
+//! - No record headers: event type tags travel in the record value.
+//! - An empty key is sent as no key (null); an empty value as a null value.
+//! - No TLS or SASL; no idempotent or transactional producer; no static membership, no
+//!   cooperative rebalancing (KIP-429) and no KIP-848 consumer groups.
+//! - The admin helpers' CreateTopics needs Kafka 0.11+ (v2 is the lowest `kafka-protocol` knows).
+
+pub mod admin;
+mod client;
+mod fetch;
+mod group;
+mod producer;
+mod wire;
+
+use std::time::{Duration, Instant};
+
+use kafka::client::KafkaClient;
+use kafka_protocol::messages::ApiKey;
+
+use self::fetch::Fetcher;
+use self::group::membership::{KafkaMember, Settings};
+use self::producer::ProducerHandle;
+use self::wire::Connection;
+use crate::transport::{BoxFuture, GroupMember, GroupOptions, OutgoingRecord, Transport};
+use crate::{Error, Result};
+
+/// How many acknowledgements a produce request waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Acks {
+    /// None: fire and forget; the offset is unknown (`-1`).
+    None,
+    /// The leader wrote the record.
+    One,
+    /// Every in-sync replica wrote the record.
+    #[default]
+    All,
+}
+
+/// How record batches are compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Compression {
+    /// Not compressed.
+    #[default]
+    None,
+    /// gzip.
+    Gzip,
+    /// Snappy.
+    Snappy,
+}
+
+impl From<Compression> for kafka::client::Compression {
+    fn from(c: Compression) -> Self {
+        match c {
+            Compression::None => kafka::client::Compression::NONE,
+            Compression::Gzip => kafka::client::Compression::GZIP,
+            Compression::Snappy => kafka::client::Compression::SNAPPY,
+        }
+    }
+}
+
+/// How to reach the brokers and how to produce.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct KafkaOptions {
+    /// Bootstrap brokers, `host:port`.
+    pub brokers: Vec<String>,
+    /// The client id the brokers see.
+    pub client_id: String,
+    /// Acknowledgements a produce waits for.
+    pub acks: Acks,
+    /// Batch compression.
+    pub compression: Compression,
+    /// How long the producer waits for more records before it sends a batch.
+    pub linger: Duration,
+    /// The most records in one produce request.
+    pub batch_size: usize,
+    /// How long a request may take (produce ack timeout, connects, group requests).
+    pub request_timeout: Duration,
+    /// How often a retriable produce failure is retried.
+    pub retries: u32,
+    /// The pause between retries.
+    pub retry_backoff: Duration,
+    /// The most bytes fetched per partition and request (a record larger than this stalls
+    /// its partition).
+    pub fetch_max_bytes: i32,
+}
+
+impl KafkaOptions {
+    /// Options for `brokers` with the Java client's usual settings.
+    pub fn new(brokers: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        Self {
+            brokers: brokers.into_iter().map(Into::into).collect(),
+            client_id: "godev-kafka".into(),
+            acks: Acks::All,
+            compression: Compression::None,
+            linger: Duration::from_millis(5),
+            batch_size: 500,
+            request_timeout: Duration::from_secs(30),
+            retries: 5,
+            retry_backoff: Duration::from_millis(100),
+            fetch_max_bytes: 1024 * 1024,
+        }
+    }
+}
+
+/// The `kafka` crate backend. See the [module docs](self).
+#[derive(Debug)]
+pub struct KafkaTransport {
+    options: KafkaOptions,
+    producer: ProducerHandle,
+    metadata: Fetcher,
+}
+
+impl KafkaTransport {
+    /// Checks that a broker answers and speaks the protocol versions of the `kafka` crate,
+    /// then starts the producer thread.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn demo() -> godev_kafka::Result<()> {
+    /// use godev_kafka::transport::kafka::{KafkaOptions, KafkaTransport};
+    ///
+    /// let transport = KafkaTransport::connect(KafkaOptions::new(["127.0.0.1:9092"])).await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// No broker answered, or the broker is Kafka 4 or later (it removed the produce and fetch
+    /// versions the `kafka` crate speaks).
+    pub async fn connect(options: KafkaOptions) -> Result<Self> {
+        if options.brokers.is_empty() {
+            return Err(Error::Config {
+                key: "kafka.brokers".into(),
+                message: "no brokers given; set at least one host:port".into(),
+            });
+        }
+        let mut last = None;
+        let mut conn = None;
+        for broker in &options.brokers {
+            match Connection::connect(broker, &options.client_id, options.request_timeout).await {
+                Ok(c) => {
+                    conn = Some(c);
+                    break;
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        let conn = match conn {
+            Some(c) => c,
+            None => return Err(last.expect("at least one broker was tried")),
+        };
+        check_versions(&conn)?;
+        let brokers = options.brokers.clone();
+        let mut client = KafkaClient::new(brokers.clone());
+        client.set_client_id(options.client_id.clone());
+        let producer = ProducerHandle::spawn(client, &options)?;
+        let metadata = Fetcher::spawn(brokers, options.client_id.clone(), options.fetch_max_bytes)?;
+        Ok(Self {
+            options,
+            producer,
+            metadata,
+        })
+    }
+
+    /// The options this transport was built with.
+    pub fn options(&self) -> &KafkaOptions {
+        &self.options
+    }
+}
+
+/// Refuses brokers that dropped the versions the `kafka` crate speaks (Kafka 4+).
+fn check_versions(conn: &Connection) -> Result<()> {
+    for key in [
+        ApiKey::Produce,
+        ApiKey::Fetch,
+        ApiKey::ListOffsets,
+        ApiKey::Metadata,
+    ] {
+        let range = conn.broker_range(key);
+        if range.is_none_or(|r| r.min > 0) {
+            let supported = range
+                .map(|r| format!("v{}-v{}", r.min, r.max))
+                .unwrap_or_else(|| "no version".into());
+            return Err(Error::transport(
+                format!("connect to broker {}", conn.addr()),
+                format!(
+                    "the broker supports {key:?} {supported}, but the `kafka` crate speaks only v0 \
+                     (the broker is Kafka 4 or later); use the confluent backend (feature \
+                     `confluent`, `[kafka] client = \"confluent\"`)"
+                ),
+                false,
+            ));
+        }
+    }
+    Ok(())
+}
+
+impl Transport for KafkaTransport {
+    fn partition_count<'a>(&'a self, topic: &'a str) -> BoxFuture<'a, Result<i32>> {
+        Box::pin(async move {
+            let deadline = Instant::now() + self.options.request_timeout;
+            let counts = self
+                .metadata
+                .partition_counts(vec![topic.to_owned()], deadline)
+                .await?;
+            Ok(counts.get(topic).copied().unwrap_or(0))
+        })
+    }
+
+    fn produce(&self, record: OutgoingRecord) -> BoxFuture<'_, Result<i64>> {
+        let answer = self.producer.send(record);
+        Box::pin(async move { answer.await.map_err(|_| Error::Closed("kafka producer"))? })
+    }
+
+    fn join(&self, options: GroupOptions) -> BoxFuture<'_, Result<Box<dyn GroupMember>>> {
+        let settings = Settings {
+            brokers: self.options.brokers.clone(),
+            client_id: self.options.client_id.clone(),
+            request_timeout: self.options.request_timeout,
+            max_bytes: self.options.fetch_max_bytes,
+        };
+        Box::pin(async move {
+            let member = KafkaMember::new(options, settings).await?;
+            Ok(Box::new(member) as Box<dyn GroupMember>)
+        })
+    }
+
+    fn flush(&self) -> BoxFuture<'_, Result<()>> {
+        let done = self.producer.flush();
+        Box::pin(async move { done.await.map_err(|_| Error::Closed("kafka producer")) })
+    }
+
+    fn name(&self) -> &'static str {
+        "kafka"
+    }
+
+    fn brokers(&self) -> Vec<String> {
+        self.options.brokers.clone()
+    }
+}

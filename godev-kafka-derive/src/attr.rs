@@ -104,33 +104,54 @@ pub(crate) struct EventAttrs {
     pub(crate) key: Option<Setting<LitStr>>,
     /// `crate = "..."`.
     pub(crate) krate: Option<Setting<Path>>,
+    /// Keywords written with a value that was refused (and reported), so that they are not
+    /// reported as missing too.
+    refused: Vec<&'static str>,
 }
 
 impl EventAttrs {
+    /// Whether `keyword` was written, even with a refused value.
+    pub(crate) fn was_written(&self, keyword: Symbol) -> bool {
+        self.refused.contains(&keyword.0)
+            || [&self.topic, &self.name, &self.key]
+                .into_iter()
+                .flatten()
+                .any(|setting| setting.keyword == keyword)
+            || self
+                .krate
+                .as_ref()
+                .is_some_and(|krate| krate.keyword == keyword)
+    }
+
     /// Reads every `#[event(...)]` among `attrs`, recording mistakes in `cx`.
     pub(crate) fn from_attrs(cx: &Ctxt, attrs: &[syn::Attribute]) -> Self {
         let mut topic = Once::new(cx, TOPIC);
         let mut name = Once::new(cx, NAME);
         let mut key = Once::new(cx, KEY);
         let mut krate = Once::new(cx, CRATE);
+        let mut refused = Vec::new();
 
         for attr in attrs.iter().filter(|attr| *attr.path() == EVENT) {
             let parsed = attr.parse_nested_meta(|meta| {
                 if meta.path == TOPIC {
-                    if let Some(value) = non_empty_string(cx, TOPIC, &meta)? {
-                        topic.set(&meta.path, value);
+                    match non_empty_string(cx, TOPIC, &meta)? {
+                        Some(value) => topic.set(&meta.path, value),
+                        None => refused.push(TOPIC.0),
                     }
                 } else if meta.path == NAME {
-                    if let Some(value) = non_empty_string(cx, NAME, &meta)? {
-                        name.set(&meta.path, value);
+                    match non_empty_string(cx, NAME, &meta)? {
+                        Some(value) => name.set(&meta.path, value),
+                        None => refused.push(NAME.0),
                     }
                 } else if meta.path == KEY {
-                    if let Some(value) = non_empty_string(cx, KEY, &meta)? {
-                        key.set(&meta.path, value);
+                    match non_empty_string(cx, KEY, &meta)? {
+                        Some(value) => key.set(&meta.path, value),
+                        None => refused.push(KEY.0),
                     }
                 } else if meta.path == CRATE {
-                    if let Some(path) = crate_path(cx, &meta)? {
-                        krate.set(&meta.path, path);
+                    match crate_path(cx, &meta)? {
+                        Some(path) => krate.set(&meta.path, path),
+                        None => refused.push(CRATE.0),
                     }
                 } else {
                     unknown(cx, "event", &meta)?;
@@ -147,6 +168,7 @@ impl EventAttrs {
             name: name.get(),
             key: key.get(),
             krate: krate.get(),
+            refused,
         }
     }
 }

@@ -111,6 +111,7 @@ impl<'a> Shape<'a> {
         let Shape::Named(fields) = self else {
             return None;
         };
+        let name = name.strip_prefix("r#").unwrap_or(name);
         fields.iter().find_map(|field| {
             let ident = field.ident.as_ref()?;
             (syn::ext::IdentExt::unraw(ident) == name).then_some((ident, &field.ty))

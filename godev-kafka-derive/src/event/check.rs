@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use syn::{Ident, LitStr};
 
 use super::ast::{Container, Data, Shape, Variant};
-use crate::attr::{EventAttrs, Setting};
+use crate::attr::{EventAttrs, NAME, Setting, TOPIC};
 use crate::ctxt::Ctxt;
 
 /// Records every mistake in `container` in `cx`.
@@ -41,7 +41,7 @@ fn check_struct(cx: &Ctxt, container: &Container<'_>, shape: &Shape<'_>) {
     let ident = container.ident;
     let attrs = &container.attrs;
     require_topic(cx, container);
-    if attrs.name.is_none() {
+    if !attrs.was_written(NAME) {
         cx.error_spanned_by(
             ident,
             format!("missing `name` on `{ident}`: add `#[event(name = \"...\")]`"),
@@ -93,6 +93,7 @@ fn check_enum(cx: &Ctxt, container: &Container<'_>, variants: &[Variant<'_>]) {
     for variant in variants {
         check_variant_placement(cx, &variant.attrs);
         match &variant.attrs.name {
+            None if variant.attrs.was_written(NAME) => {}
             None => cx.error_spanned_by(
                 variant.ident,
                 format!(
@@ -117,7 +118,7 @@ fn check_enum(cx: &Ctxt, container: &Container<'_>, variants: &[Variant<'_>]) {
 }
 
 fn require_topic(cx: &Ctxt, container: &Container<'_>) {
-    if container.attrs.topic.is_none() {
+    if !container.attrs.was_written(TOPIC) {
         cx.error_spanned_by(
             container.ident,
             format!(

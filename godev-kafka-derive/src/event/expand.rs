@@ -208,7 +208,9 @@ fn variant_key(
         },
         (Shape::Newtype(_), Some(key)) => {
             // The field belongs to the wrapped type: the compiler checks it, at the key.
-            let member = Ident::new(&key.value(), key.span());
+            let Ok(member) = key.parse::<Ident>() else {
+                return quote!(Self::#ident { .. } => ::core::option::Option::None,);
+            };
             let call = quote_spanned! {key.span()=>
                 #private::PartitionKey::partition_key(&__inner.#member)
             };

@@ -26,10 +26,9 @@ pub(crate) fn handler_impl(
     };
     let options = options(attrs, &private);
 
-    // The checks, each spanned at the token it is about.
-    let assert_event = quote_spanned! {event.span()=>
-        const _: () = #private::assert_event::<#event>();
-    };
+    // The checks, each spanned at the token it is about. An event type that is not an
+    // `Event` is reported by `type Event = ...` below, at the argument's type: the user's
+    // tokens carry their own spans, so `__private::assert_event` would only repeat it.
     let (context_arg, ignore_context) = match signature.context {
         // A `Context` of another crate fails to type-check here, at the argument's type.
         Some(context) => (quote_spanned!(context.span()=> , __ctx), quote!()),
@@ -53,8 +52,6 @@ pub(crate) fn handler_impl(
         #vis struct #ident {}
 
         const _: () = {
-            #assert_event
-
             #[automatically_derived]
             impl #private::Handler for #ident {
                 type Event = #event;

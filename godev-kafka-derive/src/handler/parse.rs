@@ -41,7 +41,8 @@ impl<'a> Signature<'a> {
 
         let mut event = None;
         let mut context = None;
-        for (index, input) in sig.inputs.iter().enumerate() {
+        let mut index = 0;
+        for input in &sig.inputs {
             let ty = match input {
                 FnArg::Receiver(receiver) => {
                     cx.error_spanned_by(
@@ -52,14 +53,15 @@ impl<'a> Signature<'a> {
                 }
                 FnArg::Typed(typed) => &*typed.ty,
             };
+            index += 1;
             if let Type::ImplTrait(_) = ty {
                 cx.error_spanned_by(ty, "`#[handler]` does not support generic parameters");
                 continue;
             }
             match index {
-                0 => event = Some(ty),
-                1 if ends_with_context(ty) => context = Some(ty),
-                1 => cx.error_spanned_by(
+                1 => event = Some(ty),
+                2 if ends_with_context(ty) => context = Some(ty),
+                2 => cx.error_spanned_by(
                     ty,
                     "the second argument of a `#[handler]` must be the `Context`",
                 ),
@@ -78,7 +80,14 @@ impl<'a> Signature<'a> {
 
         let output_span = match &sig.output {
             ReturnType::Type(_, ty) => ty.span(),
-            ReturnType::Default => sig.paren_token.span.close(),
+            ReturnType::Default => {
+                let close = sig.paren_token.span.close();
+                cx.syn_error(syn::Error::new(
+                    close,
+                    "`#[handler]` functions return `Result<(), E>`, where `E` converts into `HandlerError`",
+                ));
+                close
+            }
         };
         Signature {
             event,

@@ -1,0 +1,18 @@
+use godev_kafka::{Event, HandlerError, handler};
+use serde::{Deserialize, Serialize};
+
+#[derive(Serialize, Deserialize, Event)]
+#[event(topic = "user_events", name = "user.created")]
+struct UserCreated {
+    user_id: i64,
+}
+
+struct NotAnEvent;
+
+#[handler]
+async fn on_created(event: NotAnEvent) -> Result<(), HandlerError> {
+    let _ = event;
+    Ok(())
+}
+
+fn main() {}

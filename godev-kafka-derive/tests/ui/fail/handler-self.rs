@@ -1,0 +1,20 @@
+use godev_kafka::{Event, HandlerError, handler};
+use serde::{Deserialize, Serialize};
+
+#[derive(Serialize, Deserialize, Event)]
+#[event(topic = "user_events", name = "user.created")]
+struct UserCreated {
+    user_id: i64,
+}
+
+struct Mailer;
+
+impl Mailer {
+    #[handler]
+    async fn on_created(&self, event: UserCreated) -> Result<(), HandlerError> {
+        let _ = event;
+        Ok(())
+    }
+}
+
+fn main() {}

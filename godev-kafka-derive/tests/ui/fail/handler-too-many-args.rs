@@ -1,0 +1,16 @@
+use godev_kafka::{Event, HandlerError, handler};
+use serde::{Deserialize, Serialize};
+
+#[derive(Serialize, Deserialize, Event)]
+#[event(topic = "user_events", name = "user.created")]
+struct UserCreated {
+    user_id: i64,
+}
+
+#[handler]
+async fn on_created(event: UserCreated, ctx: godev_kafka::Context, extra: u32) -> Result<(), HandlerError> {
+    let _ = (event, ctx, extra);
+    Ok(())
+}
+
+fn main() {}

@@ -1,0 +1,10 @@
+use godev_kafka::Event;
+use serde::{Deserialize, Serialize};
+
+#[derive(Serialize, Deserialize, Event)]
+#[event(topic = user_events, name = 7, key = "")]
+struct UserCreated {
+    user_id: i64,
+}
+
+fn main() {}

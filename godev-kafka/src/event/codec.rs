@@ -1,5 +1,6 @@
 use std::borrow::Cow;
 use std::fmt;
+use std::io::Write;
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -220,13 +221,13 @@ impl Codec {
 fn encode_cloud_event<E: Event>(event: &E, source: &str) -> serde_json::Result<Vec<u8>> {
     let mut out = Vec::with_capacity(256);
     out.extend_from_slice(br#"{"specversion":"1.0","id":""#);
-    out.extend_from_slice(new_event_id().as_bytes());
+    write_event_id(&mut out);
     out.extend_from_slice(br#"","source":"#);
     serde_json::to_writer(&mut out, source)?;
     out.extend_from_slice(br#","type":"#);
     serde_json::to_writer(&mut out, event.tag())?;
     out.extend_from_slice(br#","time":""#);
-    out.extend_from_slice(Timestamp::now().to_string().as_bytes());
+    write!(out, "{}", Timestamp::now()).map_err(serde_json::Error::io)?;
     out.extend_from_slice(br#"","datacontenttype":"application/json","data":"#);
     event.write_payload(&mut out)?;
     out.push(b'}');
@@ -247,11 +248,12 @@ fn encode_tagged<E: Event>(event: &E) -> serde_json::Result<Vec<u8>> {
     serde_json::to_vec(&members)
 }
 
-/// A random 128-bit id in UUID version 4 text form.
-fn new_event_id() -> String {
+/// Appends a random 128-bit id in UUID version 4 text form.
+fn write_event_id(out: &mut Vec<u8>) {
     use std::hash::{BuildHasher, Hasher};
     use std::sync::atomic::{AtomicU64, Ordering};
     static COUNTER: AtomicU64 = AtomicU64::new(0);
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let state = std::collections::hash_map::RandomState::new();
     let word = |salt: u64| {
         let mut h = state.build_hasher();
@@ -260,15 +262,12 @@ fn new_event_id() -> String {
     };
     let bits = (u128::from(word(0x5eed)) << 64) | u128::from(word(0xfeed));
     let bits = (bits & !(0xf << 76) | (0x4 << 76)) & !(0x3 << 62) | (0x2 << 62);
-    let hex = format!("{bits:032x}");
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..]
-    )
+    for nibble in 0..32 {
+        if matches!(nibble, 8 | 12 | 16 | 20) {
+            out.push(b'-');
+        }
+        out.push(HEX[(bits >> (124 - 4 * nibble) & 0xf) as usize]);
+    }
 }
 
 #[cfg(test)]
@@ -277,8 +276,12 @@ mod tests {
 
     #[test]
     fn event_ids_are_version_4_uuids_and_unique() {
-        let a = new_event_id();
-        let b = new_event_id();
+        let id = || {
+            let mut out = Vec::new();
+            write_event_id(&mut out);
+            String::from_utf8(out).unwrap()
+        };
+        let (a, b) = (id(), id());
         assert_ne!(a, b);
         assert_eq!(a.len(), 36);
         assert_eq!(&a[14..15], "4");

@@ -77,7 +77,9 @@ pub enum Error {
     },
     /// A record's tag has no handler and the consumer's policy is
     /// [`UnknownTagPolicy::Fail`](crate::UnknownTagPolicy::Fail).
-    #[error("no handler for tag `{tag}` at {topic}[{partition}]@{offset}; the consumer stopped (unknown-tag policy `fail`)")]
+    #[error(
+        "no handler for tag `{tag}` at {topic}[{partition}]@{offset}; the consumer stopped (unknown-tag policy `fail`)"
+    )]
     UnhandledTag {
         /// The real topic.
         topic: String,

@@ -41,9 +41,9 @@ pub use consumer::{Consumer, ConsumerSettings, RunningConsumer};
 pub use dispatch::{Context, Handler, HandlerError, Route, Router, UnknownTagPolicy};
 pub use error::{Error, Result};
 pub use event::{Codec, Event};
+pub use godev_kafka_derive::{Event, handler};
 pub use producer::{Delivery, Producer};
 pub use topics::TopicMap;
-pub use godev_kafka_derive::{Event, handler};
 
 /// Items the macros' generated code refers to. Not public API: no stability promise.
 #[doc(hidden)]

@@ -76,7 +76,12 @@ impl Producer {
     }
 
     /// A producer on a shared transport, with its codec and CloudEvents `source`.
-    pub fn with_transport(transport: Arc<dyn Transport>, topics: TopicMap, codec: Codec, source: &str) -> Self {
+    pub fn with_transport(
+        transport: Arc<dyn Transport>,
+        topics: TopicMap,
+        codec: Codec,
+        source: &str,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 transport,
@@ -100,7 +105,10 @@ impl Producer {
             .inner
             .codec
             .encode(event, &self.inner.source)
-            .map_err(|source| Error::Encode { tag: event.tag(), source })?;
+            .map_err(|source| Error::Encode {
+                tag: event.tag(),
+                source,
+            })?;
         let topic = self.inner.topics.resolve(E::TOPIC).to_owned();
         self.write(topic, event.key(), value).await
     }
@@ -111,8 +119,14 @@ impl Producer {
     ///
     /// [`Error::Send`], carrying `key` and `value` back, when the transport failed or the
     /// producer is disabled.
-    pub async fn send_raw(&self, topic: &str, key: Option<&[u8]>, value: Vec<u8>) -> Result<Delivery> {
-        self.write(topic.to_owned(), key.map(<[u8]>::to_vec), value).await
+    pub async fn send_raw(
+        &self,
+        topic: &str,
+        key: Option<&[u8]>,
+        value: Vec<u8>,
+    ) -> Result<Delivery> {
+        self.write(topic.to_owned(), key.map(<[u8]>::to_vec), value)
+            .await
     }
 
     /// Waits until every record sent so far is acknowledged.
@@ -141,7 +155,12 @@ impl Producer {
     }
 
     async fn write(&self, topic: String, key: Option<Vec<u8>>, value: Vec<u8>) -> Result<Delivery> {
-        let failed = |topic: String, key, value, source| Error::Send { topic, key, value, source: Box::new(source) };
+        let failed = |topic: String, key, value, source| Error::Send {
+            topic,
+            key,
+            value,
+            source: Box::new(source),
+        };
         if !self.is_enabled() {
             return Err(failed(topic, key, value, Error::Closed("producer")));
         }
@@ -151,12 +170,28 @@ impl Producer {
         };
         let partition = match &key {
             Some(key) => partition_for_key(key, partitions),
-            None => (self.inner.next_partition.fetch_add(1, Ordering::Relaxed) % partitions as u32) as i32,
+            None => {
+                (self.inner.next_partition.fetch_add(1, Ordering::Relaxed) % partitions as u32)
+                    as i32
+            }
         };
-        let record = OutgoingRecord { topic, partition, key, value };
-        let retained = (record.topic.clone(), record.key.clone(), record.value.clone());
+        let record = OutgoingRecord {
+            topic,
+            partition,
+            key,
+            value,
+        };
+        let retained = (
+            record.topic.clone(),
+            record.key.clone(),
+            record.value.clone(),
+        );
         match self.inner.transport.produce(record).await {
-            Ok(offset) => Ok(Delivery { topic: retained.0, partition, offset }),
+            Ok(offset) => Ok(Delivery {
+                topic: retained.0,
+                partition,
+                offset,
+            }),
             Err(error) => Err(failed(retained.0, retained.1, retained.2, error)),
         }
     }

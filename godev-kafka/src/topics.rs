@@ -37,6 +37,11 @@ impl TopicMap {
 
 impl<L: Into<String>, R: Into<String>> FromIterator<(L, R)> for TopicMap {
     fn from_iter<I: IntoIterator<Item = (L, R)>>(iter: I) -> Self {
-        Self { entries: iter.into_iter().map(|(l, r)| (l.into(), r.into())).collect() }
+        Self {
+            entries: iter
+                .into_iter()
+                .map(|(l, r)| (l.into(), r.into()))
+                .collect(),
+        }
     }
 }

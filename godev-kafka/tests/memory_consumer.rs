@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use godev_kafka::consumer::{ConsumerSettings, DeadLetter, DeadLetterReason};
 use godev_kafka::transport::memory::MemoryTransport;
-use godev_kafka::{Consumer, Context, Event, HandlerError, Producer, TopicMap, UnknownTagPolicy, handler};
+use godev_kafka::{
+    Consumer, Context, Event, HandlerError, Producer, TopicMap, UnknownTagPolicy, handler,
+};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Event)]
@@ -31,12 +33,19 @@ static SEEN: Mutex<Option<HashMap<String, Seen>>> = Mutex::new(None);
 
 fn record(handler: &'static str, ctx: &Context, order_id: u64, seq: u64) {
     let mut seen = SEEN.lock().unwrap();
-    let entry = seen.get_or_insert_with(HashMap::new).entry(ctx.topic().to_owned()).or_default();
+    let entry = seen
+        .get_or_insert_with(HashMap::new)
+        .entry(ctx.topic().to_owned())
+        .or_default();
     entry.push((handler, ctx.partition(), ctx.offset(), order_id, seq));
 }
 
 fn seen(topic: &str) -> Seen {
-    SEEN.lock().unwrap().as_ref().and_then(|m| m.get(topic).cloned()).unwrap_or_default()
+    SEEN.lock()
+        .unwrap()
+        .as_ref()
+        .and_then(|m| m.get(topic).cloned())
+        .unwrap_or_default()
 }
 
 #[handler]
@@ -73,7 +82,12 @@ async fn flaky_shipping(event: OrderShipped, ctx: Context) -> Result<(), Handler
     if ctx.attempt() < 2 {
         return Err(std::io::Error::other("warehouse busy").into());
     }
-    record("flaky_shipping", &ctx, event.order_id, u64::from(ctx.attempt()));
+    record(
+        "flaky_shipping",
+        &ctx,
+        event.order_id,
+        u64::from(ctx.attempt()),
+    );
     Ok(())
 }
 
@@ -96,7 +110,10 @@ fn fast_settings() -> ConsumerSettings {
 async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while !condition() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting until {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting until {what}"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
@@ -137,15 +154,26 @@ async fn dispatches_each_tag_to_its_handler_and_commits_the_end() {
     wait_until("20 orders handled", || seen(&topic).len() == 20).await;
     running.shutdown().await.unwrap();
     for partition in 0..3 {
-        assert_eq!(transport.committed("g1", &topic, partition), Some(transport.end_offset(&topic, partition)));
+        assert_eq!(
+            transport.committed("g1", &topic, partition),
+            Some(transport.end_offset(&topic, partition))
+        );
     }
     let seen = seen(&topic);
     assert!(seen.iter().all(|(handler, ..)| *handler == "on_order"));
     // Keyed by order id: every event of an order sits in one partition, in send order.
     for order_id in 0..5 {
-        let seqs: Vec<u64> = seen.iter().filter(|s| s.3 == order_id).map(|s| s.4).collect();
+        let seqs: Vec<u64> = seen
+            .iter()
+            .filter(|s| s.3 == order_id)
+            .map(|s| s.4)
+            .collect();
         assert_eq!(seqs, vec![0, 1, 2, 3], "order {order_id}");
-        let partitions: std::collections::HashSet<i32> = seen.iter().filter(|s| s.3 == order_id).map(|s| s.1).collect();
+        let partitions: std::collections::HashSet<i32> = seen
+            .iter()
+            .filter(|s| s.3 == order_id)
+            .map(|s| s.1)
+            .collect();
         assert_eq!(partitions.len(), 1);
     }
 }
@@ -166,7 +194,10 @@ async fn each_group_gets_every_record() {
     wait_until("both groups handled all 6", || seen(&topic).len() == 12).await;
     running.shutdown().await.unwrap();
     let by_handler = |name| seen(&topic).iter().filter(|s| s.0 == name).count();
-    assert_eq!((by_handler("on_order"), by_handler("on_order_elsewhere")), (6, 6));
+    assert_eq!(
+        (by_handler("on_order"), by_handler("on_order_elsewhere")),
+        (6, 6)
+    );
 }
 
 #[test]
@@ -177,17 +208,39 @@ fn two_handlers_for_one_tag_in_one_group_are_refused() {
         .build()
         .unwrap_err();
     let message = error.to_string();
-    assert!(message.contains("on_order") && message.contains("on_order_again"), "{message}");
-    assert!(message.contains("order.placed") && message.contains("group `g`"), "{message}");
+    assert!(
+        message.contains("on_order") && message.contains("on_order_again"),
+        "{message}"
+    );
+    assert!(
+        message.contains("order.placed") && message.contains("group `g`"),
+        "{message}"
+    );
 }
 
 #[tokio::test]
 async fn unknown_tags_follow_the_policy() {
-    for policy in [UnknownTagPolicy::Skip, UnknownTagPolicy::DeadLetter, UnknownTagPolicy::Fail] {
+    for policy in [
+        UnknownTagPolicy::Skip,
+        UnknownTagPolicy::DeadLetter,
+        UnknownTagPolicy::Fail,
+    ] {
         let (transport, topics, topic, producer) = setup(1);
-        producer.send(&OrderEvent::Placed { order_id: 1, seq: 0 }).await.unwrap();
+        producer
+            .send(&OrderEvent::Placed {
+                order_id: 1,
+                seq: 0,
+            })
+            .await
+            .unwrap();
         producer.send(&OrderShipped { order_id: 1 }).await.unwrap(); // no handler registered
-        producer.send(&OrderEvent::Placed { order_id: 1, seq: 2 }).await.unwrap();
+        producer
+            .send(&OrderEvent::Placed {
+                order_id: 1,
+                seq: 2,
+            })
+            .await
+            .unwrap();
         let consumer = Consumer::builder(transport.clone(), "g")
             .topics(topics)
             .settings(fast_settings())
@@ -207,7 +260,10 @@ async fn unknown_tags_follow_the_policy() {
                 } else {
                     assert_eq!(dead.len(), 1);
                     let letter: DeadLetter = serde_json::from_slice(&dead[0].value).unwrap();
-                    assert_eq!((letter.reason, letter.origin_offset), (DeadLetterReason::UnknownTag, 1));
+                    assert_eq!(
+                        (letter.reason, letter.origin_offset),
+                        (DeadLetterReason::UnknownTag, 1)
+                    );
                     assert_eq!(letter.tag.as_deref(), Some("order.shipped"));
                 }
             }
@@ -229,8 +285,14 @@ async fn failures_are_retried_then_dead_lettered_and_the_consumer_goes_on() {
     for order_id in [1, 13, 66, 2] {
         producer.send(&OrderShipped { order_id }).await.unwrap();
     }
-    producer.send_raw(&topic, Some(b"k"), b"not json".to_vec()).await.unwrap();
-    producer.send_raw(&topic, None, vec![0xff, 0x00]).await.unwrap();
+    producer
+        .send_raw(&topic, Some(b"k"), b"not json".to_vec())
+        .await
+        .unwrap();
+    producer
+        .send_raw(&topic, None, vec![0xff, 0x00])
+        .await
+        .unwrap();
     producer.send(&OrderShipped { order_id: 3 }).await.unwrap();
     let consumer = Consumer::builder(transport.clone(), "g")
         .topics(topics)
@@ -239,17 +301,26 @@ async fn failures_are_retried_then_dead_lettered_and_the_consumer_goes_on() {
         .build()
         .unwrap();
     let running = consumer.start();
-    wait_until("all records committed", || transport.committed("g", &topic, 0) == Some(7)).await;
+    wait_until("all records committed", || {
+        transport.committed("g", &topic, 0) == Some(7)
+    })
+    .await;
     running.shutdown().await.unwrap();
     let handled: Vec<(u64, u64)> = seen(&topic).iter().map(|s| (s.3, s.4)).collect();
-    assert_eq!(handled, vec![(1, 2), (2, 2), (3, 2)], "(order, attempt that succeeded)");
+    assert_eq!(
+        handled,
+        vec![(1, 2), (2, 2), (3, 2)],
+        "(order, attempt that succeeded)"
+    );
     let letters: Vec<DeadLetter> = transport
         .records(&format!("{topic}.dlq"), 0)
         .iter()
         .map(|r| serde_json::from_slice(&r.value).unwrap())
         .collect();
-    let summary: Vec<(i64, DeadLetterReason, u32)> =
-        letters.iter().map(|l| (l.origin_offset, l.reason, l.attempts)).collect();
+    let summary: Vec<(i64, DeadLetterReason, u32)> = letters
+        .iter()
+        .map(|l| (l.origin_offset, l.reason, l.attempts))
+        .collect();
     assert_eq!(
         summary,
         vec![
@@ -262,7 +333,11 @@ async fn failures_are_retried_then_dead_lettered_and_the_consumer_goes_on() {
     assert!(letters[1].error.contains("printer on fire"));
     assert_eq!(letters[2].original_key(), Some(b"k".to_vec()));
     assert_eq!(letters[2].original_value(), b"not json");
-    assert_eq!(letters[3].original_value(), vec![0xff, 0x00], "non-UTF-8 values survive byte-exact");
+    assert_eq!(
+        letters[3].original_value(),
+        vec![0xff, 0x00],
+        "non-UTF-8 values survive byte-exact"
+    );
 }
 
 #[tokio::test]
@@ -279,10 +354,22 @@ async fn two_members_split_partitions_and_one_takes_all_when_the_other_leaves() 
     let first = build().start();
     let second = build().start();
     let assigned = |running: &godev_kafka::RunningConsumer| running.status()[0].assigned.len();
-    wait_until("both members own two partitions", || assigned(&first) == 2 && assigned(&second) == 2).await;
-    let mut owned: Vec<i32> = first.status()[0].assigned.iter().chain(&second.status()[0].assigned).map(|tp| tp.partition).collect();
+    wait_until("both members own two partitions", || {
+        assigned(&first) == 2 && assigned(&second) == 2
+    })
+    .await;
+    let mut owned: Vec<i32> = first.status()[0]
+        .assigned
+        .iter()
+        .chain(&second.status()[0].assigned)
+        .map(|tp| tp.partition)
+        .collect();
     owned.sort();
-    assert_eq!(owned, vec![0, 1, 2, 3], "each partition has exactly one owner");
+    assert_eq!(
+        owned,
+        vec![0, 1, 2, 3],
+        "each partition has exactly one owner"
+    );
     produce_orders(&producer, 8, 2).await;
     wait_until("16 handled", || seen(&topic).len() == 16).await;
     second.shutdown().await.unwrap();
@@ -318,5 +405,9 @@ async fn committed_offsets_survive_a_restart_of_the_group() {
     let mut offsets: Vec<(i32, i64)> = seen(&topic).iter().map(|s| (s.1, s.2)).collect();
     offsets.sort();
     offsets.dedup();
-    assert_eq!(offsets.len(), 8, "the restarted group resumed where it committed");
+    assert_eq!(
+        offsets.len(),
+        8,
+        "the restarted group resumed where it committed"
+    );
 }

@@ -73,7 +73,12 @@ pub struct DeadLetter {
 }
 
 impl DeadLetter {
-    pub(crate) fn new(record: &Record, group: &str, reason: DeadLetterReason, error: String) -> Self {
+    pub(crate) fn new(
+        record: &Record,
+        group: &str,
+        reason: DeadLetterReason,
+        error: String,
+    ) -> Self {
         let (key, key_base64) = match &record.key {
             Some(bytes) => split_text(bytes),
             None => (None, None),
@@ -130,7 +135,10 @@ mod base64 {
     pub(super) fn encode(bytes: &[u8]) -> String {
         let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
         for chunk in bytes.chunks(3) {
-            let n = chunk.iter().enumerate().fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+            let n = chunk
+                .iter()
+                .enumerate()
+                .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
             for i in 0..4 {
                 if i <= chunk.len() {
                     out.push(char::from(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]));

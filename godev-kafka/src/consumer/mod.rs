@@ -127,7 +127,10 @@ impl ConsumerBuilder {
         for route in &self.routes {
             let group = route.options().group.unwrap_or(&self.group);
             let topic = self.topics.resolve(route.logical_topic());
-            routers.entry(group.to_owned()).or_insert_with(|| Router::new(group)).add(topic, *route)?;
+            routers
+                .entry(group.to_owned())
+                .or_insert_with(|| Router::new(group))
+                .add(topic, *route)?;
         }
         Ok(Consumer {
             transport: self.transport,
@@ -156,7 +159,10 @@ impl Consumer {
     }
 
     /// Like [`Consumer::builder`], on a transport shared with a producer.
-    pub fn builder_shared(transport: Arc<dyn Transport>, group: impl Into<String>) -> ConsumerBuilder {
+    pub fn builder_shared(
+        transport: Arc<dyn Transport>,
+        group: impl Into<String>,
+    ) -> ConsumerBuilder {
         ConsumerBuilder {
             transport,
             group: group.into(),
@@ -249,7 +255,9 @@ impl RunningConsumer {
         let _ = self.stop.send(true);
         let mut first_error = None;
         for (_, task) in self.groups {
-            let result = task.await.unwrap_or_else(|join| Err(Error::transport("consumer task", join, false)));
+            let result = task
+                .await
+                .unwrap_or_else(|join| Err(Error::transport("consumer task", join, false)));
             if let Err(error) = result {
                 first_error.get_or_insert(error);
             }

@@ -56,14 +56,24 @@ pub(crate) async fn run(
                 tracing::info!(group = %env.group, partitions = ?partitions, "partitions assigned");
                 for tp in &partitions {
                     let worker = Worker::spawn(env.clone(), tp.clone());
-                    slots.insert(tp.clone(), Slot { worker, backlog: VecDeque::new(), paused: false, committed: None });
+                    slots.insert(
+                        tp.clone(),
+                        Slot {
+                            worker,
+                            backlog: VecDeque::new(),
+                            paused: false,
+                            committed: None,
+                        },
+                    );
                 }
                 set_assignment(&status, partitions);
             }
             Ok(Polled::Revoked(partitions)) => {
                 tracing::info!(group = %env.group, partitions = ?partitions, "partitions revoked");
-                let revoked: Vec<(TopicPartition, Slot)> =
-                    partitions.iter().filter_map(|tp| slots.remove_entry(tp)).collect();
+                let revoked: Vec<(TopicPartition, Slot)> = partitions
+                    .iter()
+                    .filter_map(|tp| slots.remove_entry(tp))
+                    .collect();
                 let drained = drain(revoked, settings.shutdown_timeout).await;
                 commit(&mut *member, &drained).await;
                 set_assignment(&status, slots.keys().cloned().collect());
@@ -95,7 +105,11 @@ pub(crate) async fn run(
 
 /// The error of a worker that stopped on its own (unknown-tag policy `fail`, or a bug).
 async fn stopped_worker(slots: &mut HashMap<TopicPartition, Slot>) -> Option<Error> {
-    let tp = slots.iter().find(|(_, slot)| slot.worker.task.is_finished())?.0.clone();
+    let tp = slots
+        .iter()
+        .find(|(_, slot)| slot.worker.task.is_finished())?
+        .0
+        .clone();
     let slot = slots.remove(&tp)?;
     Some(match slot.worker.task.await {
         Ok(Err(error)) => error,
@@ -121,29 +135,42 @@ fn feed(slots: &mut HashMap<TopicPartition, Slot>, member: &mut dyn GroupMember)
         let full = !slot.backlog.is_empty();
         if full != slot.paused {
             slot.paused = full;
-            if full { member.pause(tp) } else { member.resume(tp) }
+            if full {
+                member.pause(tp)
+            } else {
+                member.resume(tp)
+            }
         }
     }
 }
 
 /// Stops workers after their in-flight record, waiting at most `deadline`; returns the
 /// commit positions of the partitions that made progress.
-async fn drain(slots: Vec<(TopicPartition, Slot)>, deadline: Duration) -> Vec<(TopicPartition, i64)> {
+async fn drain(
+    slots: Vec<(TopicPartition, Slot)>,
+    deadline: Duration,
+) -> Vec<(TopicPartition, i64)> {
     let until = tokio::time::Instant::now() + deadline;
     let mut positions = Vec::new();
     for (tp, slot) in slots {
-        slot.worker.stopping.store(true, std::sync::atomic::Ordering::Release);
+        slot.worker
+            .stopping
+            .store(true, std::sync::atomic::Ordering::Release);
         drop(slot.worker.queue);
         let mut task = slot.worker.task;
         match tokio::time::timeout_at(until, &mut task).await {
-            Ok(Ok(Err(error))) => tracing::error!(partition = %tp, error = %error, "consumer stopped"),
+            Ok(Ok(Err(error))) => {
+                tracing::error!(partition = %tp, error = %error, "consumer stopped")
+            }
             Ok(_) => {}
             Err(_) => {
                 tracing::warn!(partition = %tp, "handler still running at the shutdown deadline; its record will be read again");
                 task.abort();
             }
         }
-        if let Some(position) = Some(slot.worker.done.load(std::sync::atomic::Ordering::Acquire)).filter(|p| *p >= 0) {
+        if let Some(position) =
+            Some(slot.worker.done.load(std::sync::atomic::Ordering::Acquire)).filter(|p| *p >= 0)
+        {
             if slot.committed != Some(position) {
                 positions.push((tp, position));
             }
@@ -155,7 +182,12 @@ async fn drain(slots: Vec<(TopicPartition, Slot)>, deadline: Duration) -> Vec<(T
 async fn commit_running(member: &mut dyn GroupMember, slots: &mut HashMap<TopicPartition, Slot>) {
     let positions: Vec<(TopicPartition, i64)> = slots
         .iter()
-        .filter_map(|(tp, slot)| slot.worker.position().filter(|p| slot.committed != Some(*p)).map(|p| (tp.clone(), p)))
+        .filter_map(|(tp, slot)| {
+            slot.worker
+                .position()
+                .filter(|p| slot.committed != Some(*p))
+                .map(|p| (tp.clone(), p))
+        })
         .collect();
     if positions.is_empty() {
         return;

@@ -71,7 +71,12 @@ impl Worker {
             }
             .instrument(span)
         });
-        Self { queue, done, stopping, task }
+        Self {
+            queue,
+            done,
+            stopping,
+            task,
+        }
     }
 
     /// The commit position, once at least one record was handled.
@@ -84,12 +89,30 @@ impl Worker {
 async fn handle(env: &GroupEnv, record: Record, stopping: &AtomicBool) -> Outcome {
     let dead = |reason, error: String| DeadLetter::new(&record, &env.group, reason, error);
     if record.value.len() > env.settings.max_record_bytes {
-        let error = format!("value has {} bytes, more than max_record_bytes {}", record.value.len(), env.settings.max_record_bytes);
-        return dead_letter(env, &record, dead(DeadLetterReason::Oversized, error), stopping).await;
+        let error = format!(
+            "value has {} bytes, more than max_record_bytes {}",
+            record.value.len(),
+            env.settings.max_record_bytes
+        );
+        return dead_letter(
+            env,
+            &record,
+            dead(DeadLetterReason::Oversized, error),
+            stopping,
+        )
+        .await;
     }
     let peeked = match env.codec.peek(&record.value) {
         Ok(peeked) => peeked,
-        Err(error) => return dead_letter(env, &record, dead(DeadLetterReason::Malformed, error.to_string()), stopping).await,
+        Err(error) => {
+            return dead_letter(
+                env,
+                &record,
+                dead(DeadLetterReason::Malformed, error.to_string()),
+                stopping,
+            )
+            .await;
+        }
     };
     let tag = peeked.tag.into_owned();
     let Some(route) = env.router.route(&record.topic, &tag) else {
@@ -99,7 +122,10 @@ async fn handle(env: &GroupEnv, record: Record, stopping: &AtomicBool) -> Outcom
                 Outcome::Done
             }
             UnknownTagPolicy::DeadLetter => {
-                let mut letter = dead(DeadLetterReason::UnknownTag, format!("no handler for `{tag}` in group `{}`", env.group));
+                let mut letter = dead(
+                    DeadLetterReason::UnknownTag,
+                    format!("no handler for `{tag}` in group `{}`", env.group),
+                );
                 letter.tag = Some(tag);
                 dead_letter(env, &record, letter, stopping).await
             }
@@ -111,11 +137,12 @@ async fn handle(env: &GroupEnv, record: Record, stopping: &AtomicBool) -> Outcom
             }),
         };
     };
-    let (reason, error, attempts) = match call_with_retries(env, route, &record, &tag, peeked.data, stopping).await {
-        Ok(()) => return Outcome::Done,
-        Err(Failure::Interrupted) => return Outcome::Interrupted,
-        Err(Failure::Gave(reason, error, attempts)) => (reason, error, attempts),
-    };
+    let (reason, error, attempts) =
+        match call_with_retries(env, route, &record, &tag, peeked.data, stopping).await {
+            Ok(()) => return Outcome::Done,
+            Err(Failure::Interrupted) => return Outcome::Interrupted,
+            Err(Failure::Gave(reason, error, attempts)) => (reason, error, attempts),
+        };
     let mut letter = dead(reason, error);
     letter.tag = Some(tag);
     letter.handler = Some(route.name().to_owned());
@@ -137,7 +164,10 @@ async fn call_with_retries(
     stopping: &AtomicBool,
 ) -> Result<(), Failure> {
     let options = route.options();
-    let max_attempts = options.max_attempts.unwrap_or(env.settings.max_attempts).max(1);
+    let max_attempts = options
+        .max_attempts
+        .unwrap_or(env.settings.max_attempts)
+        .max(1);
     let first_backoff = options.backoff.unwrap_or(env.settings.backoff);
     let started = Instant::now();
     let mut attempt = 1;
@@ -157,17 +187,27 @@ async fn call_with_retries(
         let error = match CatchUnwind(future).await {
             Ok(Ok(())) => return Ok(()),
             Ok(Err(error)) if error.is_permanent() => {
-                return Err(Failure::Gave(DeadLetterReason::Permanent, error.to_string(), attempt));
+                return Err(Failure::Gave(
+                    DeadLetterReason::Permanent,
+                    error.to_string(),
+                    attempt,
+                ));
             }
             Ok(Err(error)) => error,
             Err(panic) => return Err(Failure::Gave(DeadLetterReason::Panicked, panic, attempt)),
         };
         let delay = backoff(first_backoff, env.settings.max_backoff, attempt);
         if attempt >= max_attempts || started.elapsed() + delay > env.settings.max_retry_time {
-            return Err(Failure::Gave(DeadLetterReason::RetriesExhausted, error.to_string(), attempt));
+            return Err(Failure::Gave(
+                DeadLetterReason::RetriesExhausted,
+                error.to_string(),
+                attempt,
+            ));
         }
         tracing::warn!(offset = record.offset, attempt, error = %error, retry_in = ?delay, "handler failed; retrying");
-        sleep_unless_stopping(delay, stopping).await.map_err(|Interrupted| Failure::Interrupted)?;
+        sleep_unless_stopping(delay, stopping)
+            .await
+            .map_err(|Interrupted| Failure::Interrupted)?;
         attempt += 1;
     }
 }
@@ -192,14 +232,24 @@ async fn sleep_unless_stopping(delay: Duration, stopping: &AtomicBool) -> Result
         if stopping.load(Ordering::Acquire) {
             return Err(Interrupted);
         }
-        tokio::time::sleep(deadline.saturating_duration_since(Instant::now()).min(Duration::from_millis(50))).await;
+        tokio::time::sleep(
+            deadline
+                .saturating_duration_since(Instant::now())
+                .min(Duration::from_millis(50)),
+        )
+        .await;
     }
     Ok(())
 }
 
 /// Writes `letter` to the record's dead-letter topic, retrying until it is acknowledged or
 /// the worker is told to stop (then the record stays uncommitted and is read again).
-async fn dead_letter(env: &GroupEnv, record: &Record, letter: DeadLetter, stopping: &AtomicBool) -> Outcome {
+async fn dead_letter(
+    env: &GroupEnv,
+    record: &Record,
+    letter: DeadLetter,
+    stopping: &AtomicBool,
+) -> Outcome {
     let topic = format!("{}{}", record.topic, env.settings.dead_letter_suffix);
     tracing::warn!(
         offset = record.offset,
@@ -210,14 +260,27 @@ async fn dead_letter(env: &GroupEnv, record: &Record, letter: DeadLetter, stoppi
     );
     let value = match serde_json::to_vec(&letter) {
         Ok(value) => value,
-        Err(error) => return Outcome::Fatal(Error::Encode { tag: "dead letter", source: error }),
+        Err(error) => {
+            return Outcome::Fatal(Error::Encode {
+                tag: "dead letter",
+                source: error,
+            });
+        }
     };
     let mut attempt = 1;
     loop {
         let written = async {
             let partitions = env.transport.partition_count(&topic).await?;
-            let partition = record.key.as_deref().map_or(0, |key| partition_for_key(key, partitions));
-            let out = OutgoingRecord { topic: topic.clone(), partition, key: record.key.clone(), value: value.clone() };
+            let partition = record
+                .key
+                .as_deref()
+                .map_or(0, |key| partition_for_key(key, partitions));
+            let out = OutgoingRecord {
+                topic: topic.clone(),
+                partition,
+                key: record.key.clone(),
+                value: value.clone(),
+            };
             env.transport.produce(out).await
         };
         match written.await {

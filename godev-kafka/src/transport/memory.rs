@@ -17,7 +17,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 use super::{
-    BoxFuture, GroupMember, GroupOptions, OffsetReset, OutgoingRecord, Polled, Record, TopicPartition, Transport,
+    BoxFuture, GroupMember, GroupOptions, OffsetReset, OutgoingRecord, Polled, Record,
+    TopicPartition, Transport,
 };
 use crate::{Error, Result};
 
@@ -85,8 +86,16 @@ struct Member {
 impl MemoryTransport {
     /// An empty transport; topics created on first use get `default_partitions` partitions.
     pub fn new(default_partitions: i32) -> Self {
-        let state = State { default_partitions: default_partitions.max(1), ..State::default() };
-        Self { shared: Arc::new(Shared { state: Mutex::new(state), changed: watch::channel(0).0 }) }
+        let state = State {
+            default_partitions: default_partitions.max(1),
+            ..State::default()
+        };
+        Self {
+            shared: Arc::new(Shared {
+                state: Mutex::new(state),
+                changed: watch::channel(0).0,
+            }),
+        }
     }
 
     /// Creates `topic` with `partitions` partitions, or grows it to that many; existing
@@ -99,7 +108,11 @@ impl MemoryTransport {
         }
         log.resize_with(partitions as usize, Vec::new);
         for group in state.groups.values_mut() {
-            if group.members.values().any(|m| m.topics.iter().any(|t| t == topic)) {
+            if group
+                .members
+                .values()
+                .any(|m| m.topics.iter().any(|t| t == topic))
+            {
                 group.start_rebalance();
             }
         }
@@ -110,19 +123,32 @@ impl MemoryTransport {
     /// The offset the next record of `topic` partition `partition` will get.
     pub fn end_offset(&self, topic: &str, partition: i32) -> i64 {
         let state = self.lock();
-        state.topics.get(topic).and_then(|log| log.get(partition as usize)).map_or(0, |p| p.len() as i64)
+        state
+            .topics
+            .get(topic)
+            .and_then(|log| log.get(partition as usize))
+            .map_or(0, |p| p.len() as i64)
     }
 
     /// The offset `group` committed for `topic` partition `partition`, if any.
     pub fn committed(&self, group: &str, topic: &str, partition: i32) -> Option<i64> {
         let state = self.lock();
-        state.groups.get(group)?.committed.get(&TopicPartition::new(topic, partition)).copied()
+        state
+            .groups
+            .get(group)?
+            .committed
+            .get(&TopicPartition::new(topic, partition))
+            .copied()
     }
 
     /// Every record of `topic` partition `partition`, in offset order.
     pub fn records(&self, topic: &str, partition: i32) -> Vec<Record> {
         let state = self.lock();
-        let Some(log) = state.topics.get(topic).and_then(|log| log.get(partition as usize)) else {
+        let Some(log) = state
+            .topics
+            .get(topic)
+            .and_then(|log| log.get(partition as usize))
+        else {
             return Vec::new();
         };
         log.iter()
@@ -138,7 +164,10 @@ impl MemoryTransport {
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.shared.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.shared
+            .state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn notify(&self) {
@@ -149,7 +178,9 @@ impl MemoryTransport {
 impl State {
     fn partitions(&mut self, topic: &str) -> &mut Vec<Vec<(Option<Vec<u8>>, Vec<u8>)>> {
         let count = self.default_partitions as usize;
-        self.topics.entry(topic.to_owned()).or_insert_with(|| vec![Vec::new(); count])
+        self.topics
+            .entry(topic.to_owned())
+            .or_insert_with(|| vec![Vec::new(); count])
     }
 }
 
@@ -163,22 +194,34 @@ impl Group {
     }
 
     /// Range assignment per topic over the members sorted by id.
-    fn assign(&self, topics: &HashMap<String, Vec<Vec<(Option<Vec<u8>>, Vec<u8>)>>>) -> HashMap<String, Vec<TopicPartition>> {
-        let mut result: HashMap<String, Vec<TopicPartition>> =
-            self.members.keys().map(|id| (id.clone(), Vec::new())).collect();
+    fn assign(
+        &self,
+        topics: &HashMap<String, Vec<Vec<(Option<Vec<u8>>, Vec<u8>)>>>,
+    ) -> HashMap<String, Vec<TopicPartition>> {
+        let mut result: HashMap<String, Vec<TopicPartition>> = self
+            .members
+            .keys()
+            .map(|id| (id.clone(), Vec::new()))
+            .collect();
         let all_topics: HashSet<&String> = self.members.values().flat_map(|m| &m.topics).collect();
         let mut all_topics: Vec<&String> = all_topics.into_iter().collect();
         all_topics.sort();
         for topic in all_topics {
-            let subscribers: Vec<&String> =
-                self.members.iter().filter(|(_, m)| m.topics.contains(topic)).map(|(id, _)| id).collect();
+            let subscribers: Vec<&String> = self
+                .members
+                .iter()
+                .filter(|(_, m)| m.topics.contains(topic))
+                .map(|(id, _)| id)
+                .collect();
             let count = topics.get(topic).map_or(0, Vec::len);
             let (per_member, extra) = (count / subscribers.len(), count % subscribers.len());
             let mut next = 0;
             for (index, id) in subscribers.into_iter().enumerate() {
                 let take = per_member + usize::from(index < extra);
                 let owned = result.get_mut(id).expect("every member has an entry");
-                owned.extend((next..next + take).map(|p| TopicPartition::new(topic.clone(), p as i32)));
+                owned.extend(
+                    (next..next + take).map(|p| TopicPartition::new(topic.clone(), p as i32)),
+                );
                 next += take;
             }
         }
@@ -198,7 +241,11 @@ impl Transport for MemoryTransport {
             let Some(log) = partitions.get_mut(record.partition as usize) else {
                 return Err(Error::transport(
                     format!("produce to {}", record.topic),
-                    format!("partition {} does not exist ({} partitions)", record.partition, partitions.len()),
+                    format!(
+                        "partition {} does not exist ({} partitions)",
+                        record.partition,
+                        partitions.len()
+                    ),
                     false,
                 ));
             };
@@ -276,7 +323,10 @@ enum Step {
 
 impl MemoryMember {
     fn fenced(&self, generation: i32) -> Error {
-        Error::Fenced { group: self.options.group.clone(), generation }
+        Error::Fenced {
+            group: self.options.group.clone(),
+            generation,
+        }
     }
 
     /// One non-blocking step of the member's state machine.
@@ -284,10 +334,15 @@ impl MemoryMember {
         let transport = self.transport.clone();
         let mut state = transport.lock();
         let State { groups, topics, .. } = &mut *state;
-        let group = groups.get_mut(&self.options.group).ok_or_else(|| self.fenced(0))?;
+        let group = groups
+            .get_mut(&self.options.group)
+            .ok_or_else(|| self.fenced(0))?;
         evict_late_members(group);
         let generation = group.generation;
-        let member = group.members.get_mut(&self.member_id).ok_or_else(|| self.fenced(generation))?;
+        let member = group
+            .members
+            .get_mut(&self.member_id)
+            .ok_or_else(|| self.fenced(generation))?;
         if member.generation != generation {
             if !member.owned.is_empty() && !member.rejoined && self.revoked_in != Some(generation) {
                 // Give the partitions back first; the runner commits, then polls again.
@@ -317,7 +372,9 @@ impl MemoryMember {
                 let start = match (group.committed.get(tp), self.options.offset_reset) {
                     (Some(offset), _) => *offset,
                     (None, OffsetReset::Earliest) => 0,
-                    (None, OffsetReset::Latest) => topics[&tp.topic][tp.partition as usize].len() as i64,
+                    (None, OffsetReset::Latest) => {
+                        topics[&tp.topic][tp.partition as usize].len() as i64
+                    }
                 };
                 self.positions.insert(tp.clone(), start);
             }
@@ -344,13 +401,19 @@ impl MemoryMember {
                 *position = offset as i64 + 1;
             }
         }
-        Ok(if records.is_empty() { Step::Wait } else { Step::Ready(Polled::Records(records)) })
+        Ok(if records.is_empty() {
+            Step::Wait
+        } else {
+            Step::Ready(Polled::Records(records))
+        })
     }
 }
 
 /// Drops members that did not rejoin within their rebalance timeout, as a coordinator does.
 fn evict_late_members(group: &mut Group) {
-    let Some(started) = group.rebalance_started else { return };
+    let Some(started) = group.rebalance_started else {
+        return;
+    };
     let late: Vec<String> = group
         .members
         .iter()
@@ -376,7 +439,10 @@ impl GroupMember for MemoryMember {
                 if let Step::Ready(polled) = self.step()? {
                     return Ok(polled);
                 }
-                if tokio::time::timeout_at(deadline, changes.changed()).await.is_err() {
+                if tokio::time::timeout_at(deadline, changes.changed())
+                    .await
+                    .is_err()
+                {
                     return Ok(Polled::Idle);
                 }
             }
@@ -398,9 +464,15 @@ impl GroupMember for MemoryMember {
     fn commit<'a>(&'a mut self, offsets: &'a [(TopicPartition, i64)]) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
             let mut state = self.transport.lock();
-            let group = state.groups.get_mut(&self.options.group).ok_or_else(|| self.fenced(0))?;
+            let group = state
+                .groups
+                .get_mut(&self.options.group)
+                .ok_or_else(|| self.fenced(0))?;
             let generation = group.generation;
-            let member = group.members.get(&self.member_id).ok_or_else(|| self.fenced(generation))?;
+            let member = group
+                .members
+                .get(&self.member_id)
+                .ok_or_else(|| self.fenced(generation))?;
             // Owned partitions stay this member's until it rejoins, even while a rebalance is
             // pending, so a commit on revocation is accepted and a late one is not.
             if let Some((tp, _)) = offsets.iter().find(|(tp, _)| !member.owned.contains(tp)) {
@@ -423,7 +495,10 @@ impl GroupMember for MemoryMember {
 
     fn assignment(&self) -> Vec<TopicPartition> {
         let state = self.transport.lock();
-        let member = state.groups.get(&self.options.group).and_then(|g| g.members.get(&self.member_id));
+        let member = state
+            .groups
+            .get(&self.options.group)
+            .and_then(|g| g.members.get(&self.member_id));
         member.map(|m| m.owned.clone()).unwrap_or_default()
     }
 

@@ -40,7 +40,10 @@ pub struct TopicPartition {
 impl TopicPartition {
     /// `topic` partition `partition`.
     pub fn new(topic: impl Into<String>, partition: i32) -> Self {
-        Self { topic: topic.into(), partition }
+        Self {
+            topic: topic.into(),
+            partition,
+        }
     }
 }
 

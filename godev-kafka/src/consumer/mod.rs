@@ -224,11 +224,14 @@ pub struct GroupStatus {
     pub assigned: Vec<TopicPartition>,
 }
 
+/// A running group: its status, shared with its task, and the task.
+type GroupTask = (Arc<Mutex<GroupStatus>>, JoinHandle<Result<()>>);
+
 /// A started consumer: status, and graceful shutdown.
 #[derive(Debug)]
 pub struct RunningConsumer {
     stop: watch::Sender<bool>,
-    groups: Vec<(Arc<Mutex<GroupStatus>>, JoinHandle<Result<()>>)>,
+    groups: Vec<GroupTask>,
 }
 
 impl RunningConsumer {

@@ -22,6 +22,9 @@ use super::{
 };
 use crate::{Error, Result};
 
+/// The (key, value) pairs of one partition, indexed by offset.
+type PartitionLog = Vec<(Option<Vec<u8>>, Vec<u8>)>;
+
 /// Most records one poll returns.
 const MAX_POLL_RECORDS: usize = 500;
 
@@ -58,7 +61,7 @@ struct Shared {
 #[derive(Debug, Default)]
 struct State {
     default_partitions: i32,
-    topics: HashMap<String, Vec<Vec<(Option<Vec<u8>>, Vec<u8>)>>>,
+    topics: HashMap<String, Vec<PartitionLog>>,
     groups: HashMap<String, Group>,
     next_member: u64,
 }
@@ -176,7 +179,7 @@ impl MemoryTransport {
 }
 
 impl State {
-    fn partitions(&mut self, topic: &str) -> &mut Vec<Vec<(Option<Vec<u8>>, Vec<u8>)>> {
+    fn partitions(&mut self, topic: &str) -> &mut Vec<PartitionLog> {
         let count = self.default_partitions as usize;
         self.topics
             .entry(topic.to_owned())
@@ -196,7 +199,7 @@ impl Group {
     /// Range assignment per topic over the members sorted by id.
     fn assign(
         &self,
-        topics: &HashMap<String, Vec<Vec<(Option<Vec<u8>>, Vec<u8>)>>>,
+        topics: &HashMap<String, Vec<PartitionLog>>,
     ) -> HashMap<String, Vec<TopicPartition>> {
         let mut result: HashMap<String, Vec<TopicPartition>> = self
             .members

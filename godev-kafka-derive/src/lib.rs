@@ -8,6 +8,7 @@ mod attr;
 mod ctxt;
 mod event;
 mod handler;
+mod respan;
 
 use proc_macro::TokenStream;
 

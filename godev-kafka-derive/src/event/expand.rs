@@ -8,6 +8,7 @@ use syn::{Ident, LitStr};
 
 use super::ast::{Container, Data, Shape, Variant};
 use crate::attr::{self, Setting};
+use crate::respan::respan;
 
 /// The impl for a container that passed the checks.
 pub(crate) fn event_impl(container: &Container<'_>) -> TokenStream {
@@ -92,8 +93,9 @@ fn struct_items(
     let unknown_tag = unknown_tag(private);
     let payload_error = payload_error(private);
     // Spanned at the type's name: a missing `Serialize`/`Deserialize` is reported there.
-    let write = quote_spanned!(ident.span()=> #private::serde_json::to_writer(__writer, self));
-    let read = quote_spanned!(ident.span()=> #private::serde_json::from_str::<Self>(__json));
+    let serde_json = respan(quote!(#private::serde_json), ident.span());
+    let write = quote_spanned!(ident.span()=> #serde_json::to_writer(__writer, self));
+    let read = quote_spanned!(ident.span()=> #serde_json::from_str::<Self>(__json));
 
     quote! {
         const TAGS: &'static [&'static str] = &[#name];
@@ -223,27 +225,35 @@ fn variant_key(
 /// The `write_payload()` match arm of one variant.
 fn write_variant(variant: &Variant<'_>, private: &TokenStream, serde_crate: &str) -> TokenStream {
     let ident = variant.ident;
-    let to_writer = quote_spanned!(ident.span()=> #private::serde_json::to_writer);
+    let to_writer = respan(quote!(#private::serde_json::to_writer), ident.span());
+    // serde's derive reports some errors at its own invocation: make that the variant.
+    let serialize = respan(quote!(#private::serde::Serialize), ident.span());
     match &variant.shape {
         Shape::Named(fields) => {
             let members: Vec<_> = fields.iter().map(|field| &field.ident).collect();
             let bindings: Vec<_> = (0..fields.len()).map(|i| format_ident!("__f{i}")).collect();
             let attrs = fields.iter().map(|field| serde_attrs(field));
-            let types = fields.iter().map(|field| &field.ty);
+            let types = fields.iter().map(|field| {
+                let ty = &field.ty;
+                quote_spanned!(ty.span()=> &'__a #ty)
+            });
             quote! {
                 Self::#ident { #(#members: #bindings),* } => {
-                    #[derive(#private::serde::Serialize)]
+                    #[derive(#serialize)]
                     #[serde(crate = #serde_crate)]
                     struct __Payload<'__a> {
-                        #(#(#attrs)* #members: &'__a #types,)*
+                        #(#(#attrs)* #members: #types,)*
                     }
                     #to_writer(__writer, &__Payload { #(#members: #bindings),* })
                 }
             }
         }
-        Shape::Newtype(_) => quote! {
-            Self::#ident(__f0) => #to_writer(__writer, __f0),
-        },
+        Shape::Newtype(field) => {
+            let ty = &field.ty;
+            quote! {
+                Self::#ident(__f0) => #to_writer::<_, #ty>(__writer, __f0),
+            }
+        }
         Shape::Tuple(fields) => {
             let bindings: Vec<_> = (0..fields.len()).map(|i| format_ident!("__f{i}")).collect();
             quote! {
@@ -252,7 +262,7 @@ fn write_variant(variant: &Variant<'_>, private: &TokenStream, serde_crate: &str
         }
         Shape::Unit => quote! {
             Self::#ident => {
-                #[derive(#private::serde::Serialize)]
+                #[derive(#serialize)]
                 #[serde(crate = #serde_crate)]
                 struct __Unit {}
                 #to_writer(__writer, &__Unit {})
@@ -267,7 +277,8 @@ fn read_variant(variant: &Variant<'_>, private: &TokenStream, serde_crate: &str)
     let Some(name) = variant.attrs.name.as_ref().map(|name| &name.value) else {
         return TokenStream::new();
     };
-    let from_str = quote_spanned!(ident.span()=> #private::serde_json::from_str);
+    let from_str = respan(quote!(#private::serde_json::from_str), ident.span());
+    let deserialize = respan(quote!(#private::serde::Deserialize), ident.span());
     match &variant.shape {
         Shape::Named(fields) => {
             let members: Vec<_> = fields.iter().map(|field| &field.ident).collect();
@@ -275,7 +286,7 @@ fn read_variant(variant: &Variant<'_>, private: &TokenStream, serde_crate: &str)
             let types = fields.iter().map(|field| &field.ty);
             quote! {
                 #name => {
-                    #[derive(#private::serde::Deserialize)]
+                    #[derive(#deserialize)]
                     #[serde(crate = #serde_crate)]
                     struct __Payload {
                         #(#(#attrs)* #members: #types,)*
@@ -302,7 +313,7 @@ fn read_variant(variant: &Variant<'_>, private: &TokenStream, serde_crate: &str)
         Shape::Unit => quote! {
             // `{}`, or `null` (a CloudEvent without `data`).
             #name => {
-                #[derive(#private::serde::Deserialize)]
+                #[derive(#deserialize)]
                 #[serde(crate = #serde_crate)]
                 struct __Unit {}
                 #from_str::<::core::option::Option<__Unit>>(__json).map(|_| Self::#ident)

@@ -28,6 +28,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crate::transport::kafka::admin;
 use crate::{Error, Result};
 
+/// The `kafka` crate this backend is built on, for tests that talk to a broker without the
+/// framework in between.
+pub use ::kafka;
+
 /// The environment variable naming the brokers for tests.
 pub const BROKERS_ENV: &str = "GODEV_KAFKA_BROKERS";
 

@@ -18,8 +18,8 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 /// TOPIC_ALREADY_EXISTS.
 const TOPIC_ALREADY_EXISTS: i16 = 36;
 
-/// Creates `topic` with `partitions` partitions (replication factor 1 … the broker default)
-/// and waits until the metadata shows every partition with a leader.
+/// Creates `topic` with `partitions` partitions (the broker's default replication factor; 1
+/// before Kafka 2.4) and waits until every partition has a leader that answers.
 ///
 /// An existing topic is not an error.
 ///
@@ -73,7 +73,14 @@ pub async fn create_topic(brokers: &[String], topic: &str, partitions: i32) -> R
             .partition_counts(vec![topic.to_owned()], deadline)
             .await?;
         if counts.get(topic).copied().unwrap_or(0) >= partitions {
-            return Ok(());
+            // Metadata can name a leader a moment before it serves the partition: wait
+            // until every leader answers ListOffsets.
+            match fetcher.list_offsets(vec![topic.to_owned()], OffsetReset::Latest).await {
+                Ok(offsets) if offsets.len() >= partitions as usize => return Ok(()),
+                Ok(_) => {}
+                Err(e) if e.is_retriable() => {}
+                Err(e) => return Err(e),
+            }
         }
         if Instant::now() >= deadline {
             return Err(Error::transport(

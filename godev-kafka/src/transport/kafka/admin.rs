@@ -75,7 +75,10 @@ pub async fn create_topic(brokers: &[String], topic: &str, partitions: i32) -> R
         if counts.get(topic).copied().unwrap_or(0) >= partitions {
             // Metadata can name a leader a moment before it serves the partition: wait
             // until every leader answers ListOffsets.
-            match fetcher.list_offsets(vec![topic.to_owned()], OffsetReset::Latest).await {
+            match fetcher
+                .list_offsets(vec![topic.to_owned()], OffsetReset::Latest)
+                .await
+            {
                 Ok(offsets) if offsets.len() >= partitions as usize => return Ok(()),
                 Ok(_) => {}
                 Err(e) if e.is_retriable() => {}

@@ -30,6 +30,7 @@ pub mod consumer;
 pub mod dispatch;
 mod error;
 pub mod event;
+mod manager;
 pub mod partitioner;
 pub mod producer;
 #[cfg(feature = "testing")]
@@ -42,6 +43,7 @@ pub use dispatch::{Context, Handler, HandlerError, Route, Router, UnknownTagPoli
 pub use error::{Error, Result};
 pub use event::{Codec, Event};
 pub use godev_kafka_derive::{Event, handler};
+pub use manager::{Manager, Status};
 pub use producer::{Delivery, Producer};
 pub use topics::TopicMap;
 

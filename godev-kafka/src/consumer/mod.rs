@@ -179,6 +179,14 @@ impl Consumer {
         self.routers.iter().map(Router::group).collect()
     }
 
+    /// Each group with the real topics it subscribes to.
+    pub fn group_topics(&self) -> Vec<(String, Vec<String>)> {
+        self.routers
+            .iter()
+            .map(|r| (r.group().to_owned(), r.topics()))
+            .collect()
+    }
+
     /// Starts one group member per group, each on its own task.
     ///
     /// Must be called within a Tokio runtime.

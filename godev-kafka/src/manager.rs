@@ -1,0 +1,229 @@
+//! The manager: one producer and the consumers of a service, started, switched and stopped
+//! together.
+//!
+//! It is the Go kit's `kafka.Manager` without its defects: switches never wait on a running
+//! consumer (status and the producer switch take no lock that a consumer holds), disabling
+//! consumers stops the running ones gracefully (in-flight handlers finish, offsets are
+//! committed, the groups are left) and enabling starts them again where they committed,
+//! and consumers are kept per group, not per topic.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::consumer::{ConsumerBuilder, GroupStatus};
+use crate::transport::Transport;
+use crate::{Consumer, Error, Producer, Result, RunningConsumer};
+
+/// What [`Manager::status`] reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Status {
+    /// Whether sends are accepted.
+    pub producer_enabled: bool,
+    /// Whether consumers run (once started).
+    pub consumer_enabled: bool,
+    /// How many consumer groups are registered.
+    pub consumer_count: usize,
+    /// The bootstrap brokers.
+    pub brokers: Vec<String>,
+    /// The backend (`kafka`, `memory`, ...).
+    pub backend: &'static str,
+    /// Per consumer group: topics, member id and assigned partitions (empty while stopped).
+    pub consumers: Vec<GroupStatus>,
+}
+
+/// Holds a service's producer and consumers.
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+/// use godev_kafka::{handler, Codec, Consumer, Event, HandlerError, Manager, Producer, TopicMap};
+/// use godev_kafka::transport::memory::MemoryTransport;
+/// # use serde::{Deserialize, Serialize};
+/// # #[derive(Serialize, Deserialize, Event)]
+/// # #[event(topic = "user_events", name = "user.created")]
+/// # struct UserCreated { user_id: i64 }
+///
+/// #[handler]
+/// async fn on_created(_event: UserCreated) -> Result<(), HandlerError> { Ok(()) }
+///
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// let transport = Arc::new(MemoryTransport::new(3));
+/// let producer = Producer::with_transport(transport.clone(), TopicMap::new(), Codec::CloudEvents, "svc");
+/// let manager = Manager::new(transport.clone(), producer);
+/// let consumer = Consumer::builder_shared(transport, "my-group").handler::<on_created>().build().unwrap();
+/// manager.add_consumer(consumer);
+/// manager.start_all();
+/// assert_eq!(manager.status().consumer_count, 1);
+/// manager.disable_consumers().await.unwrap();
+/// assert!(!manager.status().consumer_enabled);
+/// manager.close().await.unwrap();
+/// # });
+/// ```
+#[derive(Debug)]
+pub struct Manager {
+    transport: Arc<dyn Transport>,
+    producer: Producer,
+    consumer_enabled: AtomicBool,
+    /// Serializes start, enable, disable and close; never held by status or sends.
+    transition: tokio::sync::Mutex<()>,
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    started: bool,
+    consumers: Vec<Consumer>,
+    running: Vec<RunningConsumer>,
+}
+
+impl Manager {
+    /// A manager over `transport` with `producer`; consumers enabled, none registered.
+    pub fn new(transport: Arc<dyn Transport>, producer: Producer) -> Self {
+        Self {
+            transport,
+            producer,
+            consumer_enabled: AtomicBool::new(true),
+            transition: tokio::sync::Mutex::new(()),
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    /// The producer.
+    pub fn producer(&self) -> &Producer {
+        &self.producer
+    }
+
+    /// A consumer builder on the manager's transport, for `group`.
+    pub fn consumer_builder(&self, group: impl Into<String>) -> ConsumerBuilder {
+        Consumer::builder_shared(self.transport.clone(), group)
+    }
+
+    /// Registers `consumer`; it starts with [`Manager::start_all`], or at once when the
+    /// manager already started and consumers are enabled.
+    pub fn add_consumer(&self, consumer: Consumer) {
+        let mut state = self.lock();
+        if state.started && self.is_consumer_enabled() {
+            state.running.push(consumer.start());
+        }
+        state.consumers.push(consumer);
+    }
+
+    /// Starts every registered consumer (unless consumers are disabled). Calling it again
+    /// does nothing. Must be called within a Tokio runtime.
+    pub fn start_all(&self) {
+        let mut state = self.lock();
+        if std::mem::replace(&mut state.started, true) || !self.is_consumer_enabled() {
+            return;
+        }
+        state.running = state.consumers.iter().map(Consumer::start).collect();
+    }
+
+    /// Whether sends are accepted.
+    pub fn is_producer_enabled(&self) -> bool {
+        self.producer.is_enabled()
+    }
+
+    /// Accepts sends again.
+    pub fn enable_producer(&self) {
+        self.producer.set_enabled(true);
+    }
+
+    /// Refuses further sends with [`Error::Closed`]; records already sent are unaffected.
+    pub fn disable_producer(&self) {
+        self.producer.set_enabled(false);
+    }
+
+    /// Whether consumers run once started.
+    pub fn is_consumer_enabled(&self) -> bool {
+        self.consumer_enabled.load(Ordering::Acquire)
+    }
+
+    /// Starts the consumers again (if the manager was started); they resume at their
+    /// committed offsets.
+    pub async fn enable_consumers(&self) {
+        let _transition = self.transition.lock().await;
+        if self.consumer_enabled.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let mut state = self.lock();
+        if state.started {
+            state.running = state.consumers.iter().map(Consumer::start).collect();
+        }
+    }
+
+    /// Stops the running consumers gracefully: in-flight handlers finish, handled offsets are
+    /// committed, the groups are left. Nothing is consumed until [`Manager::enable_consumers`].
+    ///
+    /// # Errors
+    ///
+    /// The first error a consumer stopped with.
+    pub async fn disable_consumers(&self) -> Result<()> {
+        let _transition = self.transition.lock().await;
+        self.consumer_enabled.store(false, Ordering::Release);
+        let running = std::mem::take(&mut self.lock().running);
+        shutdown_all(running).await
+    }
+
+    /// Producer and consumer switches, brokers, and each group's assignment.
+    pub fn status(&self) -> Status {
+        let state = self.lock();
+        let mut consumers: Vec<GroupStatus> = state
+            .running
+            .iter()
+            .flat_map(RunningConsumer::status)
+            .collect();
+        let running: Vec<String> = consumers.iter().map(|c| c.group.clone()).collect();
+        for consumer in &state.consumers {
+            for (group, topics) in consumer.group_topics() {
+                if !running.contains(&group) {
+                    consumers.push(GroupStatus {
+                        group,
+                        topics,
+                        member_id: None,
+                        assigned: Vec::new(),
+                    });
+                }
+            }
+        }
+        Status {
+            producer_enabled: self.is_producer_enabled(),
+            consumer_enabled: self.is_consumer_enabled(),
+            consumer_count: state.consumers.iter().map(|c| c.groups().len()).sum(),
+            brokers: self.transport.brokers(),
+            backend: self.transport.name(),
+            consumers,
+        }
+    }
+
+    /// Stops the consumers gracefully and flushes the producer.
+    ///
+    /// # Errors
+    ///
+    /// The first error a consumer stopped with, else a flush error.
+    pub async fn close(&self) -> Result<()> {
+        let _transition = self.transition.lock().await;
+        let running = std::mem::take(&mut self.lock().running);
+        let stopped = shutdown_all(running).await;
+        self.producer.set_enabled(false);
+        let flushed = self.producer.flush().await;
+        stopped.and(flushed)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+async fn shutdown_all(running: Vec<RunningConsumer>) -> Result<()> {
+    let mut first: Option<Error> = None;
+    for consumer in running {
+        if let Err(error) = consumer.shutdown().await {
+            first.get_or_insert(error);
+        }
+    }
+    first.map_or(Ok(()), Err)
+}

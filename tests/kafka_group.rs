@@ -381,11 +381,15 @@ async fn a_commit_of_a_stale_generation_is_fenced() {
         }
     };
     assert!(matches!(error, Error::Fenced { .. }), "{error}");
-    assert_eq!(
-        theirs.lock().unwrap().len(),
-        2,
-        "the second member took everything"
-    );
+    support::wait_until(
+        "the second member to take everything",
+        Duration::from_secs(20),
+        || {
+            let done = theirs.lock().unwrap().len() == 2;
+            async move { done }
+        },
+    )
+    .await;
 
     // The fenced member revokes, rejoins and gets a share.
     assert_eq!(

@@ -37,7 +37,7 @@
 //! - Protocol versions. The `kafka` crate speaks Produce v0, Fetch v0, ListOffsets v0 and
 //!   Metadata v0 (message format v0/v1: brokers convert). The group APIs negotiate, through
 //!   ApiVersions, the highest version both the broker and `kafka-protocol` 0.18 know: on Kafka
-//!   3.9 that is FindCoordinator v4, JoinGroup v9, SyncGroup v5, Heartbeat v4, LeaveGroup v5,
+//!   3.9 that is FindCoordinator v6, JoinGroup v9, SyncGroup v5, Heartbeat v4, LeaveGroup v5,
 //!   OffsetCommit v9, OffsetFetch v9, CreateTopics v7.
 //! - Kafka 4.0 and later removed Produce v0-v2 and Fetch v0-v3: [`KafkaTransport::connect`]
 //!   refuses such a broker. Use the confluent backend (feature `confluent`,
@@ -241,6 +241,13 @@ fn check_versions(conn: &Connection) -> Result<()> {
 }
 
 impl Transport for KafkaTransport {
+    fn end_offsets<'a>(
+        &'a self,
+        topic: &'a str,
+    ) -> BoxFuture<'a, Result<std::collections::BTreeMap<i32, i64>>> {
+        Box::pin(admin::end_offsets(&self.options.brokers, topic))
+    }
+
     fn partition_count<'a>(&'a self, topic: &'a str) -> BoxFuture<'a, Result<i32>> {
         Box::pin(async move {
             let deadline = Instant::now() + self.options.request_timeout;

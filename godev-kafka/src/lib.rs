@@ -33,6 +33,7 @@ pub mod event;
 mod manager;
 pub mod partitioner;
 pub mod producer;
+mod signal;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod topics;
@@ -45,6 +46,7 @@ pub use event::{Codec, Event};
 pub use godev_kafka_derive::{Event, handler};
 pub use manager::{Manager, Status};
 pub use producer::{Delivery, Producer};
+pub use signal::shutdown_signal;
 pub use topics::TopicMap;
 
 /// Items the macros' generated code refers to. Not public API: no stability promise.

@@ -73,7 +73,9 @@ pub struct DeadLetter {
 }
 
 impl DeadLetter {
-    pub(crate) fn new(
+    /// A dead letter for `record`, given up on by `group` for `reason`; tag, handler and
+    /// attempts start empty.
+    pub fn from_record(
         record: &Record,
         group: &str,
         reason: DeadLetterReason,

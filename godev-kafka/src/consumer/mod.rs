@@ -24,6 +24,7 @@
 //! [`UnknownTagPolicy`](crate::UnknownTagPolicy).
 
 mod dead_letter;
+mod replay;
 mod runner;
 mod settings;
 mod worker;
@@ -35,6 +36,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use dead_letter::{DeadLetter, DeadLetterReason};
+pub use replay::{ReplayReport, replay_dead_letters};
 pub use settings::ConsumerSettings;
 
 use crate::dispatch::{Handler, Route, Router, UnknownTagPolicy};

@@ -87,7 +87,7 @@ impl Worker {
 
 /// Handles one record to the end: handled, skipped or dead-lettered.
 async fn handle(env: &GroupEnv, record: Record, stopping: &AtomicBool) -> Outcome {
-    let dead = |reason, error: String| DeadLetter::new(&record, &env.group, reason, error);
+    let dead = |reason, error: String| DeadLetter::from_record(&record, &env.group, reason, error);
     if record.value.len() > env.settings.max_record_bytes {
         let error = format!(
             "value has {} bytes, more than max_record_bytes {}",

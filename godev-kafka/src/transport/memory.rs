@@ -237,6 +237,16 @@ impl Transport for MemoryTransport {
         Box::pin(async move { Ok(self.lock().partitions(topic).len() as i32) })
     }
 
+    fn end_offsets<'a>(&'a self, topic: &'a str) -> BoxFuture<'a, Result<BTreeMap<i32, i64>>> {
+        Box::pin(async move {
+            let mut state = self.lock();
+            let partitions = state.partitions(topic);
+            Ok((0..)
+                .zip(partitions.iter().map(|log| log.len() as i64))
+                .collect())
+        })
+    }
+
     fn produce(&self, record: OutgoingRecord) -> BoxFuture<'_, Result<i64>> {
         Box::pin(async move {
             let mut state = self.lock();

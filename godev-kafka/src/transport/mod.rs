@@ -18,6 +18,7 @@
 pub mod kafka;
 pub mod memory;
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -141,6 +142,9 @@ pub trait Transport: Send + Sync + 'static {
     /// The number of partitions of `topic`, creating the topic the way the broker would
     /// (auto-creation) if it does not exist.
     fn partition_count<'a>(&'a self, topic: &'a str) -> BoxFuture<'a, Result<i32>>;
+
+    /// Partition → end offset (the offset the next record will get) of `topic`.
+    fn end_offsets<'a>(&'a self, topic: &'a str) -> BoxFuture<'a, Result<BTreeMap<i32, i64>>>;
 
     /// Writes `record` and resolves with its offset once the broker acknowledged it.
     fn produce(&self, record: OutgoingRecord) -> BoxFuture<'_, Result<i64>>;

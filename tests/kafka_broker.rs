@@ -90,14 +90,13 @@ async fn the_transport_refuses_nothing_on_kafka_3() {
 }
 
 /// Kafka 4 removed the produce and fetch versions the `kafka` crate speaks; `connect` must say
-/// so and point at the confluent backend. Runs when `GODEV_KAFKA4_BROKERS` names a Kafka 4
-/// broker (`dev/kafka start --version 4` listens on 127.0.0.1:9094).
+/// so and point at the confluent backend. Needs `GODEV_KAFKA4_BROKERS` naming a Kafka 4
+/// broker (`dev/test` starts one with `dev/kafka start --version 4` on 127.0.0.1:9094).
 #[tokio::test(flavor = "multi_thread")]
 async fn kafka_4_is_refused_with_the_way_out() {
-    let Ok(brokers) = std::env::var("GODEV_KAFKA4_BROKERS") else {
-        eprintln!("GODEV_KAFKA4_BROKERS is not set: Kafka 4 refusal not checked");
-        return;
-    };
+    let brokers = std::env::var("GODEV_KAFKA4_BROKERS").expect(
+        "GODEV_KAFKA4_BROKERS must name a Kafka 4 broker: run `dev/test`, or `dev/kafka start --version 4` and export GODEV_KAFKA4_BROKERS=127.0.0.1:9094",
+    );
     let options = godev_kafka::transport::kafka::KafkaOptions::new(brokers.split(','));
     let error = godev_kafka::transport::kafka::KafkaTransport::connect(options)
         .await

@@ -1,0 +1,196 @@
+//! The Go kit's `examples/kafka_demo.go`, as a function: register the consumers, start them,
+//! produce the five events and a raw message, wait until the five events were handled, close.
+//!
+//! `examples/kafka_demo.rs` parses its flags, builds the repository and calls [`run`]; the
+//! tests call [`run`] directly.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use godev_kafka::Status;
+
+use crate::entity::{
+    TRANSLATION_COMPLETED, TRANSLATION_REQUESTED, USER_CREATED, USER_DELETED, USER_UPDATED,
+};
+use crate::repo::KafkaRepo;
+use crate::usecase::handled::{self, Handled, Missing};
+use crate::usecase::{KafkaEventUseCase, Produced};
+
+/// The user of the demo's events (the Go demo's user 1).
+pub const DEMO_USER: i64 = 1;
+/// The real topic of the demo's raw message.
+pub const CUSTOM_TOPIC: &str = "custom-topic";
+/// The key of the demo's raw message.
+pub const CUSTOM_KEY: &str = "custom-key";
+
+/// What the demo varies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DemoOptions {
+    /// The real topic of the raw message ([`CUSTOM_TOPIC`] by default).
+    pub custom_topic: String,
+    /// How long to wait for the five events to be handled.
+    pub handled_timeout: Duration,
+}
+
+impl Default for DemoOptions {
+    fn default() -> Self {
+        Self {
+            custom_topic: CUSTOM_TOPIC.to_owned(),
+            handled_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// What a demo run did.
+#[derive(Debug, Clone)]
+pub struct DemoReport {
+    /// The five events, in the order produced.
+    pub produced: Vec<Produced>,
+    /// Their handling, in the same order.
+    pub handled: Vec<Handled>,
+    /// The repository's status while the consumers ran.
+    pub status: Status,
+}
+
+/// Why the demo failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DemoError {
+    /// Registering, producing or closing failed.
+    #[error(transparent)]
+    App(#[from] crate::Error),
+    /// Some events were not handled in time.
+    #[error(transparent)]
+    NotHandled(#[from] Missing),
+}
+
+/// Runs the demo's steps on `repo`, telling `out` what happens, one line at a time. The
+/// repository is closed at the end, also when a step failed.
+///
+/// Only this run's events count: the consumers may also handle events earlier runs left in
+/// the topics (a new group starts at the earliest offset), which are recognised by id and
+/// ignored.
+///
+/// # Errors
+///
+/// A step failed, or the five events were not all handled within
+/// [`DemoOptions::handled_timeout`].
+pub async fn run<R: KafkaRepo>(
+    repo: Arc<R>,
+    options: &DemoOptions,
+    out: &mut dyn FnMut(String),
+) -> Result<DemoReport, DemoError> {
+    let result = steps(repo.clone(), options, out).await;
+    let closed = repo.close().await;
+    out(match &closed {
+        Ok(()) => "closed: consumers stopped, offsets committed, producer flushed".to_owned(),
+        Err(e) => format!("close failed: {e}"),
+    });
+    let report = result?;
+    closed?;
+    Ok(report)
+}
+
+async fn steps<R: KafkaRepo>(
+    repo: Arc<R>,
+    options: &DemoOptions,
+    out: &mut dyn FnMut(String),
+) -> Result<DemoReport, DemoError> {
+    let events = KafkaEventUseCase::new(repo.clone());
+    // Subscribe before anything is produced, so no report can be missed.
+    let mut reports = handled::subscribe();
+
+    events.consume_user_events()?;
+    events.consume_translation_events()?;
+    repo.start_all_consumers();
+    let status = repo.status();
+    out(format!(
+        "consumers started: {} group(s) on {:?}, producer enabled: {}",
+        status.consumer_count,
+        status
+            .consumers
+            .iter()
+            .flat_map(|c| c.topics.iter().cloned())
+            .collect::<Vec<_>>(),
+        status.producer_enabled,
+    ));
+
+    let mut produced = Vec::new();
+    let user_events = [
+        (
+            USER_CREATED,
+            serde_json::json!({"name": "John Doe", "source": "web"}),
+        ),
+        (
+            USER_UPDATED,
+            serde_json::json!({"name": "John Smith", "updated_by": "admin"}),
+        ),
+        (USER_DELETED, serde_json::Value::Null),
+    ];
+    for (event_type, data) in user_events {
+        let sent = events
+            .produce_user_event(event_type, DEMO_USER, "user@example.com", data)
+            .await?;
+        out(produced_line(&sent));
+        produced.push(sent);
+    }
+    let translations = [
+        (TRANSLATION_REQUESTED, ""),
+        (TRANSLATION_COMPLETED, "Hola, ¿cómo estás?"),
+    ];
+    for (event_type, translated) in translations {
+        let sent = events
+            .produce_translation_event(
+                event_type,
+                DEMO_USER,
+                "en",
+                "es",
+                "Hello, how are you?",
+                translated,
+            )
+            .await?;
+        out(produced_line(&sent));
+        produced.push(sent);
+    }
+    let raw = repo
+        .send_message(
+            &options.custom_topic,
+            CUSTOM_KEY.as_bytes(),
+            &serde_json::json!({"message": "Hello from custom topic!", "timestamp": godev_kafka::event::Timestamp::now()}),
+        )
+        .await?;
+    out(format!(
+        "sent raw message to {}[{}]@{} with key {CUSTOM_KEY}",
+        raw.topic, raw.partition, raw.offset
+    ));
+
+    let ids: Vec<i64> = produced.iter().map(|p| p.id).collect();
+    out(format!(
+        "waiting up to {:?} for the {} events to be handled",
+        options.handled_timeout,
+        ids.len()
+    ));
+    let handled = handled::wait_for_ids(&mut reports, &ids, options.handled_timeout).await?;
+    for h in &handled {
+        out(format!(
+            "handled {} id={} user={} from {}[{}]@{} by group {}",
+            h.event_type, h.id, h.user_id, h.topic, h.partition, h.offset, h.group
+        ));
+    }
+    Ok(DemoReport {
+        produced,
+        handled,
+        status,
+    })
+}
+
+fn produced_line(sent: &Produced) -> String {
+    format!(
+        "produced {} id={} to {}[{}]@{}",
+        sent.event_type,
+        sent.id,
+        sent.delivery.topic,
+        sent.delivery.partition,
+        sent.delivery.offset
+    )
+}

@@ -152,7 +152,14 @@ pub struct KafkaTransport {
     options: KafkaOptions,
     producer: ProducerHandle,
     metadata: Fetcher,
+    /// Partition counts by topic, with when they were read; refreshed after
+    /// [`PARTITION_COUNT_MAX_AGE`] or a failed produce to the topic.
+    partition_counts: std::sync::Mutex<std::collections::HashMap<String, (i32, Instant)>>,
 }
+
+/// How long a topic's partition count is trusted before it is read again (the Java client's
+/// `metadata.max.age.ms` is five minutes; shorter here so that added partitions are used soon).
+const PARTITION_COUNT_MAX_AGE: Duration = Duration::from_secs(30);
 
 impl KafkaTransport {
     /// Checks that a broker answers and speaks the protocol versions of the `kafka` crate,
@@ -204,7 +211,22 @@ impl KafkaTransport {
             options,
             producer,
             metadata,
+            partition_counts: std::sync::Mutex::default(),
         })
+    }
+
+    fn counts_cache(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, (i32, Instant)>> {
+        self.partition_counts
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn cached_partition_count(&self, topic: &str) -> Option<i32> {
+        let cache = self.counts_cache();
+        let (count, read_at) = cache.get(topic)?;
+        (read_at.elapsed() < PARTITION_COUNT_MAX_AGE).then_some(*count)
     }
 
     /// The options this transport was built with.
@@ -250,18 +272,32 @@ impl Transport for KafkaTransport {
 
     fn partition_count<'a>(&'a self, topic: &'a str) -> BoxFuture<'a, Result<i32>> {
         Box::pin(async move {
+            if let Some(count) = self.cached_partition_count(topic) {
+                return Ok(count);
+            }
             let deadline = Instant::now() + self.options.request_timeout;
             let counts = self
                 .metadata
                 .partition_counts(vec![topic.to_owned()], deadline)
                 .await?;
-            Ok(counts.get(topic).copied().unwrap_or(0))
+            let count = counts.get(topic).copied().unwrap_or(0);
+            self.counts_cache()
+                .insert(topic.to_owned(), (count, Instant::now()));
+            Ok(count)
         })
     }
 
     fn produce(&self, record: OutgoingRecord) -> BoxFuture<'_, Result<i64>> {
+        let topic = record.topic.clone();
         let answer = self.producer.send(record);
-        Box::pin(async move { answer.await.map_err(|_| Error::Closed("kafka producer"))? })
+        Box::pin(async move {
+            let result = answer.await.map_err(|_| Error::Closed("kafka producer"))?;
+            if result.is_err() {
+                // The topic may have changed (deleted, re-created, grown): read it again.
+                self.counts_cache().remove(&topic);
+            }
+            result
+        })
     }
 
     fn join(&self, options: GroupOptions) -> BoxFuture<'_, Result<Box<dyn GroupMember>>> {

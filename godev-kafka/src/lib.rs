@@ -26,6 +26,7 @@
 //! - `testing`: helpers that find a real broker for tests (an address from the environment,
 //!   or a testcontainers container) and make unique topic and group names.
 
+pub mod config;
 pub mod consumer;
 pub mod dispatch;
 mod error;
@@ -39,6 +40,7 @@ pub mod testing;
 mod topics;
 pub mod transport;
 
+pub use config::Config;
 pub use consumer::{Consumer, ConsumerSettings, RunningConsumer};
 pub use dispatch::{Context, Handler, HandlerError, Route, Router, UnknownTagPolicy};
 pub use error::{Error, Result};

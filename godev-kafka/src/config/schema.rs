@@ -1,0 +1,265 @@
+//! Every key the config file knows, once: the file reader, the environment overlay, the
+//! did-you-mean suggestions and the validation all read these tables.
+
+/// The largest millisecond value: Kafka carries timeouts as 32-bit milliseconds.
+pub(super) const MAX_MILLIS: u64 = i32::MAX as u64;
+/// The largest count (records, bytes, attempts).
+pub(super) const MAX_COUNT: u64 = u32::MAX as u64;
+
+/// What a key holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Kind {
+    /// Any string.
+    Str,
+    /// One of the listed strings.
+    Choice(&'static [&'static str]),
+    /// `true` or `false` (in the environment also 1/0, yes/no).
+    Bool,
+    /// A whole number in `min..=max`.
+    Int { min: u64, max: u64 },
+    /// An array of strings (in the environment a comma-separated list).
+    List,
+}
+
+impl Kind {
+    /// What a value of this kind is, with its article: "a boolean".
+    pub(super) fn describe(self) -> &'static str {
+        match self {
+            Kind::Str | Kind::Choice(_) => "a string",
+            Kind::Bool => "a boolean",
+            Kind::Int { .. } => "an integer",
+            Kind::List => "an array of strings",
+        }
+    }
+
+    /// `n` if it is in range for an [`Kind::Int`], or what is wrong with it.
+    pub(super) fn check_int(self, n: i64) -> Result<u64, String> {
+        let Kind::Int { min, max } = self else {
+            return Err(format!("expected {}, found an integer", self.describe()));
+        };
+        match u64::try_from(n) {
+            Ok(n) if (min..=max).contains(&n) => Ok(n),
+            Ok(n) if n > max => Err(format!("must be at most {max}, found {n}")),
+            _ if min == 0 => Err(format!("must not be negative, found {n}")),
+            _ => Err(format!("must be at least {min}, found {n}")),
+        }
+    }
+
+    /// `s` if it is one of a [`Kind::Choice`]'s values, or the list of those.
+    pub(super) fn check_choice(self, s: &str) -> Result<&str, String> {
+        let Kind::Choice(choices) = self else {
+            return Ok(s);
+        };
+        if choices.contains(&s) {
+            return Ok(s);
+        }
+        let accepted = choices
+            .iter()
+            .map(|c| format!("`{c}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        Err(format!("expected one of {accepted}, found `{s}`"))
+    }
+}
+
+/// One key of a section.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Key {
+    pub(super) name: &'static str,
+    pub(super) kind: Kind,
+}
+
+/// A table of the file with a fixed set of keys.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct Section {
+    /// The table's name inside its parent (`control`).
+    pub(super) name: &'static str,
+    /// The dotted path of the table (`kafka.control`).
+    pub(super) path: &'static str,
+    /// The environment variables of its keys start with this (`KAFKA_CONTROL_`).
+    pub(super) env_prefix: &'static str,
+    pub(super) keys: &'static [Key],
+}
+
+impl Section {
+    /// The dotted key of `key`, as error messages name it.
+    pub(super) fn dotted(&self, key: &Key) -> String {
+        format!("{}.{}", self.path, key.name)
+    }
+
+    /// The environment variable that overrides `key`.
+    pub(super) fn env_var(&self, key: &Key) -> String {
+        format!("{}{}", self.env_prefix, key.name.to_ascii_uppercase())
+    }
+}
+
+const fn key(name: &'static str, kind: Kind) -> Key {
+    Key { name, kind }
+}
+
+const fn millis() -> Kind {
+    Kind::Int {
+        min: 0,
+        max: MAX_MILLIS,
+    }
+}
+
+const fn count(min: u64) -> Kind {
+    Kind::Int {
+        min,
+        max: MAX_COUNT,
+    }
+}
+
+/// The only top-level table.
+pub(super) const ROOT: &str = "kafka";
+
+pub(super) const CLIENTS: &[&str] = &["kafka", "memory"];
+pub(super) const CODECS: &[&str] = &["cloudevents", "tagged"];
+pub(super) const ACKS: &[&str] = &["all", "one", "none"];
+pub(super) const COMPRESSIONS: &[&str] = &["none", "gzip", "snappy"];
+pub(super) const OFFSET_RESETS: &[&str] = &["earliest", "latest"];
+pub(super) const UNKNOWN_TAGS: &[&str] = &["skip", "dead_letter", "fail"];
+
+pub(super) const BROKERS: Key = key("brokers", Kind::List);
+pub(super) const GROUP_ID: Key = key("group_id", Kind::Str);
+pub(super) const CLIENT: Key = key("client", Kind::Choice(CLIENTS));
+pub(super) const CODEC: Key = key("codec", Kind::Choice(CODECS));
+pub(super) const SOURCE: Key = key("source", Kind::Str);
+
+/// `[kafka]`.
+pub(super) const KAFKA: Section = Section {
+    name: ROOT,
+    path: ROOT,
+    env_prefix: "KAFKA_",
+    keys: &[BROKERS, GROUP_ID, CLIENT, CODEC, SOURCE],
+};
+
+/// `[kafka.topics]`: any logical name, each a topic name.
+pub(super) const TOPICS: &str = "topics";
+pub(super) const TOPICS_PATH: &str = "kafka.topics";
+pub(super) const TOPICS_ENV_PREFIX: &str = "KAFKA_TOPICS_";
+
+pub(super) const PRODUCER_ENABLED: Key = key("producer_enabled", Kind::Bool);
+pub(super) const CONSUMER_ENABLED: Key = key("consumer_enabled", Kind::Bool);
+
+/// `[kafka.control]`.
+pub(super) const CONTROL: Section = Section {
+    name: "control",
+    path: "kafka.control",
+    env_prefix: "KAFKA_CONTROL_",
+    keys: &[PRODUCER_ENABLED, CONSUMER_ENABLED],
+};
+
+pub(super) const ACKS_KEY: Key = key("acks", Kind::Choice(ACKS));
+pub(super) const COMPRESSION: Key = key("compression", Kind::Choice(COMPRESSIONS));
+pub(super) const LINGER_MS: Key = key("linger_ms", millis());
+pub(super) const BATCH_SIZE: Key = key("batch_size", count(1));
+pub(super) const RETRIES: Key = key("retries", count(0));
+pub(super) const RETRY_BACKOFF_MS: Key = key("retry_backoff_ms", millis());
+pub(super) const REQUEST_TIMEOUT_MS: Key = key(
+    "request_timeout_ms",
+    Kind::Int {
+        min: 1,
+        max: MAX_MILLIS,
+    },
+);
+
+/// `[kafka.producer]`.
+pub(super) const PRODUCER: Section = Section {
+    name: "producer",
+    path: "kafka.producer",
+    env_prefix: "KAFKA_PRODUCER_",
+    keys: &[
+        ACKS_KEY,
+        COMPRESSION,
+        LINGER_MS,
+        BATCH_SIZE,
+        RETRIES,
+        RETRY_BACKOFF_MS,
+        REQUEST_TIMEOUT_MS,
+    ],
+};
+
+pub(super) const OFFSET_RESET: Key = key("offset_reset", Kind::Choice(OFFSET_RESETS));
+pub(super) const UNKNOWN_TAG: Key = key("unknown_tag", Kind::Choice(UNKNOWN_TAGS));
+pub(super) const SESSION_TIMEOUT_MS: Key = key(
+    "session_timeout_ms",
+    Kind::Int {
+        min: 1,
+        max: MAX_MILLIS,
+    },
+);
+pub(super) const HEARTBEAT_INTERVAL_MS: Key = key(
+    "heartbeat_interval_ms",
+    Kind::Int {
+        min: 1,
+        max: MAX_MILLIS,
+    },
+);
+pub(super) const REBALANCE_TIMEOUT_MS: Key = key(
+    "rebalance_timeout_ms",
+    Kind::Int {
+        min: 1,
+        max: MAX_MILLIS,
+    },
+);
+pub(super) const POLL_WAIT_MS: Key = key("poll_wait_ms", millis());
+pub(super) const QUEUE_CAPACITY: Key = key("queue_capacity", count(1));
+pub(super) const COMMIT_INTERVAL_MS: Key = key("commit_interval_ms", millis());
+pub(super) const MAX_ATTEMPTS: Key = key("max_attempts", count(1));
+pub(super) const BACKOFF_MS: Key = key("backoff_ms", millis());
+pub(super) const MAX_BACKOFF_MS: Key = key("max_backoff_ms", millis());
+pub(super) const MAX_RETRY_TIME_MS: Key = key("max_retry_time_ms", millis());
+pub(super) const DEAD_LETTER_SUFFIX: Key = key("dead_letter_suffix", Kind::Str);
+pub(super) const MAX_RECORD_BYTES: Key = key("max_record_bytes", count(1));
+pub(super) const SHUTDOWN_TIMEOUT_MS: Key = key("shutdown_timeout_ms", millis());
+
+/// `[kafka.consumer]`.
+pub(super) const CONSUMER: Section = Section {
+    name: "consumer",
+    path: "kafka.consumer",
+    env_prefix: "KAFKA_CONSUMER_",
+    keys: &[
+        OFFSET_RESET,
+        UNKNOWN_TAG,
+        SESSION_TIMEOUT_MS,
+        HEARTBEAT_INTERVAL_MS,
+        REBALANCE_TIMEOUT_MS,
+        POLL_WAIT_MS,
+        QUEUE_CAPACITY,
+        COMMIT_INTERVAL_MS,
+        MAX_ATTEMPTS,
+        BACKOFF_MS,
+        MAX_BACKOFF_MS,
+        MAX_RETRY_TIME_MS,
+        DEAD_LETTER_SUFFIX,
+        MAX_RECORD_BYTES,
+        SHUTDOWN_TIMEOUT_MS,
+    ],
+};
+
+/// The sections with fixed keys, `[kafka]` first.
+pub(super) const SECTIONS: &[&Section] = &[&KAFKA, &CONTROL, &PRODUCER, &CONSUMER];
+
+/// The tables inside `[kafka]`, in the order suggestions prefer.
+pub(super) const SUBTABLES: &[&str] = &[TOPICS, CONTROL.name, PRODUCER.name, CONSUMER.name];
+
+/// The section of a table inside `[kafka]`, except `topics`.
+pub(super) fn subsection(name: &str) -> Option<&'static Section> {
+    SECTIONS[1..].iter().copied().find(|s| s.name == name)
+}
+
+/// The environment variable that overrides the topic of `logical`: upper case, with every
+/// character other than a letter or digit turned into `_`.
+pub(super) fn topic_env_var(logical: &str) -> String {
+    let mut var = String::from(TOPICS_ENV_PREFIX);
+    var.extend(logical.chars().map(|c| {
+        if c.is_ascii_alphanumeric() {
+            c.to_ascii_uppercase()
+        } else {
+            '_'
+        }
+    }));
+    var
+}

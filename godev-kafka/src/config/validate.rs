@@ -1,0 +1,351 @@
+//! From the settings as read to a [`Config`]: defaults, required keys, and the checks that
+//! span more than one value's type (addresses, topic names, timeouts against each other).
+
+use std::net::Ipv6Addr;
+use std::time::Duration;
+
+use super::raw::{Raw, Setting};
+use super::schema::*;
+use super::{Client, Config, ProducerOverrides, error};
+use crate::consumer::ConsumerSettings;
+use crate::dispatch::UnknownTagPolicy;
+use crate::event::Codec;
+use crate::transport::OffsetReset;
+use crate::{Error, Result};
+
+/// Checks the settings and fills in the defaults.
+pub(super) fn build(raw: Raw) -> Result<Config> {
+    let brokers = raw.get(&KAFKA, &BROKERS).ok_or_else(|| {
+        error(
+            KAFKA.dotted(&BROKERS),
+            format!(
+                "missing; add `brokers = [\"host:port\"]` to [kafka] or set {}",
+                KAFKA.env_var(&BROKERS)
+            ),
+        )
+    })?;
+    check_brokers(&brokers.name, brokers.list())?;
+
+    let group_id = raw.get(&KAFKA, &GROUP_ID).ok_or_else(|| {
+        error(
+            KAFKA.dotted(&GROUP_ID),
+            format!(
+                "missing; add `group_id = \"...\"` to [kafka] or set {}",
+                KAFKA.env_var(&GROUP_ID)
+            ),
+        )
+    })?;
+    non_empty(group_id)?;
+
+    let source = raw.get(&KAFKA, &SOURCE);
+    if let Some(source) = source {
+        non_empty(source)?;
+    }
+
+    let mut topics = std::collections::BTreeMap::new();
+    for (logical, setting) in &raw.topics {
+        check_topic(setting.str()).map_err(|message| error(&setting.name, message))?;
+        topics.insert(logical.clone(), setting.str().to_owned());
+    }
+
+    let enabled = |key: &Key| raw.get(&CONTROL, key).is_none_or(Setting::bool);
+
+    Ok(Config {
+        brokers: brokers.list().to_vec(),
+        group_id: group_id.str().to_owned(),
+        client: match choice(&raw, &KAFKA, &CLIENT) {
+            None | Some("kafka") => Client::Kafka,
+            Some("memory") => Client::Memory,
+            Some(other) => unreachable!("client `{other}` passed the schema"),
+        },
+        codec: match choice(&raw, &KAFKA, &CODEC) {
+            None | Some("cloudevents") => Codec::CloudEvents,
+            Some("tagged") => Codec::Tagged,
+            Some(other) => unreachable!("codec `{other}` passed the schema"),
+        },
+        source: source
+            .map_or(super::DEFAULT_SOURCE, Setting::str)
+            .to_owned(),
+        topics,
+        producer_enabled: enabled(&PRODUCER_ENABLED),
+        consumer_enabled: enabled(&CONSUMER_ENABLED),
+        producer: producer(&raw),
+        consumer: consumer(&raw)?,
+        unknown_tag: match choice(&raw, &CONSUMER, &UNKNOWN_TAG) {
+            None | Some("skip") => UnknownTagPolicy::Skip,
+            Some("dead_letter") => UnknownTagPolicy::DeadLetter,
+            Some("fail") => UnknownTagPolicy::Fail,
+            Some(other) => unreachable!("unknown_tag `{other}` passed the schema"),
+        },
+    })
+}
+
+fn choice<'r>(raw: &'r Raw, section: &Section, key: &Key) -> Option<&'r str> {
+    raw.get(section, key).map(Setting::str)
+}
+
+/// A choice as the schema's own `&'static str`.
+fn static_choice(raw: &Raw, section: &Section, key: &Key) -> Option<&'static str> {
+    let Kind::Choice(choices) = key.kind else {
+        unreachable!("`{}` is not a choice", key.name)
+    };
+    let value = choice(raw, section, key)?;
+    let found = choices.iter().find(|&&c| c == value);
+    Some(found.expect("the value passed the schema"))
+}
+
+fn millis(raw: &Raw, section: &Section, key: &Key) -> Option<Duration> {
+    raw.get(section, key)
+        .map(|s| Duration::from_millis(s.int()))
+}
+
+fn count(raw: &Raw, section: &Section, key: &Key) -> Option<usize> {
+    // The schema caps counts at u32::MAX.
+    raw.get(section, key).map(|s| s.int() as usize)
+}
+
+fn producer(raw: &Raw) -> ProducerOverrides {
+    ProducerOverrides {
+        acks: static_choice(raw, &PRODUCER, &ACKS_KEY),
+        compression: static_choice(raw, &PRODUCER, &COMPRESSION),
+        linger: millis(raw, &PRODUCER, &LINGER_MS),
+        batch_size: count(raw, &PRODUCER, &BATCH_SIZE),
+        retries: raw.get(&PRODUCER, &RETRIES).map(|s| s.int() as u32),
+        retry_backoff: millis(raw, &PRODUCER, &RETRY_BACKOFF_MS),
+        request_timeout: millis(raw, &PRODUCER, &REQUEST_TIMEOUT_MS),
+    }
+}
+
+fn consumer(raw: &Raw) -> Result<ConsumerSettings> {
+    let mut settings = ConsumerSettings::default();
+    let c = &CONSUMER;
+    match choice(raw, c, &OFFSET_RESET) {
+        None => {}
+        Some("earliest") => settings.offset_reset = OffsetReset::Earliest,
+        Some("latest") => settings.offset_reset = OffsetReset::Latest,
+        Some(other) => unreachable!("offset_reset `{other}` passed the schema"),
+    }
+    let set = |target: &mut Duration, key: &Key| {
+        if let Some(d) = millis(raw, c, key) {
+            *target = d;
+        }
+    };
+    set(&mut settings.session_timeout, &SESSION_TIMEOUT_MS);
+    set(&mut settings.heartbeat_interval, &HEARTBEAT_INTERVAL_MS);
+    set(&mut settings.rebalance_timeout, &REBALANCE_TIMEOUT_MS);
+    set(&mut settings.poll_wait, &POLL_WAIT_MS);
+    set(&mut settings.commit_interval, &COMMIT_INTERVAL_MS);
+    set(&mut settings.backoff, &BACKOFF_MS);
+    set(&mut settings.max_backoff, &MAX_BACKOFF_MS);
+    set(&mut settings.max_retry_time, &MAX_RETRY_TIME_MS);
+    set(&mut settings.shutdown_timeout, &SHUTDOWN_TIMEOUT_MS);
+    if let Some(n) = count(raw, c, &QUEUE_CAPACITY) {
+        settings.queue_capacity = n;
+    }
+    if let Some(n) = count(raw, c, &MAX_RECORD_BYTES) {
+        settings.max_record_bytes = n;
+    }
+    if let Some(s) = raw.get(c, &MAX_ATTEMPTS) {
+        settings.max_attempts = s.int() as u32;
+    }
+    if let Some(s) = raw.get(c, &DEAD_LETTER_SUFFIX) {
+        check_suffix(s.str()).map_err(|message| error(&s.name, message))?;
+        settings.dead_letter_suffix = s.str().to_owned();
+    }
+
+    if settings.heartbeat_interval >= settings.session_timeout {
+        let heartbeat = settings.heartbeat_interval.as_millis();
+        let session = settings.session_timeout.as_millis();
+        let name = |key: &Key| {
+            raw.get(c, key)
+                .map_or_else(|| c.dotted(key), |s| s.name.clone())
+        };
+        return Err(match raw.get(c, &HEARTBEAT_INTERVAL_MS) {
+            Some(set) => error(
+                &set.name,
+                format!(
+                    "must be less than `{}` ({session}), found {heartbeat}; a third of it is usual",
+                    name(&SESSION_TIMEOUT_MS)
+                ),
+            ),
+            None => error(
+                name(&SESSION_TIMEOUT_MS),
+                format!(
+                    "must be greater than `{}` ({heartbeat}), found {session}",
+                    name(&HEARTBEAT_INTERVAL_MS)
+                ),
+            ),
+        });
+    }
+    Ok(settings)
+}
+
+fn non_empty(setting: &Setting) -> Result<()> {
+    if setting.str().trim().is_empty() {
+        return Err(error(&setting.name, "must not be empty"));
+    }
+    Ok(())
+}
+
+/// Checks a broker list, naming the list (`kafka.brokers` or `KAFKA_BROKERS`) in errors.
+pub(super) fn check_brokers(name: &str, brokers: &[String]) -> Result<(), Error> {
+    if brokers.is_empty() {
+        return Err(error(
+            name,
+            format!("`{name}` is empty; list at least one broker as host:port"),
+        ));
+    }
+    for broker in brokers {
+        check_broker(broker).map_err(|message| error(name, message))?;
+    }
+    Ok(())
+}
+
+/// Checks one `host:port` (IPv6 hosts in brackets).
+fn check_broker(addr: &str) -> Result<(), String> {
+    let not_host_port = || format!("`{addr}` is not host:port");
+    let (host, port) = match addr.strip_prefix('[') {
+        Some(rest) => {
+            let (ip, port) = rest.split_once("]:").ok_or_else(not_host_port)?;
+            if ip.parse::<Ipv6Addr>().is_err() {
+                return Err(format!("`{addr}`: `{ip}` is not an IPv6 address"));
+            }
+            (ip, port)
+        }
+        None => addr.rsplit_once(':').ok_or_else(not_host_port)?,
+    };
+    if !addr.starts_with('[') {
+        if host.parse::<Ipv6Addr>().is_ok() {
+            return Err(format!(
+                "`{addr}` is not host:port; write an IPv6 address in brackets, as in `[::1]:9092`"
+            ));
+        }
+        if host.is_empty() {
+            return Err(format!("`{addr}` has no host; write host:port"));
+        }
+        if !host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+        {
+            return Err(format!(
+                "`{addr}`: host `{host}` may only contain letters, digits, `.`, `-` and `_`"
+            ));
+        }
+    }
+    match port.parse::<u16>() {
+        Ok(p) if p > 0 && port.bytes().all(|b| b.is_ascii_digit()) => Ok(()),
+        _ => Err(format!(
+            "`{addr}`: port must be a number from 1 to 65535, found `{port}`"
+        )),
+    }
+}
+
+/// The characters Kafka allows in a topic name.
+fn topic_chars(s: &str) -> bool {
+    s.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+fn check_topic(topic: &str) -> Result<(), String> {
+    if topic.is_empty() {
+        return Err("must not be empty".into());
+    }
+    if topic == "." || topic == ".." {
+        return Err(format!(
+            "`{topic}` is not a valid Kafka topic name; `.` and `..` are reserved"
+        ));
+    }
+    if topic.len() > 249 || !topic_chars(topic) {
+        return Err(format!(
+            "`{topic}` is not a valid Kafka topic name; use 1 to 249 letters, digits, `.`, `_` or `-`"
+        ));
+    }
+    Ok(())
+}
+
+fn check_suffix(suffix: &str) -> Result<(), String> {
+    if suffix.is_empty() {
+        return Err("must not be empty".into());
+    }
+    if !topic_chars(suffix) {
+        return Err(format!(
+            "`{suffix}` may only contain letters, digits, `.`, `_` or `-` (it ends topic names)"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broker_addresses() {
+        for ok in [
+            "127.0.0.1:9092",
+            "kafka-1.example.com:9093",
+            "[::1]:9092",
+            "broker_1:1",
+            "h:65535",
+        ] {
+            assert_eq!(check_broker(ok), Ok(()), "{ok}");
+        }
+        let cases = [
+            ("localhost", "`localhost` is not host:port"),
+            ("", "`` is not host:port"),
+            (":9092", "`:9092` has no host; write host:port"),
+            (
+                "localhost:0",
+                "`localhost:0`: port must be a number from 1 to 65535, found `0`",
+            ),
+            (
+                "localhost:65536",
+                "`localhost:65536`: port must be a number from 1 to 65535, found `65536`",
+            ),
+            (
+                "localhost:+80",
+                "`localhost:+80`: port must be a number from 1 to 65535, found `+80`",
+            ),
+            (
+                "localhost:",
+                "`localhost:`: port must be a number from 1 to 65535, found ``",
+            ),
+            (
+                "::1:9092",
+                "`::1:9092` is not host:port; write an IPv6 address in brackets, as in `[::1]:9092`",
+            ),
+            ("[::1]", "`[::1]` is not host:port"),
+            ("[zz]:9092", "`[zz]:9092`: `zz` is not an IPv6 address"),
+            (
+                "[::1]:0",
+                "`[::1]:0`: port must be a number from 1 to 65535, found `0`",
+            ),
+            (
+                "kafka://b:9092",
+                "`kafka://b:9092`: host `kafka://b` may only contain letters, digits, `.`, `-` and `_`",
+            ),
+        ];
+        for (addr, message) in cases {
+            assert_eq!(check_broker(addr), Err(message.to_owned()), "{addr}");
+        }
+    }
+
+    #[test]
+    fn topic_names() {
+        for ok in ["user-events", "a", "A.b_c-9", &"x".repeat(249)] {
+            assert_eq!(check_topic(ok), Ok(()), "{ok}");
+        }
+        assert_eq!(check_topic(""), Err("must not be empty".to_owned()));
+        assert_eq!(
+            check_topic(".."),
+            Err("`..` is not a valid Kafka topic name; `.` and `..` are reserved".to_owned())
+        );
+        let long = "x".repeat(250);
+        assert_eq!(
+            check_topic(&long),
+            Err(format!(
+                "`{long}` is not a valid Kafka topic name; use 1 to 249 letters, digits, `.`, `_` or `-`"
+            ))
+        );
+    }
+}

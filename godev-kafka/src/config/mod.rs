@@ -408,3 +408,6 @@ fn error(key: impl Into<String>, message: impl Into<String>) -> Error {
         message: message.into(),
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -3,8 +3,9 @@
 //! An event framework over Apache Kafka: derive events, write plain `async fn` handlers, run
 //! grouped consumers that dispatch each record on its event-type tag.
 //!
-//! ```no_run
-//! use godev_kafka::{handler, Event, HandlerError};
+//! ```
+//! use godev_kafka::transport::memory::MemoryTransport;
+//! use godev_kafka::{handler, Consumer, Event, HandlerError, Producer, TopicMap};
 //! use serde::{Deserialize, Serialize};
 //!
 //! #[derive(Debug, Serialize, Deserialize, Event)]
@@ -19,12 +20,37 @@
 //!     println!("welcome, user {}", event.user_id);
 //!     Ok(())
 //! }
+//!
+//! # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+//! let transport = MemoryTransport::new(3); // or transport::kafka::KafkaTransport::connect(..)
+//! let topics = TopicMap::from_iter([("user_events", "user-events")]);
+//! let consumer = Consumer::builder(transport.clone(), "mailer").topics(topics.clone()).handler::<welcome>().build()?;
+//! let running = consumer.start();
+//! Producer::new(transport, topics).send(&UserCreated { user_id: 1, email: "a@b.c".into() }).await?;
+//! // ... later, on SIGTERM (see `shutdown_signal`):
+//! running.shutdown().await?;
+//! # Ok::<(), godev_kafka::Error>(()) }).unwrap();
 //! ```
+//!
+//! # Layers
+//!
+//! - [`event`]: the [`Event`] trait the derive implements, the [`Envelope`](event::Envelope)
+//!   and the two [`Codec`]s (CloudEvents JSON, the Go kit's tagged JSON).
+//! - [`dispatch`]: handlers, their [`Context`], and the [`Router`] keyed by topic and tag.
+//! - [`producer`], [`consumer`] and [`Manager`]: sending, the grouped consumer runner (one
+//!   ordered worker per partition, commits of the handled prefix, retries, dead letters,
+//!   graceful shutdown), and the producer/consumer switches of a service.
+//! - [`transport`]: the backend trait and its backends.
+//! - [`config`]: TOML and environment configuration, validated at start-up.
 //!
 //! # Feature flags
 //!
-//! - `testing`: helpers that find a real broker for tests (an address from the environment,
-//!   or a testcontainers container) and make unique topic and group names.
+//! - `kafka` (default): the backend on the pure-Rust `kafka` crate, for Kafka 0.10 to 3.9,
+//!   with consumer-group membership implemented in this crate.
+//! - `testing`: helpers that find a real broker for tests (`GODEV_KAFKA_BROKERS`) and make
+//!   unique topic and group names, and create topics.
+//! - `testcontainers`: lets `testing::broker()` start an `apache/kafka` container when no
+//!   address is configured and a Docker daemon answers.
 
 pub mod config;
 pub mod consumer;

@@ -14,6 +14,8 @@
 //! - [`GroupMember::commit`] is fenced by generation: a member that lost a partition gets
 //!   [`Error::Fenced`](crate::Error::Fenced) instead of overwriting the new owner's offsets.
 
+#[cfg(feature = "confluent")]
+pub mod confluent;
 #[cfg(feature = "kafka")]
 pub mod kafka;
 pub mod memory;

@@ -1,0 +1,436 @@
+//! The `confluent-kafka` crate backend: Apache Kafka 4.0 and later, KIP-848 consumer groups,
+//! record headers, an idempotent producer.
+//!
+//! Built on [`confluent-kafka`](https://docs.rs/confluent-kafka) 1.x, a pure-Rust translation
+//! of the Apache Kafka Java client (4.4). Its consumer speaks only the KIP-848 group protocol
+//! (`group.protocol=consumer`), which needs a Kafka 4.0+ broker; its producer and admin client
+//! negotiate versions and also work against older brokers (see [Versions](#versions)).
+//!
+//! # Producing
+//!
+//! [`ConfluentTransport::produce`] writes to the partition the framework chose (it computes
+//! the Java client's murmur2 partition itself), with `acks=all` and `enable.idempotence=true`
+//! by default, and resolves with the offset once the broker acknowledged the record. A
+//! CloudEvents JSON value also gets the CloudEvents Kafka headers `ce_type`, `ce_id`,
+//! `ce_source`, `ce_specversion` and `content-type: application/cloudevents+json;
+//! charset=UTF-8`; the value keeps the whole event (structured mode: the `content-type` tells
+//! CloudEvents SDKs to read the value, and the `ce_` headers let tools route or filter without
+//! parsing JSON). Other values (the Go kit's tagged JSON, raw bytes) get no headers.
+//!
+//! # Consuming
+//!
+//! [`Transport::join`] returns a [`GroupMember`] on the crate's KIP-848 consumer with
+//! auto-commit off. The broker assigns partitions (server-side assignor) and rebalances
+//! incrementally: only partitions that move are revoked, so [`Polled::Revoked`] lists those
+//! and [`Polled::Assigned`] lists the partitions *added* to the assignment (not the whole
+//! assignment, as in the eager `kafka` and `memory` backends; the runner only adds workers for
+//! them, so kept partitions keep their workers).
+//!
+//! ## Revocation before the partition moves
+//!
+//! The crate runs [`ConsumerRebalanceListener`] callbacks inside its `poll`, and the
+//! broker waits for the callback to finish before it gives a revoked partition to another
+//! member. This backend therefore lets the callback *wait for the runner*:
+//!
+//! 1. The consumer lives on its own task (the *driver*), which serves the member's commands
+//!    (`poll`, `commit`, `pause`, `resume`, `seek`, `leave`) one at a time.
+//! 2. When the crate calls `on_partitions_revoked` (or `on_partitions_lost`) inside a `poll`,
+//!    the listener reports [`Polled::Revoked`] as that poll's answer and does not return.
+//!    While it waits it serves the member's commands itself, through the crate's
+//!    [`ConsumerHandle`](confluent_kafka::consumer::ConsumerHandle), which the crate admits
+//!    only while a callback runs: the runner's drain-and-commit goes through here.
+//! 3. The runner's next [`GroupMember::poll`] completes the callback; the crate's `poll`
+//!    goes on (acknowledging the revocation to the broker), and its result answers that poll.
+//!
+//! So a partition's in-flight records are handled and their offsets committed before the
+//! broker moves it, as the [transport contract](crate::transport#contract) asks. A callback
+//! that waits longer than the rebalance timeout (`max.poll.interval.ms`, from
+//! [`GroupOptions::rebalance_timeout`]) gets the member fenced by the broker; the runner's
+//! drain deadline (`shutdown_timeout`) should stay below it.
+//!
+//! ## Commits and fencing
+//!
+//! [`GroupMember::commit`] is a synchronous `OffsetCommit` of exactly the given offsets. With
+//! KIP-848 the broker checks the member epoch: a member that lost its partitions gets
+//! `STALE_MEMBER_EPOCH` / `UNKNOWN_MEMBER_ID` (the crate's `CommitFailedError`), mapped to
+//! [`Error::Fenced`] with the member epoch as `generation`.
+//!
+//! ## Group timeouts
+//!
+//! KIP-848 moved the session timeout and heartbeat interval to the broker (group configs
+//! `consumer.session.timeout.ms`, `consumer.heartbeat.interval.ms`); the client may not set
+//! them. When [`ConfluentOptions::set_group_timeouts`] is on (the default), [`Transport::join`]
+//! writes [`GroupOptions::session_timeout`] and [`GroupOptions::heartbeat_interval`] to the
+//! group's configs with `IncrementalAlterConfigs` (best effort: a refusal, e.g. no `ALTER_CONFIGS`
+//! permission or a value outside the broker's `group.consumer.min/max.*` bounds, is logged
+//! and the broker's values stay). Heartbeats carry assignment changes, so the heartbeat
+//! interval bounds how fast partitions move.
+//!
+//! # Versions
+//!
+//! | broker | producer | consumer group |
+//! |---|---|---|
+//! | Kafka 4.0+ | yes | yes (KIP-848) |
+//! | Kafka 3.x (3.9 tested) | yes | no: KIP-848 is off by default before 4.0 |
+//!
+//! [`detect_broker`] asks a broker's ApiVersions which backend fits, for configuration that
+//! chooses one automatically.
+//!
+//! # Limits
+//!
+//! - Rust 1.95+ (the crate's MSRV), and only plaintext connections: the crate's TLS features
+//!   (`rustls`, `aws-lc-rs`) are left off to keep the build small.
+//! - No classic consumer groups: a group the `kafka` backend's members use (classic protocol)
+//!   cannot take confluent members at the same time.
+//! - [`Polled::Assigned`] lists added partitions only (see above).
+
+pub mod admin;
+mod detect;
+mod headers;
+mod member;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use confluent_kafka::common::serialization::ByteArraySerializer;
+use confluent_kafka::common::{Error as KafkaError, TopicPartition as KafkaPartition};
+use confluent_kafka::producer::{KafkaProducer, Producer as _, ProducerConfig, ProducerRecord};
+
+pub use self::detect::{BrokerFeatures, detect_broker};
+use self::member::ConfluentMember;
+use crate::transport::{BoxFuture, GroupMember, GroupOptions, OutgoingRecord, Transport};
+#[cfg(doc)]
+use crate::transport::{Polled, TopicPartition};
+use crate::{Error, Result};
+#[cfg(doc)]
+use confluent_kafka::consumer::ConsumerRebalanceListener;
+
+/// How many acknowledgements a produce waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Acks {
+    /// The leader wrote the record (turns idempotence off).
+    One,
+    /// Every in-sync replica wrote the record.
+    #[default]
+    All,
+}
+
+/// How record batches are compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Compression {
+    /// Not compressed.
+    #[default]
+    None,
+    /// gzip.
+    Gzip,
+    /// Snappy.
+    Snappy,
+    /// LZ4.
+    Lz4,
+    /// Zstandard.
+    Zstd,
+}
+
+impl Compression {
+    fn config_value(self) -> &'static str {
+        match self {
+            Compression::None => "none",
+            Compression::Gzip => "gzip",
+            Compression::Snappy => "snappy",
+            Compression::Lz4 => "lz4",
+            Compression::Zstd => "zstd",
+        }
+    }
+}
+
+/// How to reach the brokers, how to produce, how members join.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ConfluentOptions {
+    /// Bootstrap brokers, `host:port`.
+    pub brokers: Vec<String>,
+    /// The client id the brokers see.
+    pub client_id: String,
+    /// Acknowledgements a produce waits for.
+    pub acks: Acks,
+    /// Idempotent producer (`enable.idempotence`): retries never duplicate or reorder a
+    /// partition's records. Needs [`Acks::All`].
+    pub idempotence: bool,
+    /// Batch compression.
+    pub compression: Compression,
+    /// How long the producer waits for more records before it sends a batch (`linger.ms`).
+    pub linger: Duration,
+    /// How long one request may take (`request.timeout.ms`); a produce is retried until
+    /// `delivery.timeout.ms`, set to `linger + 4 × request_timeout`.
+    pub request_timeout: Duration,
+    /// The most bytes fetched per partition and request (`max.partition.fetch.bytes`).
+    pub fetch_max_bytes: i32,
+    /// Write [`GroupOptions::session_timeout`] and [`GroupOptions::heartbeat_interval`] to the
+    /// group's broker-side configs on join (see the [module docs](self#group-timeouts)).
+    pub set_group_timeouts: bool,
+    /// Further client properties (Java client names, e.g. `security.protocol`), applied to the
+    /// producer, the consumers and the admin client after the ones above.
+    pub properties: BTreeMap<String, String>,
+}
+
+impl ConfluentOptions {
+    /// Options for `brokers` with the Java client's usual settings (acks=all, idempotence).
+    pub fn new(brokers: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        Self {
+            brokers: brokers.into_iter().map(Into::into).collect(),
+            client_id: "godev-kafka".into(),
+            acks: Acks::All,
+            idempotence: true,
+            compression: Compression::None,
+            linger: Duration::from_millis(5),
+            request_timeout: Duration::from_secs(30),
+            fetch_max_bytes: 1024 * 1024,
+            set_group_timeouts: true,
+            properties: BTreeMap::new(),
+        }
+    }
+
+    fn common(&self) -> HashMap<String, String> {
+        HashMap::from([
+            ("bootstrap.servers".into(), self.brokers.join(",")),
+            ("client.id".into(), self.client_id.clone()),
+            (
+                "request.timeout.ms".into(),
+                millis(self.request_timeout).to_string(),
+            ),
+        ])
+    }
+
+    fn with_extra(&self, mut props: HashMap<String, String>) -> HashMap<String, String> {
+        props.extend(self.properties.clone());
+        props
+    }
+
+    fn producer_properties(&self) -> HashMap<String, String> {
+        let mut props = self.common();
+        let acks = match self.acks {
+            Acks::One => "1",
+            Acks::All => "all",
+        };
+        let idempotent = self.idempotence && self.acks == Acks::All;
+        let delivery = self.linger + self.request_timeout * 4;
+        props.extend([
+            ("acks".to_string(), acks.to_string()),
+            ("enable.idempotence".into(), idempotent.to_string()),
+            (
+                "compression.type".into(),
+                self.compression.config_value().into(),
+            ),
+            ("linger.ms".into(), millis(self.linger).to_string()),
+            ("delivery.timeout.ms".into(), millis(delivery).to_string()),
+        ]);
+        self.with_extra(props)
+    }
+}
+
+fn millis(d: Duration) -> u128 {
+    d.as_millis()
+}
+
+/// The crate's error as this crate's, naming the operation.
+fn failed(operation: impl Into<String>, e: &KafkaError) -> Error {
+    Error::transport(operation, e, e.is_retriable_error() || e.is_timeout_error())
+}
+
+/// The `confluent-kafka` crate backend. See the [module docs](self).
+pub struct ConfluentTransport {
+    options: ConfluentOptions,
+    producer: KafkaProducer<Vec<u8>, Vec<u8>>,
+    admin: admin::Admin,
+    /// Partition counts by topic, with when they were read.
+    partition_counts: Mutex<HashMap<String, (i32, Instant)>>,
+}
+
+impl std::fmt::Debug for ConfluentTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConfluentTransport")
+            .field("brokers", &self.options.brokers)
+            .field("client_id", &self.options.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How long a topic's partition count is trusted before it is read again.
+const PARTITION_COUNT_MAX_AGE: Duration = Duration::from_secs(30);
+
+impl ConfluentTransport {
+    /// Builds the producer and admin client and checks that a broker answers.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn demo() -> godev_kafka::Result<()> {
+    /// use godev_kafka::transport::confluent::{ConfluentOptions, ConfluentTransport};
+    ///
+    /// let transport = ConfluentTransport::connect(ConfluentOptions::new(["127.0.0.1:9094"])).await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// No brokers given, a property the crate refuses, or no broker answered within the
+    /// request timeout.
+    pub async fn connect(options: ConfluentOptions) -> Result<Self> {
+        if options.brokers.is_empty() {
+            return Err(Error::Config {
+                key: "kafka.brokers".into(),
+                message: "no brokers given; set at least one host:port".into(),
+            });
+        }
+        let config =
+            ProducerConfig::new(&options.producer_properties()).map_err(|e| Error::Config {
+                key: "kafka".into(),
+                message: format!("the confluent producer refuses its configuration: {e}"),
+            })?;
+        let producer = KafkaProducer::new(
+            config,
+            ByteArraySerializer::default(),
+            ByteArraySerializer::default(),
+        )
+        .map_err(|e| failed("create confluent producer", &e))?;
+        let admin = admin::Admin::new(&options)?;
+        admin
+            .cluster_id(options.request_timeout)
+            .await
+            .map_err(|e| {
+                Error::transport(
+                    format!("connect to brokers {}", options.brokers.join(",")),
+                    e,
+                    true,
+                )
+            })?;
+        Ok(Self {
+            options,
+            producer,
+            admin,
+            partition_counts: Mutex::default(),
+        })
+    }
+
+    /// The options this transport was built with.
+    pub fn options(&self) -> &ConfluentOptions {
+        &self.options
+    }
+
+    /// The admin client of this transport (topics, offsets, group configs).
+    pub fn admin(&self) -> &admin::Admin {
+        &self.admin
+    }
+
+    fn counts(&self) -> std::sync::MutexGuard<'_, HashMap<String, (i32, Instant)>> {
+        self.partition_counts
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    async fn read_partition_count(&self, topic: &str) -> Result<i32> {
+        if let Some((count, read_at)) = self.counts().get(topic) {
+            if read_at.elapsed() < PARTITION_COUNT_MAX_AGE {
+                return Ok(*count);
+            }
+        }
+        // The producer's metadata path creates the topic when the broker auto-creates topics,
+        // as the trait asks.
+        let partitions = self
+            .producer
+            .partitions_for(topic)
+            .await
+            .map_err(|e| failed(format!("read partitions of {topic}"), &e))?;
+        let count = partitions.len() as i32;
+        self.counts()
+            .insert(topic.to_owned(), (count, Instant::now()));
+        Ok(count)
+    }
+
+    async fn send(&self, record: OutgoingRecord) -> Result<i64> {
+        let op = || format!("produce to {}[{}]", record.topic, record.partition);
+        let headers = headers::cloud_events(&record.value);
+        let key = record.key.as_deref();
+        let value = (!record.value.is_empty()).then_some(record.value.as_slice());
+        let outgoing = ProducerRecord::with_partition_key_headers(
+            record.topic.clone(),
+            Some(record.partition),
+            key,
+            value,
+            headers,
+        )
+        .map_err(|e| Error::transport(op(), e, false))?;
+        let pending = self
+            .producer
+            .send(outgoing, None)
+            .await
+            .map_err(|e| failed(op(), &e))?;
+        let metadata = pending.get().await.map_err(|e| failed(op(), &e))?;
+        Ok(if metadata.has_offset() {
+            metadata.offset()
+        } else {
+            -1
+        })
+    }
+}
+
+impl Transport for ConfluentTransport {
+    fn partition_count<'a>(&'a self, topic: &'a str) -> BoxFuture<'a, Result<i32>> {
+        Box::pin(self.read_partition_count(topic))
+    }
+
+    fn end_offsets<'a>(&'a self, topic: &'a str) -> BoxFuture<'a, Result<BTreeMap<i32, i64>>> {
+        Box::pin(async move {
+            let count = self.read_partition_count(topic).await?;
+            self.admin.end_offsets(topic, count).await
+        })
+    }
+
+    fn produce(&self, record: OutgoingRecord) -> BoxFuture<'_, Result<i64>> {
+        Box::pin(async move {
+            let topic = record.topic.clone();
+            let result = self.send(record).await;
+            if result.is_err() {
+                // The topic may have changed (deleted, re-created, grown): read it again.
+                self.counts().remove(&topic);
+            }
+            result
+        })
+    }
+
+    fn join(&self, options: GroupOptions) -> BoxFuture<'_, Result<Box<dyn GroupMember>>> {
+        Box::pin(async move {
+            if self.options.set_group_timeouts {
+                self.admin.set_group_timeouts(&options).await;
+            }
+            let member = ConfluentMember::join(&self.options, options).await?;
+            Ok(Box::new(member) as Box<dyn GroupMember>)
+        })
+    }
+
+    fn flush(&self) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move {
+            self.producer
+                .flush()
+                .await
+                .map_err(|e| failed("flush confluent producer", &e))
+        })
+    }
+
+    fn name(&self) -> &'static str {
+        "confluent"
+    }
+
+    fn brokers(&self) -> Vec<String> {
+        self.options.brokers.clone()
+    }
+}
+
+fn to_kafka(tp: &crate::transport::TopicPartition) -> KafkaPartition {
+    KafkaPartition::new(tp.topic.as_str(), tp.partition)
+}
+
+fn from_kafka(tp: &KafkaPartition) -> crate::transport::TopicPartition {
+    crate::transport::TopicPartition::new(tp.topic(), tp.partition())
+}

@@ -397,6 +397,16 @@ impl Config {
         options.retries = p.retries.unwrap_or(options.retries);
         options.retry_backoff = p.retry_backoff.unwrap_or(options.retry_backoff);
         options.request_timeout = p.request_timeout.unwrap_or(options.request_timeout);
+        // A record larger than the fetch limit would stall its partition instead of reaching
+        // the consumer's oversized-record check (and the dead-letter topic): fetch at least
+        // that much, plus room for the message set overhead.
+        let largest = self
+            .consumer_settings()
+            .max_record_bytes
+            .saturating_add(64 * 1024);
+        options.fetch_max_bytes = options
+            .fetch_max_bytes
+            .max(i32::try_from(largest).unwrap_or(i32::MAX));
         options
     }
 }

@@ -65,10 +65,11 @@ fn a_minimal_file_takes_every_default() {
     assert_eq!(config.consumer_settings(), ConsumerSettings::default());
     assert_eq!(config.unknown_tag(), UnknownTagPolicy::Skip);
     #[cfg(feature = "kafka")]
-    assert_eq!(
-        config.kafka_options(),
-        KafkaOptions::new(["127.0.0.1:9092"])
-    );
+    {
+        let mut expected = KafkaOptions::new(["127.0.0.1:9092"]);
+        expected.fetch_max_bytes = 1024 * 1024 + 64 * 1024; // room for the largest accepted record
+        assert_eq!(config.kafka_options(), expected);
+    }
 }
 
 #[test]
@@ -698,5 +699,20 @@ fn topic_names_must_be_valid() {
         &[],
         "kafka.consumer.dead_letter_suffix",
         "` dlq` may only contain letters, digits, `.`, `_` or `-` (it ends topic names)",
+    );
+}
+
+#[cfg(feature = "kafka")]
+#[test]
+fn the_fetch_limit_covers_the_largest_record_the_consumer_accepts() {
+    let small = load(&with(""), &[]).unwrap().kafka_options();
+    assert_eq!(small.fetch_max_bytes, 1024 * 1024 + 64 * 1024);
+    let big = load(&with("[kafka.consumer]\nmax_record_bytes = 4194304\n"), &[])
+        .unwrap()
+        .kafka_options();
+    assert!(
+        big.fetch_max_bytes >= 4 * 1024 * 1024,
+        "{}",
+        big.fetch_max_bytes
     );
 }

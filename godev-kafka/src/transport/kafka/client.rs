@@ -65,6 +65,38 @@ pub(crate) fn retriable(e: &KafkaError) -> bool {
     }
 }
 
+/// Whether `e` means that a connection in the client's pool is, or may be, dead.
+pub(crate) fn connection_lost(e: &KafkaError) -> bool {
+    match e {
+        KafkaError::Io(_) | KafkaError::NoHostReachable | KafkaError::UnexpectedEOF => true,
+        KafkaError::ArcSelf(inner) => connection_lost(inner),
+        _ => false,
+    }
+}
+
+/// Replaces `client` with a fresh one of the same settings, without connections (and without
+/// metadata: callers load it again).
+///
+/// The `kafka` crate keeps a pooled connection until it was idle for
+/// `connection_idle_timeout` (9 minutes), even when the broker closed it, and a client in use
+/// is never idle that long: after a broker restart every request went to the dead socket and
+/// failed with "No host reachable", for good. So on a connection error the client starts over.
+pub(crate) fn reconnect(client: &mut KafkaClient) {
+    tracing::debug!(hosts = ?client.hosts(), "kafka connection lost; reconnecting");
+    let mut fresh = KafkaClient::new(client.hosts().to_vec());
+    fresh.set_client_id(client.client_id().to_owned());
+    fresh.set_compression(client.compression());
+    let _ = fresh.set_fetch_max_wait_time(client.fetch_max_wait_time());
+    fresh.set_fetch_min_bytes(client.fetch_min_bytes());
+    fresh.set_fetch_max_bytes_per_partition(client.fetch_max_bytes_per_partition());
+    fresh.set_fetch_crc_validation(client.fetch_crc_validation());
+    fresh.set_group_offset_storage(client.group_offset_storage());
+    fresh.set_retry_backoff_time(client.retry_backoff_time());
+    fresh.set_retry_max_attempts(client.retry_max_attempts());
+    fresh.set_connection_idle_timeout(client.connection_idle_timeout());
+    *client = fresh;
+}
+
 /// Whether a Kafka error code from the `kafka` crate is worth a retry.
 pub(crate) fn code_retriable(code: KafkaCode) -> bool {
     matches!(

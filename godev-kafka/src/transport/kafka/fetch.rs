@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use kafka::client::{FetchOffset, FetchPartition, KafkaClient};
 use kafka::error::{Error as KafkaError, KafkaCode};
 
-use super::client::{BlockingClient, to_error};
+use super::client::{BlockingClient, connection_lost, reconnect, to_error};
 use crate::transport::{OffsetReset, Record, TopicPartition};
 use crate::{Error, Result};
 
@@ -96,6 +96,9 @@ impl Fetcher {
                                 .collect());
                         }
                         Err(e) if super::client::retriable(&e) => {
+                            if connection_lost(&e) {
+                                reconnect(client);
+                            }
                             last = Some(e);
                             std::thread::sleep(Duration::from_millis(100 << attempt));
                         }
@@ -140,9 +143,13 @@ fn fetch_blocking(
         unknown
     };
     if !unknown.is_empty() {
-        client
-            .load_metadata(&unknown)
-            .map_err(|e| to_error(format!("metadata of {unknown:?}"), &e))?;
+        if let Err(e) = client.load_metadata(&unknown) {
+            let error = to_error(format!("metadata of {unknown:?}"), &e);
+            if connection_lost(&e) {
+                reconnect(client);
+            }
+            return Err(error);
+        }
     }
     let wait = wait.max(Duration::from_millis(1));
     client
@@ -159,6 +166,9 @@ fn fetch_blocking(
         Ok(r) => r,
         Err(e) => {
             let error = to_error("fetch", &e);
+            if connection_lost(&e) {
+                reconnect(client);
+            }
             if error.is_retriable() {
                 tracing::debug!(%error, "fetch failed; refreshing metadata");
                 let topics: Vec<&str> = positions.iter().map(|(tp, _)| tp.topic.as_str()).collect();
@@ -241,7 +251,12 @@ fn partition_counts_blocking(
                     return Ok(counts);
                 }
             }
-            Err(e) if super::client::retriable(&e) => last = e.to_string(),
+            Err(e) if super::client::retriable(&e) => {
+                last = e.to_string();
+                if connection_lost(&e) {
+                    reconnect(client);
+                }
+            }
             Err(e) => return Err(to_error(op(), &e)),
         }
         if Instant::now() >= deadline {

@@ -17,7 +17,7 @@ use kafka::client::{KafkaClient, RequiredAcks};
 use kafka::producer::{Producer, Record as KafkaRecord};
 use tokio::sync::oneshot;
 
-use super::client::{code_retriable, to_error};
+use super::client::{code_retriable, connection_lost, reconnect, to_error};
 use super::{Acks, KafkaOptions};
 use crate::transport::OutgoingRecord;
 use crate::{Error, Result};
@@ -180,6 +180,9 @@ fn ensure_metadata(producer: &mut Producer, batch: &[Pending]) {
     if !missing.is_empty() {
         if let Err(e) = producer.client_mut().load_metadata(&missing) {
             tracing::debug!(error = %e, "metadata refresh before produce failed");
+            if connection_lost(&e) {
+                reconnect(producer.client_mut());
+            }
         }
     }
 }
@@ -211,6 +214,9 @@ fn send_once(
         Ok(confirms) => confirms,
         Err(e) => {
             let error = to_error(format!("produce to {}", batch[0].0.topic), &e);
+            if connection_lost(&e) {
+                reconnect(producer.client_mut());
+            }
             return (Vec::new(), Some((batch, error)));
         }
     };

@@ -1,0 +1,184 @@
+//! This framework's peer: typed `Producer::send` and a grouped `Consumer` with a `#[handler]`,
+//! on the `kafka` backend (acks = 1, linger 5 ms, 500 records per batch: the defaults but acks).
+//!
+//! `bench-godev create brokers=H:P topic=T partitions=6`
+//! `bench-godev produce brokers=H:P topic=T n=200000`
+//! `bench-godev consume brokers=H:P topic=T group=G n=200000`
+//! `bench-godev latency brokers=H:P topic=T rate=5000 secs=20`
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use godev_kafka::consumer::ConsumerSettings;
+use godev_kafka::transport::Transport;
+use godev_kafka::transport::kafka::{Acks, KafkaOptions, KafkaTransport};
+use godev_kafka::{Codec, Consumer, Event, HandlerError, Producer, TopicMap, handler, testing};
+use godev_kafka_bench::{Args, LatencyPlan, SEQ_BASE, Samples, VALUE_BYTES, emit, now_ns};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+#[derive(Debug, Clone, Serialize, Deserialize, Event)]
+#[event(topic = "bench", name = "bench.event", key = "key")]
+struct BenchEvent {
+    key: u32,
+    seq: u64,
+    sent_ns: u64,
+    body: String,
+}
+
+impl BenchEvent {
+    fn new(seq: u64, body: &str) -> Self {
+        Self {
+            key: (seq % 1000) as u32,
+            seq,
+            sent_ns: now_ns(),
+            body: body.to_owned(),
+        }
+    }
+}
+
+const SOURCE: &str = "bench";
+
+static HANDLED: AtomicU64 = AtomicU64::new(0);
+static FIRST: OnceLock<Instant> = OnceLock::new();
+static LAST: Mutex<Option<Instant>> = Mutex::new(None);
+static SAMPLES: Mutex<Samples> = Mutex::new(Samples {
+    samples: Vec::new(),
+});
+static RECORD_LATENCY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+#[handler]
+async fn count(event: BenchEvent) -> Result<(), HandlerError> {
+    FIRST.get_or_init(Instant::now);
+    if RECORD_LATENCY.load(Ordering::Relaxed) {
+        SAMPLES.lock().unwrap().record(event.seq, event.sent_ns);
+    }
+    HANDLED.fetch_add(1, Ordering::Relaxed);
+    *LAST.lock().unwrap() = Some(Instant::now());
+    Ok(())
+}
+
+/// The padding that makes the CloudEvents JSON value 1 KiB.
+fn body() -> String {
+    let probe = Codec::CloudEvents
+        .encode(&BenchEvent::new(SEQ_BASE, ""), SOURCE)
+        .expect("encodes")
+        .len();
+    "x".repeat(VALUE_BYTES.saturating_sub(probe))
+}
+
+async fn transport(args: &Args) -> Arc<dyn Transport> {
+    let mut options = KafkaOptions::new(args.str("brokers").split(','));
+    options.acks = Acks::One;
+    Arc::new(KafkaTransport::connect(options).await.expect("connect"))
+}
+
+fn producer(transport: Arc<dyn Transport>, topic: &str) -> Producer {
+    Producer::with_transport(
+        transport,
+        TopicMap::from_iter([("bench", topic.to_owned())]),
+        Codec::CloudEvents,
+        SOURCE,
+    )
+}
+
+fn consumer(transport: Arc<dyn Transport>, topic: &str, group: String) -> Consumer {
+    let settings = ConsumerSettings {
+        commit_interval: Duration::from_millis(500),
+        ..ConsumerSettings::default()
+    };
+    Consumer::builder_shared(transport, group)
+        .topics(TopicMap::from_iter([("bench", topic.to_owned())]))
+        .settings(settings)
+        .handler::<count>()
+        .build()
+        .expect("consumer")
+}
+
+/// Sends in flight at once: enough to fill the producer's batches.
+const WINDOW: usize = 4096;
+
+#[tokio::main]
+async fn main() {
+    let args = Args::parse();
+    let topic = args.str("topic");
+    match args.mode.as_str() {
+        "create" => {
+            testing::create_topic(&args.str("brokers"), &topic, args.num("partitions", 6) as i32)
+                .await
+                .expect("create topic");
+        }
+        "produce" => {
+            let n = args.num("n", 200_000);
+            let producer = producer(transport(&args).await, &topic);
+            let body = body();
+            let value_bytes = Codec::CloudEvents
+                .encode(&BenchEvent::new(SEQ_BASE, &body), SOURCE)
+                .unwrap()
+                .len();
+            let started = Instant::now();
+            let mut in_flight: tokio::task::JoinSet<godev_kafka::Result<()>> = tokio::task::JoinSet::new();
+            for seq in SEQ_BASE..SEQ_BASE + n {
+                if in_flight.len() >= WINDOW {
+                    in_flight.join_next().await.unwrap().unwrap().expect("send");
+                }
+                let (producer, event) = (producer.clone(), BenchEvent::new(seq, &body));
+                in_flight.spawn(async move { producer.send(&event).await.map(|_| ()) });
+            }
+            while let Some(sent) = in_flight.join_next().await {
+                sent.unwrap().expect("send");
+            }
+            let secs = started.elapsed().as_secs_f64();
+            emit(json!({"mode": "produce", "n": n, "secs": secs, "value_bytes": value_bytes}));
+        }
+        "consume" => {
+            let n = args.num("n", 200_000);
+            let consumer = consumer(transport(&args).await, &topic, args.str("group"));
+            let started = Instant::now();
+            let running = consumer.start();
+            let deadline = started + Duration::from_secs(300);
+            while HANDLED.load(Ordering::Relaxed) < n {
+                assert!(Instant::now() < deadline, "only {} of {n} handled", HANDLED.load(Ordering::Relaxed));
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            let last = LAST.lock().unwrap().expect("handled");
+            let total = last - started;
+            let steady = last - *FIRST.get().expect("handled");
+            running.shutdown().await.expect("shutdown");
+            emit(json!({"mode": "consume", "n": n, "secs": steady.as_secs_f64(),
+                        "secs_with_join": total.as_secs_f64()}));
+        }
+        "latency" => {
+            let plan = LatencyPlan::from_args(&args);
+            let transport = transport(&args).await;
+            let producer = producer(transport.clone(), &topic);
+            let consumer = consumer(transport, &topic, args.str("group"));
+            RECORD_LATENCY.store(true, Ordering::Relaxed);
+            let running = consumer.start();
+            let body = body();
+            let handle = tokio::runtime::Handle::current();
+            let (from, end) = tokio::task::spawn_blocking(move || {
+                plan.drive(
+                    |seq| {
+                        let (producer, event) = (producer.clone(), BenchEvent::new(seq, &body));
+                        handle.spawn(async move { producer.send(&event).await.expect("send") });
+                    },
+                    || HANDLED.load(Ordering::Relaxed) > 0,
+                )
+            })
+            .await
+            .unwrap();
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while HANDLED.load(Ordering::Relaxed) < end - SEQ_BASE && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            let mut result = SAMPLES.lock().unwrap().percentiles(from);
+            result["mode"] = json!("latency");
+            result["sent"] = json!(end - from);
+            emit(result);
+            running.shutdown().await.expect("shutdown");
+        }
+        other => panic!("unknown mode {other:?}"),
+    }
+}

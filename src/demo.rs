@@ -8,11 +8,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use godev_kafka::Status;
+use godev_kafka::config::{Client, Config};
 
 use crate::entity::{
-    TRANSLATION_COMPLETED, TRANSLATION_REQUESTED, USER_CREATED, USER_DELETED, USER_UPDATED,
+    TRANSLATION_COMPLETED, TRANSLATION_EVENTS_TOPIC, TRANSLATION_REQUESTED, USER_CREATED,
+    USER_DELETED, USER_EVENTS_TOPIC, USER_UPDATED,
 };
-use crate::repo::KafkaRepo;
+use crate::repo::{KafkaManagerRepo, KafkaRepo};
 use crate::usecase::handled::{self, Handled, Missing};
 use crate::usecase::{KafkaEventUseCase, Produced};
 
@@ -22,6 +24,94 @@ pub const DEMO_USER: i64 = 1;
 pub const CUSTOM_TOPIC: &str = "custom-topic";
 /// The key of the demo's raw message.
 pub const CUSTOM_KEY: &str = "custom-key";
+
+/// The partitions the demo gives the topics it creates on a real broker.
+pub const DEMO_PARTITIONS: i32 = 3;
+
+/// Loads the config file at `path` with the environment `env` overlaid; with `memory`, the
+/// client is `memory` whatever the file and the environment say.
+///
+/// # Errors
+///
+/// The file cannot be read, or the config is invalid (the error names the key).
+pub fn load_config(
+    path: &std::path::Path,
+    memory: bool,
+    env: impl Fn(&str) -> Option<String>,
+) -> crate::Result<Config> {
+    let origin = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| godev_kafka::Error::Config {
+        key: origin.clone(),
+        message: format!("cannot read config file `{origin}`: {e}"),
+    })?;
+    Ok(Config::from_toml(&text, &origin, |name| {
+        if memory && name == "KAFKA_CLIENT" {
+            Some(Client::Memory.as_str().to_owned())
+        } else {
+            env(name)
+        }
+    })?)
+}
+
+/// The first line the demo prints: which backend it runs on.
+pub fn backend_line(config: &Config) -> String {
+    match config.client() {
+        Client::Memory => "backend: memory (in-process, nothing installed)".to_owned(),
+        other => format!(
+            "backend: {other} at {} (group {}, codec {})",
+            config.brokers().join(","),
+            config.group_id(),
+            config.codec()
+        ),
+    }
+}
+
+/// Builds the repository of `config` within `timeout`; for a real broker, also creates the
+/// demo's topics (with [`DEMO_PARTITIONS`] partitions; existing topics are kept), so that the
+/// consumers find them and keys spread.
+///
+/// # Errors
+///
+/// A message for the user: no broker answered in time (with how to get one), or the broker
+/// refused.
+pub async fn connect(
+    config: &Config,
+    options: &DemoOptions,
+    timeout: Duration,
+) -> Result<Arc<KafkaManagerRepo>, String> {
+    let brokers = config.brokers().join(",");
+    let unreachable = |why: String| {
+        format!(
+            "cannot reach Kafka at {brokers}: {why}\n\
+             start a broker (dev/kafka start --version 3.9), point KAFKA_BROKERS at one, \
+             or run the demo in memory: --memory (or KAFKA_CLIENT=memory)"
+        )
+    };
+    let setup = async {
+        let repo = KafkaManagerRepo::new(config).await?;
+        if config.client() == Client::Kafka {
+            let topics = config.topic_map();
+            for topic in [
+                topics.resolve(USER_EVENTS_TOPIC),
+                topics.resolve(TRANSLATION_EVENTS_TOPIC),
+                &options.custom_topic,
+            ] {
+                godev_kafka::transport::kafka::admin::create_topic(
+                    config.brokers(),
+                    topic,
+                    DEMO_PARTITIONS,
+                )
+                .await?;
+            }
+        }
+        Ok::<_, crate::Error>(repo)
+    };
+    match tokio::time::timeout(timeout, setup).await {
+        Ok(Ok(repo)) => Ok(Arc::new(repo)),
+        Ok(Err(e)) => Err(unreachable(e.to_string())),
+        Err(_) => Err(unreachable(format!("no answer within {timeout:?}"))),
+    }
+}
 
 /// What the demo varies.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,7 +195,7 @@ async fn steps<R: KafkaRepo>(
     repo.start_all_consumers();
     let status = repo.status();
     out(format!(
-        "consumers started: {} group(s) on {:?}, producer enabled: {}",
+        "consumers started: {} consumer(s) on {:?}, producer enabled: {}",
         status.consumer_count,
         status
             .consumers

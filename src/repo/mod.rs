@@ -22,7 +22,7 @@ use serde::Serialize;
 
 use crate::Result;
 
-pub use manager::{ConsumerDefaults, KafkaManagerRepo};
+pub use manager::{Backend, ConsumerDefaults, KafkaManagerRepo, MEMORY_PARTITIONS};
 
 /// The Go kit's `KafkaRepo`: send messages and events, register and start consumers, switch
 /// the producer and the consumers, report status, close.

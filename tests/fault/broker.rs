@@ -1,0 +1,97 @@
+//! A Kafka 3.9 broker of one test's own, on a dedicated port, that the test may crash.
+//!
+//! `dev/kafka start` formats fresh storage; `kill` SIGKILLs the broker's process group;
+//! `start --keep-data` restarts it on the same KRaft log, so topics, records and committed
+//! offsets survive as they would a real crash. The guard stops the broker when dropped, also
+//! when the test panics. Only one such broker runs at a time (the machine has two cores).
+
+use std::process::Command;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use crate::support;
+
+/// Held while a test owns a crashable broker.
+static BROKER: Mutex<()> = Mutex::new(());
+
+/// A broker on a dedicated port; stopped on drop.
+#[derive(Debug)]
+pub struct OwnBroker {
+    port: u16,
+    address: String,
+    _serial: MutexGuard<'static, ()>,
+}
+
+/// Runs `dev/kafka args...`; answers stdout, or panics with its stderr.
+fn dev_kafka(args: &[&str]) -> String {
+    let output = Command::new(support::dev_kafka())
+        .args(args)
+        .output()
+        .expect("run dev/kafka");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "dev/kafka {} failed:\n{stderr}",
+        args.join(" ")
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+impl OwnBroker {
+    /// Starts Kafka 3.9 on `port` (never 9092/9094: other tests use those) with fresh
+    /// storage; a broker left on the port by an aborted run is stopped first.
+    pub fn start(port: u16) -> Self {
+        assert!(
+            port != 9092 && port != 9094,
+            "the shared test brokers live there"
+        );
+        let serial = BROKER.lock().unwrap_or_else(PoisonError::into_inner);
+        let p = port.to_string();
+        dev_kafka(&["stop", "--port", &p]);
+        let started = Instant::now();
+        let address = dev_kafka(&["start", "--version", "3.9", "--port", &p]);
+        eprintln!(
+            "own broker {address} started in {:.1}s",
+            started.elapsed().as_secs_f64()
+        );
+        Self {
+            port,
+            address,
+            _serial: serial,
+        }
+    }
+
+    /// `127.0.0.1:<port>`.
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    /// SIGKILLs the broker (blocking; run it off the async workers).
+    pub fn kill(&self) {
+        dev_kafka(&["kill", "--port", &self.port.to_string()]);
+    }
+
+    /// Starts the broker again on its data (blocking); returns once it answers metadata.
+    pub fn restart(&self) -> Duration {
+        let started = Instant::now();
+        dev_kafka(&[
+            "start",
+            "--version",
+            "3.9",
+            "--port",
+            &self.port.to_string(),
+            "--keep-data",
+            "--timeout",
+            "90",
+        ]);
+        started.elapsed()
+    }
+}
+
+impl Drop for OwnBroker {
+    fn drop(&mut self) {
+        let _ = Command::new(support::dev_kafka())
+            .args(["stop", "--port", &self.port.to_string()])
+            .output();
+    }
+}

@@ -1,0 +1,230 @@
+//! 1. The broker is SIGKILLed and restarted twice while 100k events are produced and consumed
+//!    by a grouped consumer: no acknowledged event is lost, and every acknowledged
+//!    (partition, offset) holds the event the producer wrote there.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use godev_kafka::transport::Transport;
+use godev_kafka::transport::kafka::{KafkaOptions, KafkaTransport};
+use godev_kafka::{Consumer, TopicMap, testing};
+
+use super::broker::OwnBroker;
+use super::{
+    Progress, TOPIC, consumer_settings, figure, handled, handled_count, on_tick, produce_stream,
+    producer, sample,
+};
+use crate::support;
+
+const PORT: u16 = 19192;
+const EVENTS: u64 = 100_000;
+const PARTITIONS: i32 = 6;
+/// Kill the broker when this many sends have finished (acknowledged or failed).
+const KILL_AT: [u64; 2] = [30_000, 65_000];
+
+pub fn test() {
+    let broker = OwnBroker::start(PORT);
+    crate::runtime().block_on(run(&broker));
+}
+
+async fn transport(brokers: &str) -> Arc<KafkaTransport> {
+    let mut options = KafkaOptions::new([brokers]);
+    options.client_id = "godev-kafka-fault-crash".into();
+    options.linger = Duration::from_millis(5);
+    options.request_timeout = Duration::from_secs(10);
+    options.retries = 5;
+    options.retry_backoff = Duration::from_millis(200);
+    Arc::new(KafkaTransport::connect(options).await.expect("connect"))
+}
+
+async fn run(broker: &OwnBroker) {
+    let brokers = broker.address().to_owned();
+    let topic = testing::unique_name("fault-crash");
+    let group = testing::unique_name("fault-crash-group");
+    testing::create_topic(&brokers, &topic, PARTITIONS)
+        .await
+        .expect("create topic");
+
+    let consumer_transport: Arc<dyn Transport> = transport(&brokers).await;
+    let consumer = Consumer::builder_shared(consumer_transport, &group)
+        .topics(TopicMap::from_iter([(TOPIC, topic.as_str())]))
+        .settings(consumer_settings(Duration::from_secs(6)))
+        .handler::<on_tick>()
+        .build()
+        .unwrap();
+    let running = consumer.start();
+    support::wait_until("the consumer's assignment", Duration::from_secs(60), || {
+        let n: usize = running.status().iter().map(|g| g.assigned.len()).sum();
+        async move { n == PARTITIONS as usize }
+    })
+    .await;
+
+    let producer_transport: Arc<dyn Transport> = transport(&brokers).await;
+    let progress = Arc::new(Progress::default());
+    let started = Instant::now();
+    let production = tokio::spawn(produce_stream(
+        producer(producer_transport.clone(), &topic),
+        EVENTS,
+        1000,
+        Duration::from_millis(1),
+        Duration::from_millis(250),
+        progress.clone(),
+    ));
+
+    let monitor = tokio::spawn({
+        let (progress, topic) = (progress.clone(), topic.clone());
+        async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                eprintln!(
+                    "{:>5.1}s: acked {}, send errors {}, handled {}",
+                    started.elapsed().as_secs_f64(),
+                    progress.acked.load(Ordering::Relaxed),
+                    progress.failed.load(Ordering::Relaxed),
+                    handled_count(&topic)
+                );
+            }
+        }
+    });
+    let mut restarts = Vec::new();
+    for at in KILL_AT {
+        support::wait_until(
+            &format!("{at} sends finished"),
+            Duration::from_secs(180),
+            || {
+                let done = progress.acked.load(Ordering::Relaxed)
+                    + progress.failed.load(Ordering::Relaxed);
+                async move { done >= at }
+            },
+        )
+        .await;
+        let killed = Instant::now();
+        tokio::task::block_in_place(|| broker.kill());
+        let took = tokio::task::block_in_place(|| broker.restart());
+        eprintln!(
+            "broker SIGKILLed at {at} sends; answering again after {:.1}s (start {:.1}s)",
+            killed.elapsed().as_secs_f64(),
+            took.as_secs_f64()
+        );
+        restarts.push(killed.elapsed());
+    }
+    let sent = tokio::time::timeout(Duration::from_secs(240), production)
+        .await
+        .expect("production finished in time")
+        .expect("producer task");
+    let produced_in = started.elapsed();
+    assert_eq!(sent.acked.len() + sent.failed.len(), EVENTS as usize);
+    assert!(
+        !sent.acked.is_empty(),
+        "nothing was acknowledged at all: {} failed",
+        sent.failed.len()
+    );
+
+    // The consumer read the whole log once the group committed up to its end.
+    let ends = testing::end_offsets(&brokers, &topic).await.expect("ends");
+    let records: i64 = ends.values().sum();
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let committed = testing::committed_offsets(&brokers, &group, &topic)
+            .await
+            .unwrap_or_default();
+        if committed == ends && handled_count(&topic) as i64 >= records {
+            break;
+        }
+        assert!(
+            !running.has_stopped(),
+            "the consumer stopped: {:?}",
+            running.status()
+        );
+        assert!(
+            Instant::now() < deadline,
+            "the group did not consume the log: committed {committed:?}, ends {ends:?}, handled {}",
+            handled_count(&topic)
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let consumed_in = started.elapsed();
+    monitor.abort();
+    running.shutdown().await.expect("clean shutdown");
+
+    let handled = handled(&topic);
+    let mut at: BTreeMap<(i32, i64), u64> = BTreeMap::new();
+    for h in &handled {
+        if let Some(other) = at.insert((h.partition, h.offset), h.id) {
+            assert_eq!(
+                other, h.id,
+                "{}[{}]@{} handled as two events",
+                topic, h.partition, h.offset
+            );
+        }
+    }
+    assert_eq!(
+        at.len() as i64,
+        records,
+        "every offset of the log was handled"
+    );
+    // Nothing reported as sent that the broker does not hold where the producer was told.
+    let misplaced: Vec<_> = sent
+        .acked
+        .iter()
+        .filter(|(id, pos)| at.get(pos) != Some(id))
+        .map(|(id, pos)| (*id, *pos, at.get(pos).copied()))
+        .collect();
+    assert!(
+        misplaced.is_empty(),
+        "{} acknowledged events are not at their acknowledged offset (id, (partition, offset), found): {}",
+        misplaced.len(),
+        sample(&misplaced, 10)
+    );
+    let in_log: BTreeSet<u64> = at.values().copied().collect();
+    let lost: Vec<u64> = sent
+        .acked
+        .keys()
+        .filter(|id| !in_log.contains(id))
+        .copied()
+        .collect();
+    assert!(lost.is_empty(), "lost acked events: {}", sample(&lost, 10));
+    // Duplicates: a record handled more than once (redelivery), and an event written more
+    // than once (a produce retry after a lost answer).
+    let redelivered = handled.len() - at.len();
+    let mut writes: BTreeMap<u64, Vec<(i32, i64)>> = BTreeMap::new();
+    for (pos, id) in &at {
+        writes.entry(*id).or_default().push(*pos);
+    }
+    let written_twice: BTreeMap<u64, Vec<(i32, i64)>> =
+        writes.into_iter().filter(|(_, ps)| ps.len() > 1).collect();
+    let unacked_arrived = sent.failed.iter().filter(|id| in_log.contains(id)).count();
+    if redelivered > 0 || !written_twice.is_empty() {
+        println!(
+            "duplicates: {redelivered} redelivered records; events written more than once: {}",
+            sample(&written_twice, 20)
+        );
+    }
+    figure(
+        "broker_crash",
+        &[
+            ("events", EVENTS.to_string()),
+            ("acked", sent.acked.len().to_string()),
+            ("send_errors", sent.failed.len().to_string()),
+            ("unacked_but_written", unacked_arrived.to_string()),
+            ("lost", lost.len().to_string()),
+            ("misplaced", misplaced.len().to_string()),
+            ("records_in_log", records.to_string()),
+            ("handled", handled.len().to_string()),
+            ("redelivered", redelivered.to_string()),
+            ("written_twice", written_twice.len().to_string()),
+            (
+                "outages_s",
+                restarts
+                    .iter()
+                    .map(|d| format!("{:.1}", d.as_secs_f64()))
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
+            ("produced_s", format!("{:.1}", produced_in.as_secs_f64())),
+            ("consumed_s", format!("{:.1}", consumed_in.as_secs_f64())),
+        ],
+    );
+}

@@ -1,0 +1,321 @@
+//! What the fault tests share: the events and handlers, where handled records are recorded,
+//! producing with a count of acknowledged and failed sends, and the figures they report.
+
+#![allow(dead_code, unreachable_pub)]
+
+pub mod broker;
+pub mod broker_crash;
+pub mod member;
+pub mod member_crash;
+pub mod poison;
+pub mod rolling_restart;
+pub mod sigterm;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::io::Write;
+use std::ops::Range;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use godev_kafka::consumer::ConsumerSettings;
+use godev_kafka::transport::Transport;
+use godev_kafka::{Codec, Context, Error, Event, HandlerError, Producer, TopicMap, handler};
+use serde::{Deserialize, Serialize};
+use tokio::task::JoinSet;
+
+/// The logical topic of every fault-test event; each test maps it to a topic of its own.
+pub const TOPIC: &str = "fault_ticks";
+
+/// The good event: small JSON, keyed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Event)]
+#[event(topic = "fault_ticks", name = "fault.tick", key = "key")]
+pub struct Tick {
+    pub id: u64,
+    pub key: String,
+}
+
+impl Tick {
+    /// Event `id`, keyed over 1000 keys.
+    pub fn new(id: u64) -> Self {
+        Self {
+            id,
+            key: format!("k{}", id % 1000),
+        }
+    }
+}
+
+/// A `fault.tick` whose payload does not decode into [`Tick`] (the id is a string).
+#[derive(Debug, Clone, Serialize, Deserialize, Event)]
+#[event(topic = "fault_ticks", name = "fault.tick", key = "key")]
+pub struct BadTick {
+    pub id: String,
+    pub key: String,
+}
+
+/// Its handler fails permanently.
+#[derive(Debug, Clone, Serialize, Deserialize, Event)]
+#[event(topic = "fault_ticks", name = "fault.permanent", key = "key")]
+pub struct Doomed {
+    pub id: u64,
+    pub key: String,
+}
+
+/// Its handler panics.
+#[derive(Debug, Clone, Serialize, Deserialize, Event)]
+#[event(topic = "fault_ticks", name = "fault.panic", key = "key")]
+pub struct Explosive {
+    pub id: u64,
+    pub key: String,
+}
+
+/// Its handler always fails with a retriable error.
+#[derive(Debug, Clone, Serialize, Deserialize, Event)]
+#[event(topic = "fault_ticks", name = "fault.flaky", key = "key")]
+pub struct Flaky {
+    pub id: u64,
+    pub key: String,
+}
+
+/// No handler claims its tag.
+#[derive(Debug, Clone, Serialize, Deserialize, Event)]
+#[event(topic = "fault_ticks", name = "fault.unknown", key = "key")]
+pub struct Stray {
+    pub id: u64,
+    pub key: String,
+}
+
+/// One handled record: where it was and which event it held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Handled {
+    pub partition: i32,
+    pub offset: i64,
+    pub id: u64,
+}
+
+/// Records handled in this process, per real topic (member processes write a file instead).
+static SINK: Mutex<BTreeMap<String, Vec<Handled>>> = Mutex::new(BTreeMap::new());
+/// A member process's output file.
+static OUT: OnceLock<Mutex<File>> = OnceLock::new();
+/// How long `on_tick` takes per record, in milliseconds.
+static DELAY_MS: AtomicU64 = AtomicU64::new(0);
+
+/// What this process handled on `topic` so far.
+pub fn handled(topic: &str) -> Vec<Handled> {
+    SINK.lock().unwrap().get(topic).cloned().unwrap_or_default()
+}
+
+/// How many records this process handled on `topic` so far.
+pub fn handled_count(topic: &str) -> usize {
+    SINK.lock().unwrap().get(topic).map_or(0, Vec::len)
+}
+
+/// Makes this process a member that writes to `file` (see [`member`]).
+pub fn write_to(file: File, delay_ms: u64) {
+    DELAY_MS.store(delay_ms, Ordering::Relaxed);
+    assert!(OUT.set(Mutex::new(file)).is_ok(), "output set twice");
+}
+
+/// Appends one line to the member's output file in a single write, so that a SIGKILL never
+/// leaves half a line.
+pub fn out_line(line: String) {
+    if let Some(out) = OUT.get() {
+        let mut file = out.lock().unwrap();
+        file.write_all(format!("{line}\n").as_bytes())
+            .expect("write the member output");
+    }
+}
+
+#[handler]
+pub async fn on_tick(tick: Tick, ctx: Context) -> Result<(), HandlerError> {
+    let delay = DELAY_MS.load(Ordering::Relaxed);
+    if delay > 0 {
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+    }
+    if OUT.get().is_some() {
+        out_line(format!(
+            "H {} {} {} {}",
+            now_ms(),
+            ctx.partition(),
+            ctx.offset(),
+            tick.id
+        ));
+    } else {
+        SINK.lock()
+            .unwrap()
+            .entry(ctx.topic().to_owned())
+            .or_default()
+            .push(Handled {
+                partition: ctx.partition(),
+                offset: ctx.offset(),
+                id: tick.id,
+            });
+    }
+    Ok(())
+}
+
+#[handler]
+pub async fn on_doomed(event: Doomed) -> Result<(), HandlerError> {
+    Err(HandlerError::permanent(format!(
+        "event {} can never succeed",
+        event.id
+    )))
+}
+
+#[handler]
+pub async fn on_explosive(event: Explosive) -> Result<(), HandlerError> {
+    panic!("poison event {} blew up", event.id)
+}
+
+#[handler]
+pub async fn on_flaky(event: Flaky) -> Result<(), HandlerError> {
+    Err(HandlerError::retriable(format!(
+        "event {} failed again",
+        event.id
+    )))
+}
+
+/// Milliseconds since the Unix epoch: member processes and the test share the clock.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Consumer settings with short timeouts: quick rebalances, frequent commits.
+pub fn consumer_settings(session: Duration) -> ConsumerSettings {
+    ConsumerSettings {
+        session_timeout: session,
+        heartbeat_interval: Duration::from_millis(300),
+        rebalance_timeout: Duration::from_secs(10),
+        poll_wait: Duration::from_millis(100),
+        commit_interval: Duration::from_millis(100),
+        max_attempts: 3,
+        backoff: Duration::from_millis(10),
+        max_backoff: Duration::from_millis(100),
+        shutdown_timeout: Duration::from_secs(10),
+        ..ConsumerSettings::default()
+    }
+}
+
+/// A producer of fault-test events on `topic`.
+pub fn producer(transport: Arc<dyn Transport>, topic: &str) -> Producer {
+    Producer::with_transport(
+        transport,
+        TopicMap::from_iter([(TOPIC, topic)]),
+        Codec::CloudEvents,
+        "fault-tests",
+    )
+}
+
+/// What the producer was told about its sends.
+#[derive(Debug, Default, Clone)]
+pub struct Sent {
+    /// Acknowledged events: id → (partition, offset).
+    pub acked: BTreeMap<u64, (i32, i64)>,
+    /// Events whose send returned [`Error::Send`].
+    pub failed: BTreeSet<u64>,
+}
+
+impl Sent {
+    fn absorb(&mut self, results: Vec<(u64, godev_kafka::Result<godev_kafka::Delivery>)>) {
+        for (id, result) in results {
+            match result {
+                Ok(delivery) => {
+                    self.acked.insert(id, (delivery.partition, delivery.offset));
+                }
+                Err(Error::Send { .. }) => {
+                    self.failed.insert(id);
+                }
+                Err(other) => panic!("send of event {id} failed without Error::Send: {other}"),
+            }
+        }
+    }
+}
+
+/// Sends the events `ids` concurrently; answers each send's result.
+pub async fn send_all(
+    producer: &Producer,
+    ids: Range<u64>,
+) -> Vec<(u64, godev_kafka::Result<godev_kafka::Delivery>)> {
+    let mut sends = JoinSet::new();
+    for id in ids {
+        let producer = producer.clone();
+        sends.spawn(async move { (id, producer.send(&Tick::new(id)).await) });
+    }
+    let mut results = Vec::new();
+    while let Some(result) = sends.join_next().await {
+        results.push(result.expect("send task"));
+    }
+    results
+}
+
+/// Counters a background producer shares with the test.
+#[derive(Debug, Default)]
+pub struct Progress {
+    pub acked: AtomicU64,
+    pub failed: AtomicU64,
+    pub stop: AtomicBool,
+}
+
+/// Sends events `0..total` in windows of `window`, one window per `period` at most, until
+/// all are sent or `progress.stop` is set. A window with a failed send is followed by a
+/// pause of `backoff`, as an application would back off. Answers what was acknowledged.
+pub async fn produce_stream(
+    producer: Producer,
+    total: u64,
+    window: u64,
+    period: Duration,
+    backoff: Duration,
+    progress: Arc<Progress>,
+) -> Sent {
+    let mut sent = Sent::default();
+    let mut next = 0;
+    let mut ticker = tokio::time::interval(period);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    while next < total && !progress.stop.load(Ordering::Relaxed) {
+        ticker.tick().await;
+        let end = (next + window).min(total);
+        let results = send_all(&producer, next..end).await;
+        let failed = results.iter().filter(|(_, r)| r.is_err()).count() as u64;
+        progress
+            .acked
+            .fetch_add(end - next - failed, Ordering::Relaxed);
+        progress.failed.fetch_add(failed, Ordering::Relaxed);
+        sent.absorb(results);
+        next = end;
+        if failed > 0 {
+            tokio::time::sleep(backoff).await;
+        }
+    }
+    sent
+}
+
+/// Duplicates among handled records: (deliveries beyond the first per event, the events
+/// handled more than once).
+pub fn duplicates(handled: &[Handled]) -> (usize, BTreeMap<u64, usize>) {
+    let mut per_id: BTreeMap<u64, usize> = BTreeMap::new();
+    for h in handled {
+        *per_id.entry(h.id).or_default() += 1;
+    }
+    let extra = per_id.values().map(|n| n - 1).sum();
+    per_id.retain(|_, n| *n > 1);
+    (extra, per_id)
+}
+
+/// Prints one figure line of a test (collected for the README's Reliability table).
+pub fn figure(test: &str, figures: &[(&str, String)]) {
+    let list: Vec<String> = figures.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    println!("FIGURES {test}: {}", list.join(" "));
+}
+
+/// Up to `n` items of a set, for messages.
+pub fn sample<T: std::fmt::Debug>(items: impl IntoIterator<Item = T>, n: usize) -> String {
+    let items: Vec<T> = items.into_iter().take(n + 1).collect();
+    if items.len() > n {
+        format!("{:?} ...", &items[..n])
+    } else {
+        format!("{items:?}")
+    }
+}

@@ -1,0 +1,123 @@
+//! Fault tests of issue #6 on real Kafka 3.9 brokers: broker crashes, member crashes, rolling
+//! restarts, poison records and SIGTERM, each bounded in time.
+//!
+//! Run: `GODEV_KAFKA_BROKERS=127.0.0.1:9092 cargo test -p godev-kit --test fault_tolerance`
+//! (`-- <filter>` runs the tests whose name contains it). The broker-crash test starts and
+//! SIGKILLs a broker of its own on port 19192 with `dev/kafka`; the others use the shared
+//! broker of `GODEV_KAFKA_BROKERS`.
+//!
+//! This target has its own harness (`harness = false`): the tests run one after another, and
+//! the binary doubles as a consumer-group member process when called as
+//! `fault_tolerance member ...` (see `fault/member.rs`). Each test prints a `FIGURES` line
+//! with what it measured.
+
+mod fault;
+mod support;
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::Instant;
+
+type Test = (&'static str, fn());
+
+const TESTS: &[Test] = &[
+    (
+        "broker_sigkilled_twice_under_load_loses_no_acked_event",
+        fault::broker_crash::test,
+    ),
+    (
+        "member_process_sigkilled_its_partitions_move_to_the_survivors",
+        fault::member_crash::test,
+    ),
+];
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("member") {
+        fault::member::run(&args[2..]);
+    }
+    // libtest-like arguments: name filters, `--exact`, `--list`, `--ignored`, `--skip X`;
+    // other flags (`--nocapture`, `--test-threads N`, ...) are accepted and ignored.
+    let mut filters = Vec::new();
+    let mut skips = Vec::new();
+    let (mut exact, mut list, mut ignored_only) = (false, false, false);
+    let mut rest = args.iter().skip(1);
+    while let Some(arg) = rest.next() {
+        match arg.as_str() {
+            "--exact" => exact = true,
+            "--list" => list = true,
+            "--ignored" => ignored_only = true,
+            "--skip" => skips.extend(rest.next().cloned()),
+            "--test-threads" | "--format" | "--color" | "--logfile" | "-Z" | "--shuffle-seed" => {
+                rest.next();
+            }
+            flag if flag.starts_with('-') => {}
+            filter => filters.push(filter.to_owned()),
+        }
+    }
+    let selected: Vec<&Test> = TESTS
+        .iter()
+        .filter(|(name, _)| {
+            let chosen = filters.is_empty()
+                || filters.iter().any(|f| {
+                    if exact {
+                        name == f
+                    } else {
+                        name.contains(f.as_str())
+                    }
+                });
+            chosen && !skips.iter().any(|s| name.contains(s.as_str()))
+        })
+        .collect();
+    if list {
+        for (name, _) in &selected {
+            println!("{name}: test");
+        }
+        return;
+    }
+    // None of these tests is #[ignore]d.
+    let selected = if ignored_only { Vec::new() } else { selected };
+    println!("\nrunning {} tests", selected.len());
+    let started = Instant::now();
+    let mut failed = Vec::new();
+    for (name, test) in &selected {
+        println!("test {name} ...");
+        let t0 = Instant::now();
+        let outcome = catch_unwind(AssertUnwindSafe(test));
+        let secs = t0.elapsed().as_secs_f64();
+        match outcome {
+            Ok(()) => println!("test {name} ... ok ({secs:.1}s)"),
+            Err(_) => {
+                println!("test {name} ... FAILED ({secs:.1}s)");
+                failed.push(*name);
+            }
+        }
+    }
+    println!();
+    if !failed.is_empty() {
+        println!("failures:");
+        for name in &failed {
+            println!("    {name}");
+        }
+        println!();
+    }
+    println!(
+        "test result: {}. {} passed; {} failed; 0 ignored; 0 measured; {} filtered out; finished in {:.2}s\n",
+        if failed.is_empty() { "ok" } else { "FAILED" },
+        selected.len() - failed.len(),
+        failed.len(),
+        TESTS.len() - selected.len(),
+        started.elapsed().as_secs_f64()
+    );
+    if !failed.is_empty() {
+        std::process::exit(101);
+    }
+}
+
+/// A runtime for one test: two workers, as the machine has two cores.
+pub(crate) fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}

@@ -13,7 +13,7 @@ use godev_kafka::transport::memory::MemoryTransport;
 use godev_kafka::{Codec, Context, Manager, Producer, TopicMap};
 use godev_kit::Error;
 use godev_kit::entity::{TRANSLATION_COMPLETED, TRANSLATION_REQUESTED, UserData, UserEvent};
-use godev_kit::repo::{ConsumerDefaults, KafkaManagerRepo, KafkaRepo};
+use godev_kit::repo::{KafkaManagerRepo, KafkaRepo};
 use godev_kit::usecase::handled::{self, wait_for_ids};
 use godev_kit::usecase::{KafkaEventUseCase, handlers};
 use serde_json::{Value, json};
@@ -27,12 +27,8 @@ fn app() -> (MemoryTransport, Arc<KafkaManagerRepo>) {
         ("translation_events", "translation-events"),
     ]);
     let shared = Arc::new(transport.clone());
-    let producer = Producer::with_transport(shared.clone(), topics.clone(), Codec::Tagged, "t");
-    let defaults = ConsumerDefaults {
-        topics,
-        ..ConsumerDefaults::new("app-usecase")
-    };
-    let repo = KafkaManagerRepo::with_manager(Manager::new(shared, producer), defaults);
+    let producer = Producer::with_transport(shared.clone(), topics, Codec::Tagged, "t");
+    let repo = KafkaManagerRepo::with_manager(Manager::new(shared, producer));
     (transport, Arc::new(repo))
 }
 

@@ -10,9 +10,14 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use crate::config::{Client, Config};
 use crate::consumer::{ConsumerBuilder, GroupStatus};
 use crate::transport::Transport;
+use crate::transport::memory::MemoryTransport;
 use crate::{Consumer, Error, Producer, Result, RunningConsumer};
+
+/// Partitions of the topics the in-memory backend creates on first use.
+const MEMORY_PARTITIONS: i32 = 3;
 
 /// What [`Manager::status`] reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,7 +57,7 @@ pub struct Status {
 /// let transport = Arc::new(MemoryTransport::new(3));
 /// let producer = Producer::with_transport(transport.clone(), TopicMap::new(), Codec::CloudEvents, "svc");
 /// let manager = Manager::new(transport.clone(), producer);
-/// let consumer = Consumer::builder_shared(transport, "my-group").handler::<on_created>().build().unwrap();
+/// let consumer = manager.consumer_builder().group("my-group").handler::<on_created>().build().unwrap();
 /// manager.add_consumer(consumer);
 /// manager.start_all();
 /// assert_eq!(manager.status().consumer_count, 1);
@@ -65,6 +70,8 @@ pub struct Status {
 pub struct Manager {
     transport: Arc<dyn Transport>,
     producer: Producer,
+    /// What [`Manager::consumer_builder`] hands out: transport, group and settings set.
+    consumers_from: ConsumerBuilder,
     consumer_enabled: AtomicBool,
     /// Serializes start, enable, disable and close; never held by status or sends.
     transition: tokio::sync::Mutex<()>,
@@ -80,10 +87,75 @@ struct State {
 
 impl Manager {
     /// A manager over `transport` with `producer`; consumers enabled, none registered.
+    /// Consumers built with [`Manager::consumer_builder`] read the producer's codec through
+    /// its topic table and join group `godev-kafka` unless given another with
+    /// [`ConsumerBuilder::group`].
     pub fn new(transport: Arc<dyn Transport>, producer: Producer) -> Self {
+        let consumers_from = Consumer::builder_shared(transport.clone(), "godev-kafka")
+            .topics(producer.topics().clone())
+            .codec(producer.codec());
+        Self::assemble(transport, producer, consumers_from)
+    }
+
+    /// The manager `config` describes: its backend (for `kafka`, a broker answered and is not
+    /// Kafka 4), a producer writing its codec through its topic table, consumers in its group
+    /// with its settings, and its producer and consumer switches.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let manager = godev_kafka::Manager::connect(&godev_kafka::Config::memory()).await.unwrap();
+    /// assert_eq!(manager.status().backend, "memory");
+    /// # });
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// No broker answered, the broker speaks no protocol the backend knows, or the config
+    /// names a backend this build lacks (a cargo feature that is off).
+    pub async fn connect(config: &Config) -> Result<Self> {
+        let transport: Arc<dyn Transport> = match config.client() {
+            Client::Memory => Arc::new(MemoryTransport::new(MEMORY_PARTITIONS)),
+            #[cfg(feature = "kafka")]
+            Client::Kafka => Arc::new(
+                crate::transport::kafka::KafkaTransport::connect(config.kafka_options()).await?,
+            ),
+            #[allow(unreachable_patterns)]
+            other => {
+                return Err(Error::Config {
+                    key: "kafka.client".into(),
+                    message: format!(
+                        "backend `{other}` is not in this build; enable the cargo feature of the same name"
+                    ),
+                });
+            }
+        };
+        let producer = Producer::with_transport(
+            transport.clone(),
+            config.topic_map(),
+            config.codec(),
+            config.source(),
+        );
+        producer.set_enabled(config.producer_enabled());
+        let consumers_from =
+            Consumer::builder_shared(transport.clone(), config.group_id()).config(config);
+        let manager = Self::assemble(transport, producer, consumers_from);
+        manager
+            .consumer_enabled
+            .store(config.consumer_enabled(), Ordering::Release);
+        Ok(manager)
+    }
+
+    fn assemble(
+        transport: Arc<dyn Transport>,
+        producer: Producer,
+        consumers_from: ConsumerBuilder,
+    ) -> Self {
         Self {
             transport,
             producer,
+            consumers_from,
             consumer_enabled: AtomicBool::new(true),
             transition: tokio::sync::Mutex::new(()),
             state: Mutex::new(State::default()),
@@ -95,9 +167,10 @@ impl Manager {
         &self.producer
     }
 
-    /// A consumer builder on the manager's transport, for `group`.
-    pub fn consumer_builder(&self, group: impl Into<String>) -> ConsumerBuilder {
-        Consumer::builder_shared(self.transport.clone(), group)
+    /// A consumer builder on the manager's transport, with the manager's group, topic table,
+    /// codec and settings (from the config, for a manager made by [`Manager::connect`]).
+    pub fn consumer_builder(&self) -> ConsumerBuilder {
+        self.consumers_from.clone()
     }
 
     /// Registers `consumer`; it starts with [`Manager::start_all`], or at once when the

@@ -149,6 +149,16 @@ impl Producer {
         self.inner.enabled.store(enabled, Ordering::Release);
     }
 
+    /// The topic table sends resolve through.
+    pub fn topics(&self) -> &TopicMap {
+        &self.inner.topics
+    }
+
+    /// The codec sends encode with.
+    pub fn codec(&self) -> Codec {
+        self.inner.codec
+    }
+
     /// The real topic of a logical one.
     pub fn resolve_topic<'a>(&'a self, logical: &'a str) -> &'a str {
         self.inner.topics.resolve(logical)
@@ -165,7 +175,15 @@ impl Producer {
             return Err(failed(topic, key, value, Error::Closed("producer")));
         }
         let partitions = match self.inner.transport.partition_count(&topic).await {
-            Ok(count) => count,
+            Ok(count) if count > 0 => count,
+            Ok(_) => {
+                let error = Error::transport(
+                    format!("produce to {topic}"),
+                    "the topic has no partitions",
+                    true,
+                );
+                return Err(failed(topic, key, value, error));
+            }
             Err(error) => return Err(failed(topic, key, value, error)),
         };
         let partition = match &key {

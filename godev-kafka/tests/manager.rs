@@ -51,7 +51,8 @@ async fn status_switches_and_close_match_what_runs() {
         ..Default::default()
     };
     let consumer = manager
-        .consumer_builder("pingers")
+        .consumer_builder()
+        .group("pingers")
         .topics(topics)
         .settings(settings)
         .handler::<on_ping>()

@@ -22,7 +22,7 @@ use serde::Serialize;
 
 use crate::Result;
 
-pub use manager::{Backend, ConsumerDefaults, KafkaManagerRepo, MEMORY_PARTITIONS};
+pub use manager::KafkaManagerRepo;
 
 /// The Go kit's `KafkaRepo`: send messages and events, register and start consumers, switch
 /// the producer and the consumers, report status, close.

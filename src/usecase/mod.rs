@@ -45,13 +45,13 @@ pub struct Produced {
 /// use std::sync::Arc;
 /// use godev_kafka::transport::memory::MemoryTransport;
 /// use godev_kafka::{Codec, Manager, Producer, TopicMap};
-/// use godev_kit::repo::{ConsumerDefaults, KafkaManagerRepo, KafkaRepo};
+/// use godev_kit::repo::{KafkaManagerRepo, KafkaRepo};
 /// use godev_kit::usecase::KafkaEventUseCase;
 ///
 /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 /// let transport = Arc::new(MemoryTransport::new(3));
 /// let producer = Producer::with_transport(transport.clone(), TopicMap::new(), Codec::Tagged, "godev-kit");
-/// let repo = Arc::new(KafkaManagerRepo::with_manager(Manager::new(transport, producer), ConsumerDefaults::new("g")));
+/// let repo = Arc::new(KafkaManagerRepo::with_manager(Manager::new(transport, producer)));
 /// let events = KafkaEventUseCase::new(repo.clone());
 /// events.consume_user_events().unwrap();
 /// repo.start_all_consumers();

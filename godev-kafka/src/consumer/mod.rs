@@ -41,7 +41,7 @@ pub use settings::ConsumerSettings;
 
 use crate::dispatch::{Handler, Route, Router, UnknownTagPolicy};
 use crate::transport::{TopicPartition, Transport};
-use crate::{Codec, Error, Result, TopicMap};
+use crate::{Codec, Config, Error, Result, TopicMap};
 use worker::GroupEnv;
 
 /// Builds a [`Consumer`].
@@ -66,7 +66,7 @@ use worker::GroupEnv;
 ///     .unwrap();
 /// assert_eq!(consumer.groups(), vec!["my-group"]);
 /// ```
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 #[must_use = "a builder does nothing until `.build()`"]
 pub struct ConsumerBuilder {
     transport: Arc<dyn Transport>,
@@ -85,6 +85,21 @@ impl std::fmt::Debug for dyn Transport {
 }
 
 impl ConsumerBuilder {
+    /// Takes the group, topic table, codec, unknown-tag policy and settings from `config`.
+    pub fn config(self, config: &Config) -> Self {
+        self.group(config.group_id())
+            .topics(config.topic_map())
+            .codec(config.codec())
+            .unknown_tag(config.unknown_tag())
+            .settings(config.consumer_settings())
+    }
+
+    /// The group of handlers that do not name one in their attribute.
+    pub fn group(mut self, group: impl Into<String>) -> Self {
+        self.group = group.into();
+        self
+    }
+
     /// Resolves logical topics through `topics`.
     pub fn topics(mut self, topics: TopicMap) -> Self {
         self.topics = topics;

@@ -28,6 +28,18 @@ const TESTS: &[Test] = &[
         "member_process_sigkilled_its_partitions_move_to_the_survivors",
         fault::member_crash::test,
     ),
+    (
+        "rolling_restart_of_all_members_under_load_handles_every_event",
+        fault::rolling_restart::test,
+    ),
+    (
+        "poison_records_go_to_the_dead_letter_topic_and_the_consumer_goes_on",
+        fault::poison::test,
+    ),
+    (
+        "sigterm_under_load_commits_the_handled_prefix_and_a_restart_finishes",
+        fault::sigterm::test,
+    ),
 ];
 
 fn main() {

@@ -411,3 +411,42 @@ async fn committed_offsets_survive_a_restart_of_the_group() {
         "the restarted group resumed where it committed"
     );
 }
+
+/// Shared state handed to handlers through the consumer.
+struct Ledger(Mutex<Vec<u64>>);
+
+#[handler]
+async fn book(event: OrderShipped, ctx: Context) -> Result<(), HandlerError> {
+    let ledger = ctx
+        .state::<std::sync::Arc<Ledger>>()
+        .ok_or_else(|| HandlerError::permanent("no ledger"))?;
+    ledger.0.lock().unwrap().push(event.order_id);
+    Ok(())
+}
+
+#[tokio::test]
+async fn handlers_reach_the_state_the_consumer_was_given() {
+    let (transport, topics, topic, producer) = setup(1);
+    for order_id in [5, 6, 7] {
+        producer.send(&OrderShipped { order_id }).await.unwrap();
+    }
+    let ledger = std::sync::Arc::new(Ledger(Mutex::new(Vec::new())));
+    let consumer = Consumer::builder(transport.clone(), "stateful")
+        .topics(topics)
+        .settings(fast_settings())
+        .state(ledger.clone())
+        .handler::<book>()
+        .build()
+        .unwrap();
+    let running = consumer.start();
+    wait_until("three records committed", || {
+        transport.committed("stateful", &topic, 0) == Some(3)
+    })
+    .await;
+    running.shutdown().await.unwrap();
+    assert_eq!(
+        *ledger.0.lock().unwrap(),
+        vec![5, 6, 7],
+        "every handler call found the ledger"
+    );
+}

@@ -39,7 +39,7 @@ pub use dead_letter::{DeadLetter, DeadLetterReason};
 pub use replay::{ReplayReport, replay_dead_letters};
 pub use settings::ConsumerSettings;
 
-use crate::dispatch::{Handler, Route, Router, UnknownTagPolicy};
+use crate::dispatch::{Handler, Route, Router, States, UnknownTagPolicy};
 use crate::transport::{TopicPartition, Transport};
 use crate::{Codec, Config, Error, Result, TopicMap};
 use worker::GroupEnv;
@@ -76,6 +76,7 @@ pub struct ConsumerBuilder {
     unknown_tag: UnknownTagPolicy,
     settings: ConsumerSettings,
     routes: Vec<Route>,
+    states: States,
 }
 
 impl std::fmt::Debug for dyn Transport {
@@ -124,6 +125,13 @@ impl ConsumerBuilder {
         self
     }
 
+    /// Gives handlers a shared value of type `T`, found with [`Context::state`](crate::Context::state)
+    /// (one value per type; a second call for the same type replaces the first).
+    pub fn state<T: Send + Sync + 'static>(mut self, value: T) -> Self {
+        self.states.insert(value);
+        self
+    }
+
     /// Registers the `#[handler]` function `H`.
     pub fn handler<H: Handler>(mut self) -> Self {
         self.routes.push(Route::of::<H>());
@@ -155,6 +163,7 @@ impl ConsumerBuilder {
             unknown_tag: self.unknown_tag,
             settings: self.settings,
             routers: routers.into_values().collect(),
+            states: self.states,
         })
     }
 }
@@ -167,6 +176,7 @@ pub struct Consumer {
     unknown_tag: UnknownTagPolicy,
     settings: ConsumerSettings,
     routers: Vec<Router>,
+    states: States,
 }
 
 impl Consumer {
@@ -188,6 +198,7 @@ impl Consumer {
             unknown_tag: UnknownTagPolicy::default(),
             settings: ConsumerSettings::default(),
             routes: Vec::new(),
+            states: States::default(),
         }
     }
 
@@ -226,6 +237,7 @@ impl Consumer {
                     unknown_tag: self.unknown_tag,
                     settings: self.settings.clone(),
                     transport: self.transport.clone(),
+                    states: self.states.clone(),
                 });
                 let task = tokio::spawn(runner::run(env, status.clone(), stopped.clone()));
                 (status, task)

@@ -14,7 +14,7 @@ use tracing::Instrument;
 
 use super::ConsumerSettings;
 use super::dead_letter::{DeadLetter, DeadLetterReason};
-use crate::dispatch::{Context, HandlerError, HandlerFuture, Route};
+use crate::dispatch::{Context, HandlerError, HandlerFuture, Route, States};
 use crate::partitioner::partition_for_key;
 use crate::transport::{OutgoingRecord, Record, TopicPartition, Transport};
 use crate::{Codec, Error, Router, UnknownTagPolicy};
@@ -27,6 +27,7 @@ pub(crate) struct GroupEnv {
     pub(crate) unknown_tag: UnknownTagPolicy,
     pub(crate) settings: ConsumerSettings,
     pub(crate) transport: Arc<dyn Transport>,
+    pub(crate) states: States,
 }
 
 /// The runner's handle on one partition's worker.
@@ -180,6 +181,7 @@ async fn call_with_retries(
             tag: tag.to_owned(),
             group: env.group.clone(),
             attempt,
+            states: env.states.clone(),
         };
         let future = route
             .dispatch(tag, data, ctx)

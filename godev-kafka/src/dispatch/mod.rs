@@ -16,5 +16,6 @@ mod handler;
 mod router;
 
 pub use context::Context;
+pub(crate) use context::States;
 pub use handler::{Handler, HandlerError, HandlerFuture, HandlerOptions};
 pub use router::{Route, Router, UnknownTagPolicy};

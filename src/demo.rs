@@ -188,7 +188,7 @@ async fn steps<R: KafkaRepo>(
 ) -> Result<DemoReport, DemoError> {
     let events = KafkaEventUseCase::new(repo.clone());
     // Subscribe before anything is produced, so no report can be missed.
-    let mut reports = handled::subscribe();
+    let mut reports = events.subscribe();
 
     events.consume_user_events()?;
     events.consume_translation_events()?;

@@ -14,7 +14,7 @@ use godev_kafka::{Codec, Context, Manager, Producer, TopicMap};
 use godev_kit::Error;
 use godev_kit::entity::{TRANSLATION_COMPLETED, TRANSLATION_REQUESTED, UserData, UserEvent};
 use godev_kit::repo::{KafkaManagerRepo, KafkaRepo};
-use godev_kit::usecase::handled::{self, wait_for_ids};
+use godev_kit::usecase::handled::wait_for_ids;
 use godev_kit::usecase::{KafkaEventUseCase, handlers};
 use serde_json::{Value, json};
 
@@ -159,7 +159,7 @@ async fn send_message_json_encodes_and_the_switches_work() {
     repo.disable_consumer().await.unwrap();
     assert!(!repo.is_consumer_enabled());
     // Produced while consumers are off: handled once they are on again.
-    let mut reports = handled::subscribe();
+    let mut reports = events.subscribe();
     let sent = events
         .produce_user_event("user.updated", 5, "x@example.com", Value::Null)
         .await

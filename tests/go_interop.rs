@@ -15,7 +15,7 @@ use godev_kafka::{Codec, Config, testing};
 use godev_kit::entity::{UserData, UserEvent};
 use godev_kit::repo::{KafkaManagerRepo, KafkaRepo};
 use godev_kit::usecase::KafkaEventUseCase;
-use godev_kit::usecase::handled::{self, wait_for_ids};
+use godev_kit::usecase::handled::wait_for_ids;
 use serde_json::{Value, json};
 
 /// Builds `interop/go` once, with a deadline; panics when Go is missing.
@@ -134,7 +134,7 @@ async fn go_kit_events_written_by_kafka_go_reach_our_user_handler_by_event_type(
 
     let repo = repo(&brokers, &topic).await;
     let events = KafkaEventUseCase::new(repo.clone());
-    let mut reports = handled::subscribe();
+    let mut reports = events.subscribe();
     events.consume_user_events().unwrap();
     repo.start_all_consumers();
     let ids: Vec<i64> = written.iter().map(|(id, _)| *id).collect();

@@ -1,24 +1,20 @@
 //! Where handlers report what they handled, for the demo and the tests to observe.
 //!
-//! Handlers are plain `async fn`s without state, so they cannot hold a channel of their own.
-//! They publish a [`Handled`] (ids and coordinates only, never the payload) on one
-//! process-wide broadcast channel; whoever wants to observe [`subscribe`]s *before* producing
-//! and keeps the events it cares about, normally by event id ([`wait_for_ids`]). Several use
-//! cases in one process (tests running in parallel) share the channel and tell their events
-//! apart by id. Nobody listening costs nothing; a subscriber that falls more than
-//! [`CAPACITY`] events behind misses the oldest ones.
+//! Each use case owns a [`HandledReports`] channel and hands it to its consumers as handler
+//! state (`ConsumerBuilder::state`); its handlers publish a [`Handled`] (ids and coordinates
+//! only, never the payload) on it. Whoever wants to observe subscribes
+//! ([`KafkaEventUseCase::subscribe`](super::KafkaEventUseCase::subscribe)) *before* producing
+//! and keeps the events it cares about, normally by event id ([`wait_for_ids`]). Nobody
+//! listening costs nothing; a subscriber that falls more than [`CAPACITY`] events behind
+//! misses the oldest ones.
 
 use std::collections::BTreeMap;
-use std::sync::LazyLock;
 use std::time::Duration;
 
 use tokio::sync::broadcast;
 
 /// How many reports a slow subscriber can fall behind before it misses some.
 pub const CAPACITY: usize = 4096;
-
-static CHANNEL: LazyLock<broadcast::Sender<Handled>> =
-    LazyLock::new(|| broadcast::channel(CAPACITY).0);
 
 /// One event a handler of this crate handled.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,14 +35,31 @@ pub struct Handled {
     pub group: String,
 }
 
-/// Reports of every event handled from now on.
-pub fn subscribe() -> broadcast::Receiver<Handled> {
-    CHANNEL.subscribe()
+/// The channel a use case's handlers report on; clones share it.
+#[derive(Debug, Clone)]
+pub struct HandledReports(broadcast::Sender<Handled>);
+
+impl HandledReports {
+    /// A channel with room for [`CAPACITY`] reports per subscriber.
+    pub fn new() -> Self {
+        Self(broadcast::channel(CAPACITY).0)
+    }
+
+    /// Reports of every event handled from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Handled> {
+        self.0.subscribe()
+    }
+
+    /// Reports `handled` to every subscriber (none is fine).
+    pub(crate) fn publish(&self, handled: Handled) {
+        let _ = self.0.send(handled);
+    }
 }
 
-/// Reports `handled` to every subscriber (none is fine).
-pub(crate) fn publish(handled: Handled) {
-    let _ = CHANNEL.send(handled);
+impl Default for HandledReports {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 /// Receives from `reports` until an event with each of `ids` was handled, or `timeout` passed.

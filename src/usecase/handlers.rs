@@ -6,7 +6,7 @@
 
 use godev_kafka::{Context, HandlerError, handler};
 
-use super::handled::{self, Handled};
+use super::handled::{Handled, HandledReports};
 use crate::entity::{TranslationEvent, UserEvent};
 
 /// Handles every user event type (the Go kit's `handleUserEvent`).
@@ -23,7 +23,7 @@ pub async fn on_user_event(event: UserEvent, ctx: Context) -> Result<(), Handler
         "user event handled"
     );
     tracing::debug!(id = data.id, email = %data.email, data = %data.data, "user event payload");
-    handled::publish(report(&ctx, data.id, data.user_id));
+    publish(&ctx, data.id, data.user_id);
     Ok(())
 }
 
@@ -51,8 +51,15 @@ pub async fn on_translation_event(
         translated = %data.translated,
         "translation event payload"
     );
-    handled::publish(report(&ctx, data.id, data.user_id));
+    publish(&ctx, data.id, data.user_id);
     Ok(())
+}
+
+/// Reports the event on the use case's channel, when the consumer was given one.
+fn publish(ctx: &Context, id: i64, user_id: i64) {
+    if let Some(reports) = ctx.state::<HandledReports>() {
+        reports.publish(report(ctx, id, user_id));
+    }
 }
 
 fn report(ctx: &Context, id: i64, user_id: i64) -> Handled {

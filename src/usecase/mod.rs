@@ -64,12 +64,22 @@ pub struct Produced {
 #[derive(Debug)]
 pub struct KafkaEventUseCase<R> {
     repo: Arc<R>,
+    reports: handled::HandledReports,
 }
 
 impl<R: KafkaRepo> KafkaEventUseCase<R> {
     /// A use case over `repo` (the Go kit's `NewKafkaEventUseCase`).
     pub fn new(repo: Arc<R>) -> Self {
-        Self { repo }
+        Self {
+            repo,
+            reports: handled::HandledReports::new(),
+        }
+    }
+
+    /// Reports of every event this use case's handlers handle from now on; subscribe before
+    /// producing so that none is missed.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<handled::Handled> {
+        self.reports.subscribe()
     }
 
     /// The repository.
@@ -158,6 +168,7 @@ impl<R: KafkaRepo> KafkaEventUseCase<R> {
         let consumer = self
             .repo
             .consumer_builder()
+            .state(self.reports.clone())
             .handler::<handlers::on_user_event>()
             .build()?;
         self.repo.add_consumer(consumer);
@@ -174,6 +185,7 @@ impl<R: KafkaRepo> KafkaEventUseCase<R> {
         let consumer = self
             .repo
             .consumer_builder()
+            .state(self.reports.clone())
             .handler::<handlers::on_translation_event>()
             .build()?;
         self.repo.add_consumer(consumer);

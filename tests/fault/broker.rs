@@ -3,15 +3,19 @@
 //! `dev/kafka start` formats fresh storage; `kill` SIGKILLs the broker's process group;
 //! `start --keep-data` restarts it on the same KRaft log, so topics, records and committed
 //! offsets survive as they would a real crash. The guard stops the broker when dropped, also
-//! when the test panics. Only one such broker runs at a time (the machine has two cores).
+//! when the test panics. Only one such broker runs at a time (the machine has two cores), and
+//! only one process uses the port (a lock file).
 
+use std::fs::OpenOptions;
+use std::io::{ErrorKind, Write};
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::support;
 
-/// Held while a test owns a crashable broker.
+/// Held while a test of this process owns a crashable broker.
 static BROKER: Mutex<()> = Mutex::new(());
 
 /// A broker on a dedicated port; stopped on drop.
@@ -19,7 +23,52 @@ static BROKER: Mutex<()> = Mutex::new(());
 pub struct OwnBroker {
     port: u16,
     address: String,
+    _port_lock: PortLock,
     _serial: MutexGuard<'static, ()>,
+}
+
+/// Keeps other processes (a second `cargo test` on the machine) off the dedicated port: a
+/// lock file holding the owner's pid, taken over when that process is gone.
+#[derive(Debug)]
+struct PortLock(PathBuf);
+
+impl PortLock {
+    fn take(port: u16) -> Self {
+        let path = std::env::temp_dir().join(format!("godev-kafka-fault-{port}.lock"));
+        let deadline = Instant::now() + Duration::from_secs(900);
+        loop {
+            match OpenOptions::new().write(true).create_new(true).open(&path) {
+                Ok(mut file) => {
+                    write!(file, "{}", std::process::id()).expect("write the lock file");
+                    return Self(path);
+                }
+                Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+                    let owner = std::fs::read_to_string(&path).unwrap_or_default();
+                    let alive = owner.trim().parse::<u32>().is_ok_and(|pid| {
+                        pid != std::process::id() && Path::new(&format!("/proc/{pid}")).exists()
+                    });
+                    if !alive && !owner.is_empty() {
+                        // Its owner died without cleaning up.
+                        let _ = std::fs::remove_file(&path);
+                        continue;
+                    }
+                    assert!(
+                        Instant::now() < deadline,
+                        "port {port} stayed locked by pid {owner} ({})",
+                        path.display()
+                    );
+                    std::thread::sleep(Duration::from_millis(500));
+                }
+                Err(e) => panic!("lock file {}: {e}", path.display()),
+            }
+        }
+    }
+}
+
+impl Drop for PortLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
 
 /// Runs `dev/kafka args...`; answers stdout, or panics with its stderr.
@@ -46,6 +95,7 @@ impl OwnBroker {
             "the shared test brokers live there"
         );
         let serial = BROKER.lock().unwrap_or_else(PoisonError::into_inner);
+        let port_lock = PortLock::take(port);
         let p = port.to_string();
         dev_kafka(&["stop", "--port", &p]);
         let started = Instant::now();
@@ -57,6 +107,7 @@ impl OwnBroker {
         Self {
             port,
             address,
+            _port_lock: port_lock,
             _serial: serial,
         }
     }

@@ -189,6 +189,15 @@ async fn run(broker: &OwnBroker) {
     // Duplicates: a record handled more than once (redelivery), and an event written more
     // than once (a produce retry after a lost answer).
     let redelivered = handled.len() - at.len();
+    let mut times: BTreeMap<(i32, i64), usize> = BTreeMap::new();
+    for h in &handled {
+        *times.entry((h.partition, h.offset)).or_default() += 1;
+    }
+    let again: Vec<(i32, i64)> = times
+        .into_iter()
+        .filter(|(_, n)| *n > 1)
+        .map(|(pos, _)| pos)
+        .collect();
     let mut writes: BTreeMap<u64, Vec<(i32, i64)>> = BTreeMap::new();
     for (pos, id) in &at {
         writes.entry(*id).or_default().push(*pos);
@@ -198,7 +207,9 @@ async fn run(broker: &OwnBroker) {
     let unacked_arrived = sent.failed.iter().filter(|id| in_log.contains(id)).count();
     if redelivered > 0 || !written_twice.is_empty() {
         println!(
-            "duplicates: {redelivered} redelivered records; events written more than once: {}",
+            "duplicates: {redelivered} deliveries of {} records handled again after a crash, e.g. (partition, offset) {}; events written more than once: {}",
+            again.len(),
+            sample(&again, 10),
             sample(&written_twice, 20)
         );
     }

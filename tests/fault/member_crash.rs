@@ -147,6 +147,8 @@ async fn run() {
             sample(twice.keys(), 20)
         );
     }
+    // Kept when the test fails, for a look at the members' output.
+    let _ = std::fs::remove_dir_all(&dir);
     figure(
         "member_crash",
         &[

@@ -142,6 +142,8 @@ async fn run() {
             .collect::<Vec<_>>()
             .join(",")
     };
+    // Kept when the test fails, for a look at the members' output.
+    let _ = std::fs::remove_dir_all(&dir);
     figure(
         "rolling_restart",
         &[

@@ -123,6 +123,8 @@ async fn run() {
         .await
         .expect("the restarted member exits after SIGTERM");
     assert!(status.success());
+    // Kept when the test fails, for a look at the members' output.
+    let _ = std::fs::remove_dir_all(&dir);
     figure(
         "sigterm",
         &[

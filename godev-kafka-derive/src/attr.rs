@@ -35,6 +35,8 @@ pub(crate) const GROUP: Symbol = Symbol("group");
 pub(crate) const MAX_ATTEMPTS: Symbol = Symbol("max_attempts");
 /// The first retry delay of a handler, in milliseconds: `backoff_ms = 200`.
 pub(crate) const BACKOFF_MS: Symbol = Symbol("backoff_ms");
+/// The topic a handler's dead letters go to: `dead_letter_topic = "payments.failed"`.
+pub(crate) const DEAD_LETTER_TOPIC: Symbol = Symbol("dead_letter_topic");
 /// serde's attribute, copied onto the payload structs of enum variants.
 pub(crate) const SERDE: Symbol = Symbol("serde");
 
@@ -181,6 +183,8 @@ pub(crate) struct HandlerAttrs {
     pub(crate) max_attempts: Option<Setting<u32>>,
     /// `backoff_ms = N`.
     pub(crate) backoff_ms: Option<Setting<u64>>,
+    /// `dead_letter_topic = "..."`.
+    pub(crate) dead_letter_topic: Option<Setting<LitStr>>,
     /// `crate = "..."`.
     pub(crate) krate: Option<Setting<Path>>,
 }
@@ -191,6 +195,7 @@ impl HandlerAttrs {
         let mut group = Once::new(cx, GROUP);
         let mut max_attempts = Once::new(cx, MAX_ATTEMPTS);
         let mut backoff_ms = Once::new(cx, BACKOFF_MS);
+        let mut dead_letter_topic = Once::new(cx, DEAD_LETTER_TOPIC);
         let mut krate = Once::new(cx, CRATE);
 
         let parser = syn::meta::parser(|meta| {
@@ -210,6 +215,10 @@ impl HandlerAttrs {
                 if let Some(value) = integer::<u64>(cx, BACKOFF_MS, &meta)? {
                     backoff_ms.set(&meta.path, value.1);
                 }
+            } else if meta.path == DEAD_LETTER_TOPIC {
+                if let Some(value) = non_empty_string(cx, DEAD_LETTER_TOPIC, &meta)? {
+                    dead_letter_topic.set(&meta.path, value);
+                }
             } else if meta.path == CRATE {
                 if let Some(path) = crate_path(cx, &meta)? {
                     krate.set(&meta.path, path);
@@ -227,6 +236,7 @@ impl HandlerAttrs {
             group: group.get(),
             max_attempts: max_attempts.get(),
             backoff_ms: backoff_ms.get(),
+            dead_letter_topic: dead_letter_topic.get(),
             krate: krate.get(),
         }
     }

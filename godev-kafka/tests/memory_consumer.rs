@@ -450,3 +450,53 @@ async fn handlers_reach_the_state_the_consumer_was_given() {
         "every handler call found the ledger"
     );
 }
+
+#[handler(dead_letter_topic = "shipping.failures", max_attempts = 1)]
+async fn strict_shipping(_event: OrderShipped) -> Result<(), HandlerError> {
+    Err(HandlerError::permanent("no carrier"))
+}
+
+#[tokio::test]
+async fn a_handler_can_name_its_own_dead_letter_topic() {
+    let (transport, topics, topic, producer) = setup(1);
+    transport.create_topic("shipping.failures", 1);
+    producer.send(&OrderShipped { order_id: 8 }).await.unwrap();
+    producer
+        .send_raw(&topic, None, b"{".to_vec())
+        .await
+        .unwrap();
+    let consumer = Consumer::builder(transport.clone(), "strict")
+        .topics(topics)
+        .settings(fast_settings())
+        .handler::<strict_shipping>()
+        .build()
+        .unwrap();
+    let running = consumer.start();
+    wait_until("both records committed", || {
+        transport.committed("strict", &topic, 0) == Some(2)
+    })
+    .await;
+    running.shutdown().await.unwrap();
+    let failures = transport.records("shipping.failures", 0);
+    assert_eq!(
+        failures.len(),
+        1,
+        "the handler's failure goes to its own topic"
+    );
+    let letter: DeadLetter = serde_json::from_slice(&failures[0].value).unwrap();
+    assert_eq!(
+        (
+            letter.reason,
+            letter
+                .handler
+                .as_deref()
+                .map(|h| h.ends_with("strict_shipping"))
+        ),
+        (DeadLetterReason::Permanent, Some(true))
+    );
+    assert_eq!(
+        transport.records(&format!("{topic}.dlq"), 0).len(),
+        1,
+        "a record no handler was chosen for (malformed) goes to the topic's dead-letter topic"
+    );
+}

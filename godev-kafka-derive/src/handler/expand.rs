@@ -87,5 +87,9 @@ fn options(attrs: &HandlerAttrs, private: &TokenStream) -> TokenStream {
         let backoff_ms = backoff_ms.value;
         options.extend(quote!(.backoff(#private::Duration::from_millis(#backoff_ms))));
     }
+    if let Some(topic) = &attrs.dead_letter_topic {
+        let topic = &topic.value;
+        options.extend(quote!(.dead_letter_topic(#topic)));
+    }
     options
 }

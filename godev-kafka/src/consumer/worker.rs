@@ -99,6 +99,7 @@ async fn handle(env: &GroupEnv, record: Record, stopping: &AtomicBool) -> Outcom
             env,
             &record,
             dead(DeadLetterReason::Oversized, error),
+            None,
             stopping,
         )
         .await;
@@ -110,6 +111,7 @@ async fn handle(env: &GroupEnv, record: Record, stopping: &AtomicBool) -> Outcom
                 env,
                 &record,
                 dead(DeadLetterReason::Malformed, error.to_string()),
+                None,
                 stopping,
             )
             .await;
@@ -128,7 +130,7 @@ async fn handle(env: &GroupEnv, record: Record, stopping: &AtomicBool) -> Outcom
                     format!("no handler for `{tag}` in group `{}`", env.group),
                 );
                 letter.tag = Some(tag);
-                dead_letter(env, &record, letter, stopping).await
+                dead_letter(env, &record, letter, None, stopping).await
             }
             UnknownTagPolicy::Fail => Outcome::Fatal(Error::UnhandledTag {
                 topic: record.topic.clone(),
@@ -148,7 +150,8 @@ async fn handle(env: &GroupEnv, record: Record, stopping: &AtomicBool) -> Outcom
     letter.tag = Some(tag);
     letter.handler = Some(route.name().to_owned());
     letter.attempts = attempts;
-    dead_letter(env, &record, letter, stopping).await
+    let handler_topic = route.options().dead_letter_topic;
+    dead_letter(env, &record, letter, handler_topic, stopping).await
 }
 
 enum Failure {
@@ -250,9 +253,13 @@ async fn dead_letter(
     env: &GroupEnv,
     record: &Record,
     letter: DeadLetter,
+    handler_topic: Option<&str>,
     stopping: &AtomicBool,
 ) -> Outcome {
-    let topic = format!("{}{}", record.topic, env.settings.dead_letter_suffix);
+    let topic = handler_topic.map_or_else(
+        || format!("{}{}", record.topic, env.settings.dead_letter_suffix),
+        str::to_owned,
+    );
     tracing::warn!(
         offset = record.offset,
         reason = ?letter.reason,

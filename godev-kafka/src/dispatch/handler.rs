@@ -55,6 +55,8 @@ pub struct HandlerOptions {
     pub max_attempts: Option<u32>,
     /// The first retry delay; later ones double, with jitter.
     pub backoff: Option<Duration>,
+    /// Where this handler's dead letters go, instead of `<topic><dead_letter_suffix>`.
+    pub dead_letter_topic: Option<&'static str>,
 }
 
 impl HandlerOptions {
@@ -64,6 +66,7 @@ impl HandlerOptions {
             group: None,
             max_attempts: None,
             backoff: None,
+            dead_letter_topic: None,
         }
     }
 
@@ -76,6 +79,12 @@ impl HandlerOptions {
     /// Overrides the number of attempts per record.
     pub const fn max_attempts(mut self, attempts: u32) -> Self {
         self.max_attempts = Some(attempts);
+        self
+    }
+
+    /// Sends this handler's dead letters to `topic`.
+    pub const fn dead_letter_topic(mut self, topic: &'static str) -> Self {
+        self.dead_letter_topic = Some(topic);
         self
     }
 

@@ -150,6 +150,9 @@ fn demo_binary() -> PathBuf {
                     "godev-kit",
                     "--example",
                     "kafka_demo",
+                    // The features `cargo test --workspace --all-features` (dev/test) built
+                    // the example with, so that this finds it fresh instead of rebuilding.
+                    "--all-features",
                 ])
                 .current_dir(env!("CARGO_MANIFEST_DIR"))
                 .status()

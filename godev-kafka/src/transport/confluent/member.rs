@@ -2,7 +2,7 @@
 //! that holds a revocation until the runner has committed (see the
 //! [module docs](super#revocation-before-the-partition-moves)).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -27,7 +27,10 @@ type ByteConsumer = KafkaConsumer<Vec<u8>, Vec<u8>>;
 
 /// What the member asks of the consumer.
 enum Command {
-    Poll(Duration),
+    /// Poll the consumer for at most the duration; the answer goes to the sender.
+    Poll(Duration, Reply<Polled>),
+    /// The runner polled again after a [`Polled::Revoked`]: the revocation may complete.
+    RevocationDone,
     Commit(Vec<(TopicPartition, i64)>, Reply<()>),
     Pause(TopicPartition),
     Resume(TopicPartition),
@@ -41,17 +44,21 @@ struct Shared {
     /// The member's commands, read by the driver between polls and by the listener while a
     /// revocation waits.
     commands: tokio::sync::Mutex<mpsc::UnboundedReceiver<Command>>,
-    /// Answers to polls: rebalance steps from the listener, records from the driver.
-    events: mpsc::UnboundedSender<Result<Polled>>,
-    /// A leave that arrived while a revocation waited inside the crate's poll.
-    deferred_leave: Mutex<Option<Reply<()>>>,
+    /// Rebalance steps from the listener (records and errors answer each poll's reply).
+    events: mpsc::UnboundedSender<Polled>,
+    /// Commands the listener took but only the driver can serve (leave, poll).
+    deferred: Mutex<VecDeque<Command>>,
     close_timeout: Duration,
 }
 
 /// A member of a KIP-848 consumer group. See the [module docs](super).
 pub(crate) struct ConfluentMember {
     commands: Option<mpsc::UnboundedSender<Command>>,
-    events: mpsc::UnboundedReceiver<Result<Polled>>,
+    events: mpsc::UnboundedReceiver<Polled>,
+    /// The answer of a crate poll still running (a rebalance step came first).
+    in_flight: Option<oneshot::Receiver<Result<Polled>>>,
+    /// The last step handed out was a revocation: the next poll completes it.
+    revoking: bool,
     handle: ConsumerHandle,
     driver: Option<JoinHandle<()>>,
 }
@@ -105,7 +112,7 @@ impl ConfluentMember {
             group: options.group.clone(),
             commands: tokio::sync::Mutex::new(command_rx),
             events: event_tx,
-            deferred_leave: Mutex::new(None),
+            deferred: Mutex::new(VecDeque::new()),
             close_timeout: transport.request_timeout,
         });
         let listener = Arc::new(Listener {
@@ -123,9 +130,16 @@ impl ConfluentMember {
         Ok(Self {
             commands: Some(command_tx),
             events: event_rx,
+            in_flight: None,
+            revoking: false,
             handle,
             driver: Some(driver),
         })
+    }
+
+    fn hand_out(&mut self, step: Polled) -> Polled {
+        self.revoking = matches!(step, Polled::Revoked(_));
+        step
     }
 
     fn send(&self, command: Command) -> Result<()> {
@@ -139,16 +153,30 @@ impl ConfluentMember {
 impl GroupMember for ConfluentMember {
     fn poll(&mut self, wait: Duration) -> BoxFuture<'_, Result<Polled>> {
         Box::pin(async move {
-            // One crate poll can bring several steps (revoked, assigned, records): hand them
-            // out one per call before polling again.
-            if let Ok(event) = self.events.try_recv() {
-                return event;
+            if std::mem::take(&mut self.revoking) {
+                self.send(Command::RevocationDone)?;
             }
-            self.send(Command::Poll(wait))?;
-            self.events
-                .recv()
-                .await
-                .unwrap_or(Err(Error::Closed("confluent consumer")))
+            // Rebalance steps come before the records of the crate poll that brought them.
+            if let Ok(step) = self.events.try_recv() {
+                return Ok(self.hand_out(step));
+            }
+            let mut answer = match self.in_flight.take() {
+                Some(answer) => answer,
+                None => {
+                    let (reply, answer) = oneshot::channel();
+                    self.send(Command::Poll(wait, reply))?;
+                    answer
+                }
+            };
+            tokio::select! {
+                biased;
+                step = self.events.recv() => {
+                    self.in_flight = Some(answer);
+                    step.map(|step| self.hand_out(step))
+                        .ok_or(Error::Closed("confluent consumer"))
+                }
+                polled = &mut answer => polled.unwrap_or(Err(Error::Closed("confluent consumer"))),
+            }
         })
     }
 
@@ -210,24 +238,25 @@ impl GroupMember for ConfluentMember {
 /// dropped, then closes it (leaving the group).
 async fn drive(mut consumer: ByteConsumer, shared: Arc<Shared>) {
     loop {
-        let deferred = lock(&shared.deferred_leave).take();
-        if let Some(reply) = deferred {
-            let _ = reply.send(close(&mut consumer, &shared).await);
-            return;
-        }
-        let command = shared.commands.lock().await.recv().await;
+        let deferred = lock(&shared.deferred).pop_front();
+        let command = match deferred {
+            Some(command) => Some(command),
+            None => shared.commands.lock().await.recv().await,
+        };
         let Some(command) = command else {
             let _ = close(&mut consumer, &shared).await;
             return;
         };
         match command {
-            Command::Poll(wait) => {
+            Command::Poll(wait, reply) => {
                 let polled = match consumer.poll(wait).await {
                     Ok(records) => Ok(to_polled(records)),
                     Err(e) => Err(failed(format!("poll group {}", shared.group), &e)),
                 };
-                let _ = shared.events.send(polled);
+                let _ = reply.send(polled);
             }
+            // Only meaningful inside a revocation; a late one is harmless.
+            Command::RevocationDone => {}
             Command::Commit(offsets, reply) => {
                 let epoch = consumer.group_metadata().generation_id();
                 let result = consumer
@@ -284,7 +313,7 @@ impl ConsumerRebalanceListener for Listener {
         if !partitions.is_empty() {
             let mut added: Vec<TopicPartition> = partitions.iter().map(from_kafka).collect();
             added.sort();
-            let _ = self.shared.events.send(Ok(Polled::Assigned(added)));
+            let _ = self.shared.events.send(Polled::Assigned(added));
         }
         Ok(())
     }
@@ -310,20 +339,15 @@ impl Listener {
         let mut revoked: Vec<TopicPartition> = partitions.iter().map(from_kafka).collect();
         revoked.sort();
         tracing::debug!(group = %self.shared.group, partitions = ?revoked, "revocation waits for the runner");
-        if self
-            .shared
-            .events
-            .send(Ok(Polled::Revoked(revoked)))
-            .is_err()
-        {
+        if self.shared.events.send(Polled::Revoked(revoked)).is_err() {
             return;
         }
         loop {
             let command = self.shared.commands.lock().await.recv().await;
             match command {
-                None | Some(Command::Poll(_)) => return,
-                Some(Command::Leave(reply)) => {
-                    *lock(&self.shared.deferred_leave) = Some(reply);
+                None | Some(Command::RevocationDone) => return,
+                Some(command @ (Command::Leave(_) | Command::Poll(..))) => {
+                    lock(&self.shared.deferred).push_back(command);
                     return;
                 }
                 Some(Command::Commit(offsets, reply)) => {

@@ -251,7 +251,7 @@ async fn drive(mut consumer: ByteConsumer, shared: Arc<Shared>) {
             Command::Poll(wait, reply) => {
                 let polled = match consumer.poll(wait).await {
                     Ok(records) => Ok(to_polled(records)),
-                    Err(e) => Err(failed(format!("poll group {}", shared.group), &e)),
+                    Err(e) => Err(poll_error(&shared.group, &e)),
                 };
                 let _ = reply.send(polled);
             }
@@ -391,6 +391,21 @@ fn to_polled(records: ConsumerRecords<Vec<u8>, Vec<u8>>) -> Polled {
             })
             .collect(),
     )
+}
+
+/// A failed poll; a broker without KIP-848 groups gets a hint at the backend that fits it.
+fn poll_error(group: &str, e: &KafkaError) -> Error {
+    if e.is_unsupported_version_error() {
+        return Error::transport(
+            format!("poll group {group}"),
+            format!(
+                "{e} (the confluent backend's consumer needs Kafka 4.0+; for older brokers use \
+                 the `kafka` backend, `[kafka] client = \"kafka\"`)"
+            ),
+            false,
+        );
+    }
+    failed(format!("poll group {group}"), e)
 }
 
 fn commit_map(offsets: &[(TopicPartition, i64)]) -> HashMap<KafkaPartition, OffsetAndMetadata> {

@@ -103,6 +103,9 @@ use crate::transport::{BoxFuture, GroupMember, GroupOptions, OutgoingRecord, Tra
 #[cfg(doc)]
 use crate::transport::{Polled, TopicPartition};
 use crate::{Error, Result};
+/// The `confluent-kafka` crate this backend is built on, for tests and tools that talk to the
+/// broker without the framework in between.
+pub use ::confluent_kafka;
 #[cfg(doc)]
 use confluent_kafka::consumer::ConsumerRebalanceListener;
 

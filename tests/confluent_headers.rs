@@ -1,0 +1,148 @@
+//! Records the `confluent` backend writes on Kafka 4 carry the CloudEvents Kafka headers,
+//! read back with the `confluent-kafka` crate's own consumer.
+//!
+//! Run: `GODEV_KAFKA4_BROKERS=127.0.0.1:9094 cargo test -p godev-kit --features confluent --test confluent_headers`
+
+#![cfg(feature = "confluent")]
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use godev_kafka::transport::Transport;
+use godev_kafka::transport::confluent::confluent_kafka::common::TopicPartition as KafkaPartition;
+use godev_kafka::transport::confluent::confluent_kafka::common::header::{
+    Header as _, Headers as _,
+};
+use godev_kafka::transport::confluent::confluent_kafka::common::serialization::ByteArrayDeserializer;
+use godev_kafka::transport::confluent::confluent_kafka::consumer::{
+    Consumer as _, ConsumerConfig, KafkaConsumer,
+};
+use godev_kafka::transport::confluent::{ConfluentOptions, ConfluentTransport};
+use godev_kafka::{Codec, Event, Producer, TopicMap};
+use serde::{Deserialize, Serialize};
+
+fn brokers4() -> String {
+    match std::env::var("GODEV_KAFKA4_BROKERS") {
+        Ok(b) if !b.trim().is_empty() => b.trim().to_owned(),
+        _ => panic!(
+            "GODEV_KAFKA4_BROKERS is not set: start a Kafka 4 broker (dev/kafka start --version 4) \
+             and set GODEV_KAFKA4_BROKERS=127.0.0.1:9094"
+        ),
+    }
+}
+
+async fn transport(brokers: &str) -> Arc<ConfluentTransport> {
+    let mut options = ConfluentOptions::new(brokers.split(','));
+    options.client_id = "godev-kafka-tests".into();
+    options.linger = Duration::from_millis(2);
+    Arc::new(
+        ConfluentTransport::connect(options)
+            .await
+            .expect("connect to the Kafka 4 test broker"),
+    )
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Event)]
+#[event(topic = "users", name = "user.created", key = "user_id")]
+struct UserCreated {
+    user_id: u64,
+    email: String,
+}
+
+type Headers = Vec<(String, String)>;
+
+/// Every record of `topic` partition 0 from the beginning: (value, headers), read with the
+/// crate's consumer on a manual assignment (no group).
+async fn read_back(brokers: &str, topic: &str, count: usize) -> Vec<(String, Headers)> {
+    let props = HashMap::from([
+        ("bootstrap.servers".to_string(), brokers.to_string()),
+        ("group.protocol".to_string(), "consumer".to_string()),
+        ("auto.offset.reset".to_string(), "earliest".to_string()),
+        ("enable.auto.commit".to_string(), "false".to_string()),
+    ]);
+    let mut consumer = KafkaConsumer::<Vec<u8>, Vec<u8>>::new(
+        ConsumerConfig::new(&props).unwrap(),
+        ByteArrayDeserializer::default(),
+        ByteArrayDeserializer::default(),
+    )
+    .unwrap();
+    consumer
+        .assign(vec![KafkaPartition::new(topic, 0)])
+        .await
+        .unwrap();
+    let mut records = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while records.len() < count {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "read back {records:?}"
+        );
+        for r in consumer.poll(Duration::from_millis(200)).await.unwrap() {
+            let headers = r
+                .headers()
+                .iter()
+                .map(|h| {
+                    let value = h.value().map(|v| String::from_utf8_lossy(v).into_owned());
+                    (h.key().to_owned(), value.unwrap_or_default())
+                })
+                .collect();
+            let value = String::from_utf8_lossy(r.value().map_or(&[][..], |v| v)).into_owned();
+            records.push((value, headers));
+        }
+    }
+    consumer.close().await.unwrap();
+    records
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cloud_events_records_carry_the_kafka_binding_headers_and_others_none() {
+    let brokers = brokers4();
+    let topic = godev_kafka::testing::unique_name("c-headers");
+    let transport = transport(&brokers).await;
+    transport.admin().create_topic(&topic, 1).await.unwrap();
+    let topics = TopicMap::from_iter([("users", topic.clone())]);
+    let dyn_transport = transport.clone() as Arc<dyn Transport>;
+    let cloud = Producer::with_transport(
+        dyn_transport.clone(),
+        topics.clone(),
+        Codec::CloudEvents,
+        "svc-a",
+    );
+    let tagged = Producer::with_transport(dyn_transport, topics, Codec::Tagged, "svc-a");
+    let event = UserCreated {
+        user_id: 7,
+        email: "a@example.com".into(),
+    };
+    cloud.send(&event).await.expect("send CloudEvents");
+    tagged.send(&event).await.expect("send tagged");
+
+    let records = read_back(&brokers, &topic, 2).await;
+    let (value, headers) = &records[0];
+    let envelope: serde_json::Value = serde_json::from_str(value).unwrap();
+    assert_eq!(
+        envelope["type"], "user.created",
+        "the tag stays in the value"
+    );
+    let expected: Headers = [
+        ("ce_type", "user.created"),
+        ("ce_id", envelope["id"].as_str().unwrap()),
+        ("ce_source", "svc-a"),
+        ("ce_specversion", "1.0"),
+        (
+            "content-type",
+            "application/cloudevents+json; charset=UTF-8",
+        ),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    assert_eq!(headers, &expected);
+
+    let (value, headers) = &records[1];
+    assert!(value.contains(r#""event_type":"user.created""#), "{value}");
+    assert!(
+        headers.is_empty(),
+        "the Go kit's JSON gets no headers: {headers:?}"
+    );
+}

@@ -1,0 +1,304 @@
+//! Records crossing backends, on the combinations that real brokers allow.
+//!
+//! | writer | broker | reader | result |
+//! |---|---|---|---|
+//! | confluent producer (CloudEvents + headers) | Kafka 3.9 | `kafka` backend consumer | dispatched, committed (headers dropped for the old fetch version; the tag is in the value) |
+//! | `kafka` backend producer | Kafka 3.9 | confluent consumer (KIP-848) | refused: Kafka 3.9 does not serve KIP-848 groups by default, the join fails loudly |
+//! | `kafka` backend producer | Kafka 4.x | — | impossible: `KafkaTransport::connect` refuses Kafka 4 (`tests/kafka_broker.rs`) |
+//! | kcat / librdkafka (a non-Rust client, the Go kit's JSON) | Kafka 4.x | confluent consumer | dispatched by `event_type`, committed |
+//!
+//! So the honest cross-backend path is: the confluent *producer* works on both broker
+//! generations, the `kafka` backend reads what it wrote on 3.9; the confluent *consumer* needs
+//! Kafka 4, where the `kafka` backend cannot write, so a foreign client stands in for it.
+//!
+//! Run: `GODEV_KAFKA_BROKERS=127.0.0.1:9092 GODEV_KAFKA4_BROKERS=127.0.0.1:9094 cargo test -p godev-kit --features confluent --test cross_backend`
+
+#![cfg(feature = "confluent")]
+
+mod support;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use godev_kafka::consumer::ConsumerSettings;
+use godev_kafka::transport::confluent::{ConfluentOptions, ConfluentTransport, detect_broker};
+use godev_kafka::transport::{GroupOptions, OutgoingRecord, Transport};
+use godev_kafka::{Codec, Consumer, Context, Event, HandlerError, Producer, TopicMap, handler};
+use serde::{Deserialize, Serialize};
+
+fn brokers4() -> String {
+    match std::env::var("GODEV_KAFKA4_BROKERS") {
+        Ok(b) if !b.trim().is_empty() => b.trim().to_owned(),
+        _ => panic!(
+            "GODEV_KAFKA4_BROKERS is not set: start a Kafka 4 broker (dev/kafka start --version 4) \
+             and set GODEV_KAFKA4_BROKERS=127.0.0.1:9094"
+        ),
+    }
+}
+
+async fn confluent(brokers: &str) -> Arc<ConfluentTransport> {
+    let mut options = ConfluentOptions::new(brokers.split(','));
+    options.client_id = "godev-kafka-tests".into();
+    options.linger = Duration::from_millis(2);
+    Arc::new(
+        ConfluentTransport::connect(options)
+            .await
+            .expect("connect the confluent backend"),
+    )
+}
+
+fn settings() -> ConsumerSettings {
+    ConsumerSettings {
+        session_timeout: Duration::from_secs(6),
+        heartbeat_interval: Duration::from_millis(500),
+        rebalance_timeout: Duration::from_secs(20),
+        commit_interval: Duration::from_millis(200),
+        ..ConsumerSettings::default()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Event)]
+#[event(topic = "orders", key = "order")]
+enum OrderEvent {
+    #[event(name = "order.placed")]
+    Placed { order: u32, seq: u32 },
+    #[event(name = "order.paid")]
+    Paid { order: u32, seq: u32 },
+}
+
+/// Handled (real topic, order, seq, tag).
+static ORDERS: Mutex<Vec<(String, u32, u32, String)>> = Mutex::new(Vec::new());
+
+fn orders(topic: &str) -> Vec<(u32, u32, String)> {
+    let orders = ORDERS.lock().unwrap();
+    orders
+        .iter()
+        .filter(|o| o.0 == topic)
+        .map(|o| (o.1, o.2, o.3.clone()))
+        .collect()
+}
+
+#[handler]
+async fn on_order(event: OrderEvent, ctx: Context) -> Result<(), HandlerError> {
+    let (OrderEvent::Placed { order, seq } | OrderEvent::Paid { order, seq }) = event;
+    ORDERS
+        .lock()
+        .unwrap()
+        .push((ctx.topic().to_owned(), order, seq, ctx.tag().to_owned()));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kafka_backend_dispatches_what_the_confluent_producer_wrote_on_kafka_3() {
+    const ORDERS_N: u32 = 10;
+    let brokers = support::brokers().await;
+    let features = detect_broker(&[brokers.clone()]).await.unwrap();
+    assert!(
+        !features.is_kafka4(),
+        "GODEV_KAFKA_BROKERS must be Kafka 3.x: {features:?}"
+    );
+    let topic = godev_kafka::testing::unique_name("x-orders");
+    let group = godev_kafka::testing::unique_name("x-orders-group");
+    godev_kafka::testing::create_topic(&brokers, &topic, 3)
+        .await
+        .expect("create topic");
+    let topics = TopicMap::from_iter([("orders", topic.clone())]);
+
+    let writer = confluent(&brokers).await;
+    let producer = Producer::with_transport(
+        writer.clone() as Arc<dyn Transport>,
+        topics.clone(),
+        Codec::CloudEvents,
+        "confluent-writer",
+    );
+    for seq in 0..2 {
+        for order in 0..ORDERS_N {
+            let event = if seq == 0 {
+                OrderEvent::Placed { order, seq }
+            } else {
+                OrderEvent::Paid { order, seq }
+            };
+            producer
+                .send(&event)
+                .await
+                .expect("confluent producer on Kafka 3.9");
+        }
+    }
+
+    let reader: Arc<dyn Transport> = support::transport(&brokers).await;
+    let consumer = Consumer::builder_shared(reader, &group)
+        .topics(topics)
+        .settings(settings())
+        .handler::<on_order>()
+        .build()
+        .unwrap();
+    let running = consumer.start();
+    let total = (ORDERS_N * 2) as usize;
+    support::wait_until("every order handled", Duration::from_secs(60), || async {
+        orders(&topic).len() >= total
+    })
+    .await;
+    running.shutdown().await.unwrap();
+
+    let mut handled = orders(&topic);
+    assert_eq!(handled.len(), total, "each record once");
+    // Same key, same partition, in order: each order's `placed` before its `paid`.
+    handled.sort_by_key(|(order, seq, _)| (*order, *seq));
+    for (order, seq, tag) in handled {
+        let expected = if seq == 0 {
+            "order.placed"
+        } else {
+            "order.paid"
+        };
+        assert_eq!(tag, expected, "order {order}");
+    }
+    let end = godev_kafka::testing::end_offsets(&brokers, &topic)
+        .await
+        .unwrap();
+    let committed = godev_kafka::testing::committed_offsets(&brokers, &group, &topic)
+        .await
+        .unwrap();
+    assert_eq!(committed, end);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_confluent_consumer_cannot_join_a_group_on_kafka_3_and_says_so() {
+    let brokers = support::brokers().await;
+    let topic = godev_kafka::testing::unique_name("x-kip848");
+    godev_kafka::testing::create_topic(&brokers, &topic, 1)
+        .await
+        .expect("create topic");
+    let writer: Arc<dyn Transport> = support::transport(&brokers).await;
+    writer
+        .produce(OutgoingRecord {
+            topic: topic.clone(),
+            partition: 0,
+            key: None,
+            value: b"{}".to_vec(),
+        })
+        .await
+        .expect("kafka backend writes on 3.9");
+
+    let transport = confluent(&brokers).await;
+    let mut options = GroupOptions::new(
+        godev_kafka::testing::unique_name("x-kip848-group"),
+        vec![topic],
+    );
+    options.rebalance_timeout = Duration::from_secs(10);
+    let mut member = transport
+        .join(options)
+        .await
+        .expect("the consumer is built");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let error = loop {
+        match member.poll(Duration::from_millis(200)).await {
+            Err(error) => break error,
+            Ok(polled) => assert!(
+                std::time::Instant::now() < deadline,
+                "a KIP-848 member on Kafka 3.9 neither failed nor was refused; last poll: {polled:?}"
+            ),
+        }
+    };
+    let message = error.to_string();
+    eprintln!("confluent consumer on Kafka 3.9: {message}");
+    assert!(
+        message.contains("does not support the new CONSUMER group protocol")
+            && message.contains("needs Kafka 4.0+")
+            && message.contains("`kafka` backend"),
+        "the error says why and what to use instead: {message}"
+    );
+    assert!(
+        !error.is_retriable(),
+        "the runner stops instead of retrying forever"
+    );
+    let _ = member.leave().await;
+}
+
+/// The Go kit's `entity.UserEvent`, as Go's `encoding/json` writes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct GoUser {
+    id: i64,
+    user_id: i64,
+    email: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Event)]
+#[event(topic = "go_user_events", key = "user_id")]
+enum GoUserEvent {
+    #[event(name = "user.created")]
+    Created(GoUser),
+    #[event(name = "user.deleted")]
+    Deleted(GoUser),
+}
+
+static GO_SEEN: Mutex<Vec<(String, i64)>> = Mutex::new(Vec::new());
+
+#[handler]
+async fn on_go_user(event: GoUserEvent, ctx: Context) -> Result<(), HandlerError> {
+    let (GoUserEvent::Created(user) | GoUserEvent::Deleted(user)) = event;
+    GO_SEEN
+        .lock()
+        .unwrap()
+        .push((ctx.tag().to_owned(), user.user_id));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_confluent_consumer_dispatches_go_kit_json_from_kcat_on_kafka_4() {
+    let brokers = brokers4();
+    let topic = godev_kafka::testing::unique_name("x-go-users");
+    let group = godev_kafka::testing::unique_name("x-go-users-group");
+    let transport = confluent(&brokers).await;
+    transport.admin().create_topic(&topic, 2).await.unwrap();
+    let lines = [
+        r#"1:{"id":1,"event_type":"user.created","user_id":1,"email":"go@example.com"}"#,
+        r#"1:{"id":2,"event_type":"user.renamed","user_id":1,"email":"go@example.com"}"#,
+        r#"1:{"id":3,"event_type":"user.deleted","user_id":1,"email":"go@example.com"}"#,
+    ];
+    let kcat = ["kcat", "kafkacat"]
+        .into_iter()
+        .find(|tool| std::process::Command::new(tool).arg("-V").output().is_ok())
+        .expect("kcat (or kafkacat) must be installed: apt-get install kcat (.ci/run does it)");
+    let mut child = std::process::Command::new(kcat)
+        .args(["-P", "-b", &brokers, "-t", &topic, "-K", ":"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("run kcat");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        for line in lines {
+            writeln!(stdin, "{line}").unwrap();
+        }
+    }
+    assert!(child.wait().unwrap().success(), "kcat produced the records");
+
+    let consumer = Consumer::builder_shared(transport.clone() as Arc<dyn Transport>, &group)
+        .topics(TopicMap::from_iter([("go_user_events", topic.clone())]))
+        .codec(Codec::Tagged)
+        .settings(settings())
+        .handler::<on_go_user>()
+        .build()
+        .unwrap();
+    let running = consumer.start();
+    support::wait_until(
+        "both known events handled",
+        Duration::from_secs(60),
+        || async { GO_SEEN.lock().unwrap().len() >= 2 },
+    )
+    .await;
+    // The unknown tag is skipped and committed past too.
+    support::wait_until("all three committed", Duration::from_secs(30), || async {
+        let committed = transport.admin().committed_offsets(&group, &topic).await;
+        committed.is_ok_and(|c| c.values().sum::<i64>() == 3)
+    })
+    .await;
+    running.shutdown().await.unwrap();
+    assert_eq!(
+        GO_SEEN.lock().unwrap().clone(),
+        vec![
+            ("user.created".to_owned(), 1),
+            ("user.deleted".to_owned(), 1)
+        ]
+    );
+}

@@ -218,14 +218,54 @@ if texts:
         w(f"### {t[:-4]}\n")
         w("```\n" + read(os.path.join(prof, t)).strip() + "\n```\n")
 
+exp = os.path.join(RAW, "experiment")
+if os.path.isdir(exp):
+    w("## Experiment: what limits this framework's consume\n")
+    w("`bench/experiment-consume`: this framework's consumer on the same source topic, fresh group "
+      "per run, two runs per setting, varying `ConsumerSettings::queue_capacity` (records queued "
+      "per partition worker, default 256) and `poll_wait` (default 100 ms). \"ceiling\" is "
+      "partitions × queue_capacity / poll_wait, the rate if every poll refills each worker "
+      "queue once and then sleeps out its wait; it binds only while partitions pause, i.e. while a "
+      "fetch (up to 1 MiB, about 1,000 of these records, per partition) brings more than the "
+      "queue holds.\n")
+    w("| queue_capacity | poll_wait ms | ceiling events/s | events/s (runs) | client CPU s | peak RSS MiB |")
+    w("|---|---|---|---|---|---|")
+    variants = {}
+    for name in sorted(os.listdir(exp)):
+        m = re.match(r"queue(\d+)-poll(\d+)-(\d+)\.out$", name)
+        if not m:
+            continue
+        q, poll = int(m.group(1)), int(m.group(2))
+        eps = None
+        for line in read(os.path.join(exp, name)).splitlines():
+            if line.startswith("RESULT "):
+                res = json.loads(line[7:])
+                eps = res["n"] / res["secs"]
+        t = read(os.path.join(exp, name[:-4] + ".time"))
+        u = re.search(r"User time \(seconds\): ([\d.]+)", t)
+        sy = re.search(r"System time \(seconds\): ([\d.]+)", t)
+        rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", t)
+        v = variants.setdefault((q, poll), {"eps": [], "cpu": [], "rss": []})
+        if eps:
+            v["eps"].append(eps)
+        if u and sy:
+            v["cpu"].append(float(u.group(1)) + float(sy.group(1)))
+        if rss:
+            v["rss"].append(int(rss.group(1)) / 1024)
+    for (q, poll), v in sorted(variants.items(), key=lambda kv: (kv[0][1] != 100, kv[0][0], kv[0][1])):
+        w(f"| {q} | {poll} | {f0(6 * q / (poll / 1000))} | {', '.join(f0(e) for e in v['eps'])} | "
+          f"{', '.join(f1(c) for c in v['cpu'])} | {', '.join(f0(r) for r in v['rss'])} |")
+    w("")
+
 soak = os.path.join(RAW, "soak-rss.txt")
 if os.path.exists(soak):
     rows = [l.split() for l in read(soak).splitlines()[1:] if l.strip()]
     if rows:
         w("## Memory soak: this framework at 5k events/s\n")
         secs = int(rows[-1][0])
-        w(f"`bench-godev latency rate=5000` (produce and consume in one process) for {secs} s; "
-          "VmRSS every 10 s, shown once a minute (and the last sample).\n")
+        w(f"`bench/soak`: `bench-godev latency rate=5000 histogram=1` (producer and grouped "
+          f"consumer in one process, latencies in a fixed-size histogram) for {secs} s; VmRSS "
+          "every 10 s, shown once a minute (and the last sample).\n")
         w("| elapsed s | RSS MiB | load 1 min |")
         w("|---|---|---|")
         shown = [r for r in rows if int(r[0]) % 60 < 10] + ([rows[-1]] if int(rows[-1][0]) % 60 >= 10 else [])

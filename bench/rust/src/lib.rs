@@ -148,21 +148,58 @@ pub fn due(elapsed: Duration, rate: u64) -> u64 {
 }
 
 /// Latency samples (seq, µs) gathered by a consumer during a latency run.
+///
+/// Every sample is kept (16 B each, as the Go and Java peers keep theirs), unless
+/// [`Samples::bucketed`] switched to a fixed 100 µs histogram: the soak uses that, so that its
+/// RSS over time is the framework's and not a growing sample vector.
 #[derive(Debug, Default)]
 pub struct Samples {
     /// (seq, latency in µs).
     pub samples: Vec<(u64, u64)>,
+    /// Counts per 100 µs, when bucketed.
+    pub buckets: Vec<u32>,
 }
 
+/// Histogram buckets: 100 µs each, up to 60 s.
+const BUCKETS: usize = 600_000;
+
 impl Samples {
+    /// Switches to the fixed-size histogram (seq filtering then no longer applies).
+    pub fn bucketed(&mut self) {
+        self.buckets = vec![0; BUCKETS];
+    }
+
     /// Adds one sample for the event `seq` sent at `sent_ns`.
     pub fn record(&mut self, seq: u64, sent_ns: u64) {
-        let now = now_ns();
-        self.samples.push((seq, now.saturating_sub(sent_ns) / 1000));
+        let us = now_ns().saturating_sub(sent_ns) / 1000;
+        if self.buckets.is_empty() {
+            self.samples.push((seq, us));
+        } else {
+            self.buckets[((us / 100) as usize).min(BUCKETS - 1)] += 1;
+        }
     }
 
     /// p50, p99, p99.9 and max (µs) of the samples with `seq >= from`, and their count.
     pub fn percentiles(&self, from: u64) -> serde_json::Value {
+        if !self.buckets.is_empty() {
+            let total: u64 = self.buckets.iter().map(|c| u64::from(*c)).sum();
+            let at = |p: f64| {
+                let rank = ((total.saturating_sub(1)) as f64 * p).round() as u64;
+                let mut seen = 0u64;
+                for (i, c) in self.buckets.iter().enumerate() {
+                    seen += u64::from(*c);
+                    if seen > rank {
+                        return i as u64 * 100 + 50;
+                    }
+                }
+                0
+            };
+            let max = self.buckets.iter().rposition(|c| *c > 0).unwrap_or(0) as u64 * 100 + 100;
+            return serde_json::json!({
+                "samples": total, "p50_us": at(0.50), "p99_us": at(0.99),
+                "p999_us": at(0.999), "max_us": max, "histogram_us": 100,
+            });
+        }
         let mut v: Vec<u64> = self
             .samples
             .iter()

@@ -3,8 +3,9 @@
 //!
 //! `bench-godev create brokers=H:P topic=T partitions=6`
 //! `bench-godev produce brokers=H:P topic=T n=200000`
-//! `bench-godev consume brokers=H:P topic=T group=G n=200000`
-//! `bench-godev latency brokers=H:P topic=T rate=5000 secs=20`
+//! `bench-godev consume brokers=H:P topic=T group=G n=200000 [queue=256] [poll_ms=100]`
+//! `bench-godev latency brokers=H:P topic=T rate=5000 secs=20 [histogram=1]` (histogram=1: a
+//! fixed-size latency histogram instead of every sample, for the memory soak)
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -45,6 +46,7 @@ static FIRST: OnceLock<Instant> = OnceLock::new();
 static LAST: Mutex<Option<Instant>> = Mutex::new(None);
 static SAMPLES: Mutex<Samples> = Mutex::new(Samples {
     samples: Vec::new(),
+    buckets: Vec::new(),
 });
 static RECORD_LATENCY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
@@ -83,11 +85,17 @@ fn producer(transport: Arc<dyn Transport>, topic: &str) -> Producer {
     )
 }
 
-fn consumer(transport: Arc<dyn Transport>, topic: &str, group: String) -> Consumer {
+/// The consumer: default settings but a 500 ms commit interval; `queue=` (records queued per
+/// partition) and `poll_ms=` (poll wait) override the defaults for the bottleneck experiment.
+fn consumer(transport: Arc<dyn Transport>, topic: &str, args: &Args) -> Consumer {
+    let defaults = ConsumerSettings::default();
     let settings = ConsumerSettings {
         commit_interval: Duration::from_millis(500),
-        ..ConsumerSettings::default()
+        queue_capacity: args.num("queue", defaults.queue_capacity as u64) as usize,
+        poll_wait: Duration::from_millis(args.num("poll_ms", defaults.poll_wait.as_millis() as u64)),
+        ..defaults
     };
+    let group = args.str("group");
     Consumer::builder_shared(transport, group)
         .topics(TopicMap::from_iter([("bench", topic.to_owned())]))
         .settings(settings)
@@ -134,7 +142,7 @@ async fn main() {
         }
         "consume" => {
             let n = args.num("n", 200_000);
-            let consumer = consumer(transport(&args).await, &topic, args.str("group"));
+            let consumer = consumer(transport(&args).await, &topic, &args);
             let started = Instant::now();
             let running = consumer.start();
             let deadline = started + Duration::from_secs(300);
@@ -153,7 +161,10 @@ async fn main() {
             let plan = LatencyPlan::from_args(&args);
             let transport = transport(&args).await;
             let producer = producer(transport.clone(), &topic);
-            let consumer = consumer(transport, &topic, args.str("group"));
+            let consumer = consumer(transport, &topic, &args);
+            if args.num("histogram", 0) == 1 {
+                SAMPLES.lock().unwrap().bucketed();
+            }
             RECORD_LATENCY.store(true, Ordering::Relaxed);
             let running = consumer.start();
             let body = body();

@@ -282,7 +282,7 @@ if os.path.exists(soak):
                 if line.startswith("RESULT "):
                     res = json.loads(line[7:])
                     w(f" Latency over the soak: p50 {ms(res['p50_us'])} ms, p99 {ms(res['p99_us'])} ms, "
-                      f"p99.9 {ms(res['p999_us'])} ms, max {ms(res['max_us'])} ms over {res['samples']:,} events.")
+                      f"p99.9 {ms(res['p999_us'])} ms, max {ms(res['max_us'])} ms over {res['samples']:,} events (warm-up included; 100 µs histogram).")
         w("")
 
 w("## Every run\n")

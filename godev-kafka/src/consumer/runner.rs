@@ -11,6 +11,9 @@ use super::worker::{GroupEnv, Worker};
 use crate::transport::{GroupMember, GroupOptions, Polled, Record, TopicPartition};
 use crate::{Error, Result};
 
+/// How long a poll waits while some partition is paused for backpressure.
+const BACKPRESSURE_POLL_WAIT: Duration = Duration::from_millis(2);
+
 /// A partition's worker and the records polled for it but not yet queued.
 struct Slot {
     worker: Worker,
@@ -43,7 +46,15 @@ pub(crate) async fn run(
             break Err(error);
         }
         feed(&mut slots, &mut *member);
-        match member.poll(settings.poll_wait).await {
+        // While a partition is paused for a full queue, its worker frees room within
+        // milliseconds; a long poll would leave it idle for the whole wait (with every
+        // partition paused, a backend has nothing to wait on but the clock).
+        let wait = if slots.values().any(|slot| slot.paused) {
+            BACKPRESSURE_POLL_WAIT
+        } else {
+            settings.poll_wait
+        };
+        match member.poll(wait).await {
             Ok(Polled::Records(records)) => {
                 for record in records {
                     let tp = TopicPartition::new(record.topic.clone(), record.partition);

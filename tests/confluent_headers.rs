@@ -141,6 +141,7 @@ async fn cloud_events_records_carry_the_kafka_binding_headers_and_others_none() 
 
     let (value, headers) = &records[1];
     assert!(value.contains(r#""event_type":"user.created""#), "{value}");
+    transport.close().await.expect("close");
     assert!(
         headers.is_empty(),
         "the Go kit's JSON gets no headers: {headers:?}"

@@ -92,7 +92,7 @@ async fn on_order(event: OrderEvent, ctx: Context) -> Result<(), HandlerError> {
 async fn the_kafka_backend_dispatches_what_the_confluent_producer_wrote_on_kafka_3() {
     const ORDERS_N: u32 = 10;
     let brokers = support::brokers().await;
-    let features = detect_broker(&[brokers.clone()]).await.unwrap();
+    let features = detect_broker(std::slice::from_ref(&brokers)).await.unwrap();
     assert!(
         !features.is_kafka4(),
         "GODEV_KAFKA_BROKERS must be Kafka 3.x: {features:?}"

@@ -63,6 +63,11 @@ impl Admin {
         Self::new(&ConfluentOptions::new(brokers.split(',').map(str::trim)))
     }
 
+    /// Closes the client (its background task and connections).
+    pub async fn close(&self) {
+        self.client.close().await;
+    }
+
     /// The cluster id; proves that a broker answers.
     pub(crate) async fn cluster_id(&self, timeout: Duration) -> Result<String> {
         self.client

@@ -70,8 +70,8 @@
 //!
 //! | broker | producer | consumer group |
 //! |---|---|---|
-//! | Kafka 4.0+ | yes | yes (KIP-848) |
-//! | Kafka 3.x (3.9 tested) | yes | no: KIP-848 is off by default before 4.0 |
+//! | Kafka 4.0+ (4.4 tested) | yes | yes (KIP-848) |
+//! | Kafka 3.x (3.9 tested) | yes | no: the first poll fails with `UnsupportedVersionError` (3.9 advertises `ConsumerGroupHeartbeat` but serves it only with `group.coordinator.rebalance.protocols=classic,consumer`) |
 //!
 //! [`detect_broker`] asks a broker's ApiVersions which backend fits, for configuration that
 //! chooses one automatically.
@@ -83,6 +83,14 @@
 //! - No classic consumer groups: a group the `kafka` backend's members use (classic protocol)
 //!   cannot take confluent members at the same time.
 //! - [`Polled::Assigned`] lists added partitions only (see above).
+//! - [`GroupMember::member_id`] is empty until the member's first heartbeat answer has been
+//!   applied by a poll (the crate fills its group metadata then).
+//! - Fencing: commits carry the member epoch and a refusal for a stale or unknown member is
+//!   mapped to [`Error::Fenced`]; a member whose poll timer expired has left the group, and the
+//!   crate then commits *without* an epoch, which the broker accepts (as it does for a
+//!   consumer outside any group).
+//! - Call [`ConfluentTransport::close`] before dropping the transport, or the crate logs that
+//!   its producer was not closed (it still closes it in the background).
 
 pub mod admin;
 mod detect;
@@ -148,7 +156,10 @@ impl Compression {
 }
 
 /// How to reach the brokers, how to produce, how members join.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// `Debug` redacts the values of [`properties`](Self::properties) whose names look secret
+/// (`password`, `secret`, `jaas`, `key`).
+#[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ConfluentOptions {
     /// Bootstrap brokers, `host:port`.
@@ -175,6 +186,33 @@ pub struct ConfluentOptions {
     /// Further client properties (Java client names, e.g. `security.protocol`), applied to the
     /// producer, the consumers and the admin client after the ones above.
     pub properties: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for ConfluentOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let properties: BTreeMap<&str, &str> = self
+            .properties
+            .iter()
+            .map(|(k, v)| {
+                let secret = ["password", "secret", "jaas", "key"]
+                    .iter()
+                    .any(|s| k.to_ascii_lowercase().contains(s));
+                (k.as_str(), if secret { "<redacted>" } else { v.as_str() })
+            })
+            .collect();
+        f.debug_struct("ConfluentOptions")
+            .field("brokers", &self.brokers)
+            .field("client_id", &self.client_id)
+            .field("acks", &self.acks)
+            .field("idempotence", &self.idempotence)
+            .field("compression", &self.compression)
+            .field("linger", &self.linger)
+            .field("request_timeout", &self.request_timeout)
+            .field("fetch_max_bytes", &self.fetch_max_bytes)
+            .field("set_group_timeouts", &self.set_group_timeouts)
+            .field("properties", &properties)
+            .finish()
+    }
 }
 
 impl ConfluentOptions {
@@ -316,6 +354,26 @@ impl ConfluentTransport {
         })
     }
 
+    /// Sends what the producer holds, then closes the producer and the admin client.
+    ///
+    /// # Errors
+    ///
+    /// The producer could not deliver its records within the request timeout.
+    pub async fn close(&self) -> Result<()> {
+        let flushed = self
+            .producer
+            .flush()
+            .await
+            .map_err(|e| failed("flush confluent producer", &e));
+        let closed = self
+            .producer
+            .close_with_timeout(self.options.request_timeout)
+            .await
+            .map_err(|e| failed("close confluent producer", &e));
+        self.admin.close().await;
+        flushed.and(closed)
+    }
+
     /// The options this transport was built with.
     pub fn options(&self) -> &ConfluentOptions {
         &self.options
@@ -436,4 +494,39 @@ fn to_kafka(tp: &crate::transport::TopicPartition) -> KafkaPartition {
 
 fn from_kafka(tp: &KafkaPartition) -> crate::transport::TopicPartition {
     crate::transport::TopicPartition::new(tp.topic(), tp.partition())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_redacts_secret_properties() {
+        let mut options = ConfluentOptions::new(["b:9092"]);
+        options
+            .properties
+            .insert("sasl.jaas.config".into(), "user pass".into());
+        options
+            .properties
+            .insert("ssl.key.password".into(), "hunter2".into());
+        options
+            .properties
+            .insert("security.protocol".into(), "SASL_PLAINTEXT".into());
+        let debug = format!("{options:?}");
+        assert!(
+            !debug.contains("hunter2") && !debug.contains("user pass"),
+            "{debug}"
+        );
+        assert!(debug.contains("SASL_PLAINTEXT"), "{debug}");
+    }
+
+    #[test]
+    fn producer_properties_default_to_idempotent_acks_all() {
+        let props = ConfluentOptions::new(["b:9092"]).producer_properties();
+        assert_eq!(props["acks"], "all");
+        assert_eq!(props["enable.idempotence"], "true");
+        let mut one = ConfluentOptions::new(["b:9092"]);
+        one.acks = Acks::One;
+        assert_eq!(one.producer_properties()["enable.idempotence"], "false");
+    }
 }

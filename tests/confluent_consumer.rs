@@ -1,11 +1,9 @@
 //! Typed events through the `confluent` backend on a real Kafka 4 broker: derive, send, grouped
 //! consumers on KIP-848 groups, handlers, commits, rebalances, fencing.
 //!
-//! Run: `GODEV_KAFKA4_BROKERS=127.0.0.1:9094 cargo test -p godev-kit --features confluent --test confluent_consumer`
+//! Run: `GODEV_KAFKA4_BROKERS=127.0.0.1:9094 cargo test -p godev-kit --features broker-tests,confluent --test confluent_consumer`
 //! (`dev/kafka start --version 4` starts such a broker). The `kafka` backend's refusal of a
 //! Kafka 4 broker is tested in `tests/kafka_broker.rs`.
-
-#![cfg(feature = "confluent")]
 
 mod support;
 

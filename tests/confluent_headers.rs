@@ -1,9 +1,7 @@
 //! Records the `confluent` backend writes on Kafka 4 carry the CloudEvents Kafka headers,
 //! read back with the `confluent-kafka` crate's own consumer.
 //!
-//! Run: `GODEV_KAFKA4_BROKERS=127.0.0.1:9094 cargo test -p godev-kit --features confluent --test confluent_headers`
-
-#![cfg(feature = "confluent")]
+//! Run: `GODEV_KAFKA4_BROKERS=127.0.0.1:9094 cargo test -p godev-kit --features broker-tests,confluent --test confluent_headers`
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -11,9 +11,7 @@
 //! generations, the `kafka` backend reads what it wrote on 3.9; the confluent *consumer* needs
 //! Kafka 4, where the `kafka` backend cannot write, so a foreign client stands in for it.
 //!
-//! Run: `GODEV_KAFKA_BROKERS=127.0.0.1:9092 GODEV_KAFKA4_BROKERS=127.0.0.1:9094 cargo test -p godev-kit --features confluent --test cross_backend`
-
-#![cfg(feature = "confluent")]
+//! Run: `GODEV_KAFKA_BROKERS=127.0.0.1:9092 GODEV_KAFKA4_BROKERS=127.0.0.1:9094 cargo test -p godev-kit --features broker-tests,confluent --test cross_backend`
 
 mod support;
 

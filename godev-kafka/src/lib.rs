@@ -49,6 +49,8 @@
 //!   with consumer-group membership implemented in this crate.
 //! - `testing`: helpers that find a real broker for tests (`GODEV_KAFKA_BROKERS`) and make
 //!   unique topic and group names, and create topics.
+//! - `confluent`: the backend on the `confluent-kafka` crate, for Kafka 4 (KIP-848 consumer
+//!   groups, idempotent producer, CloudEvents Kafka headers). Heavier to build.
 //! - `testcontainers`: lets `testing::broker()` start an `apache/kafka` container when no
 //!   address is configured and a Docker daemon answers.
 

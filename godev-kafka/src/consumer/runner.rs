@@ -77,7 +77,10 @@ pub(crate) async fn run(
                         },
                     );
                 }
-                set_assignment(&status, partitions);
+                // Incremental protocols (KIP-848) report only the added partitions: the
+                // status shows everything owned. The member id may be known only now.
+                set_assignment(&status, slots.keys().cloned().collect());
+                set_member(&status, &*member);
             }
             Ok(Polled::Revoked(partitions)) => {
                 tracing::info!(group = %env.group, partitions = ?partitions, "partitions revoked");

@@ -135,11 +135,11 @@ fn spawn_member(
                     name = member.member_id();
                     let mut b = board.lock().unwrap();
                     for tp in &ps {
-                        if let Some(other) = b.owner.insert(tp.partition, name.clone()) {
-                            if other != name {
-                                let v = format!("{tp} owned by {other} and {name}");
-                                b.violations.push(v);
-                            }
+                        if let Some(other) = b.owner.insert(tp.partition, name.clone())
+                            && other != name
+                        {
+                            let v = format!("{tp} owned by {other} and {name}");
+                            b.violations.push(v);
                         }
                     }
                     b.assignments

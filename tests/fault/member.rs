@@ -136,19 +136,18 @@ impl Output {
                 )),
                 "H" => {
                     let f: Vec<&str> = rest.split(' ').collect();
-                    if let [p, o, id] = f[..] {
-                        if let (Ok(partition), Ok(offset), Ok(id)) =
+                    if let [p, o, id] = f[..]
+                        && let (Ok(partition), Ok(offset), Ok(id)) =
                             (p.parse(), o.parse(), id.parse())
-                        {
-                            out.handled.push((
-                                ms,
-                                Handled {
-                                    partition,
-                                    offset,
-                                    id,
-                                },
-                            ));
-                        }
+                    {
+                        out.handled.push((
+                            ms,
+                            Handled {
+                                partition,
+                                offset,
+                                id,
+                            },
+                        ));
                     }
                 }
                 "T" => out.term = Some(ms),

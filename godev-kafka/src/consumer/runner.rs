@@ -184,10 +184,9 @@ async fn drain(
         }
         if let Some(position) =
             Some(slot.worker.done.load(std::sync::atomic::Ordering::Acquire)).filter(|p| *p >= 0)
+            && slot.committed != Some(position)
         {
-            if slot.committed != Some(position) {
-                positions.push((tp, position));
-            }
+            positions.push((tp, position));
         }
     }
     positions

@@ -526,10 +526,10 @@ impl MemoryMember {
             return;
         }
         let mut state = self.transport.lock();
-        if let Some(group) = state.groups.get_mut(&self.options.group) {
-            if group.members.remove(&self.member_id).is_some() {
-                group.start_rebalance();
-            }
+        if let Some(group) = state.groups.get_mut(&self.options.group)
+            && group.members.remove(&self.member_id).is_some()
+        {
+            group.start_rebalance();
         }
         drop(state);
         self.transport.notify();

@@ -391,10 +391,10 @@ impl ConfluentTransport {
     }
 
     async fn read_partition_count(&self, topic: &str) -> Result<i32> {
-        if let Some((count, read_at)) = self.counts().get(topic) {
-            if read_at.elapsed() < PARTITION_COUNT_MAX_AGE {
-                return Ok(*count);
-            }
+        if let Some((count, read_at)) = self.counts().get(topic)
+            && read_at.elapsed() < PARTITION_COUNT_MAX_AGE
+        {
+            return Ok(*count);
         }
         // The producer's metadata path creates the topic when the broker auto-creates topics,
         // as the trait asks.

@@ -142,14 +142,14 @@ fn fetch_blocking(
         unknown.dedup();
         unknown
     };
-    if !unknown.is_empty() {
-        if let Err(e) = client.load_metadata(&unknown) {
-            let error = to_error(format!("metadata of {unknown:?}"), &e);
-            if connection_lost(&e) {
-                reconnect(client);
-            }
-            return Err(error);
+    if !unknown.is_empty()
+        && let Err(e) = client.load_metadata(&unknown)
+    {
+        let error = to_error(format!("metadata of {unknown:?}"), &e);
+        if connection_lost(&e) {
+            reconnect(client);
         }
+        return Err(error);
     }
     let wait = wait.max(Duration::from_millis(1));
     client

@@ -177,12 +177,12 @@ fn ensure_metadata(producer: &mut Producer, batch: &[Pending]) {
         missing.dedup();
         missing
     };
-    if !missing.is_empty() {
-        if let Err(e) = producer.client_mut().load_metadata(&missing) {
-            tracing::debug!(error = %e, "metadata refresh before produce failed");
-            if connection_lost(&e) {
-                reconnect(producer.client_mut());
-            }
+    if !missing.is_empty()
+        && let Err(e) = producer.client_mut().load_metadata(&missing)
+    {
+        tracing::debug!(error = %e, "metadata refresh before produce failed");
+        if connection_lost(&e) {
+            reconnect(producer.client_mut());
         }
     }
 }

@@ -500,3 +500,41 @@ async fn a_handler_can_name_its_own_dead_letter_topic() {
         "a record no handler was chosen for (malformed) goes to the topic's dead-letter topic"
     );
 }
+
+#[tokio::test]
+async fn oversized_records_are_dead_lettered_without_decoding() {
+    let (transport, topics, topic, producer) = setup(1);
+    producer.send(&OrderShipped { order_id: 1 }).await.unwrap();
+    producer
+        .send_raw(&topic, Some(b"big"), vec![b'x'; 4096])
+        .await
+        .unwrap();
+    producer.send(&OrderShipped { order_id: 2 }).await.unwrap();
+    let settings = ConsumerSettings {
+        max_record_bytes: 1024,
+        ..fast_settings()
+    };
+    let consumer = Consumer::builder(transport.clone(), "sizes")
+        .topics(topics)
+        .settings(settings)
+        .handler::<flaky_shipping>()
+        .build()
+        .unwrap();
+    let running = consumer.start();
+    wait_until("all three committed", || {
+        transport.committed("sizes", &topic, 0) == Some(3)
+    })
+    .await;
+    running.shutdown().await.unwrap();
+    let dead = transport.records(&format!("{topic}.dlq"), 0);
+    assert_eq!(dead.len(), 1);
+    let letter: DeadLetter = serde_json::from_slice(&dead[0].value).unwrap();
+    assert_eq!(
+        (letter.reason, letter.origin_offset, letter.tag.clone()),
+        (DeadLetterReason::Oversized, 1, None)
+    );
+    assert!(letter.error.contains("4096 bytes"), "{}", letter.error);
+    assert_eq!(letter.original_value(), vec![b'x'; 4096], "kept byte-exact");
+    let handled: Vec<u64> = seen(&topic).iter().map(|s| s.3).collect();
+    assert_eq!(handled, vec![1, 2], "the records around it are handled");
+}

@@ -538,3 +538,47 @@ async fn oversized_records_are_dead_lettered_without_decoding() {
     let handled: Vec<u64> = seen(&topic).iter().map(|s| s.3).collect();
     assert_eq!(handled, vec![1, 2], "the records around it are handled");
 }
+
+static HUNG_ONCE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+#[handler]
+async fn hangs_once(event: OrderShipped, ctx: Context) -> Result<(), HandlerError> {
+    if event.order_id == 42 && !HUNG_ONCE.swap(true, Ordering::SeqCst) {
+        std::future::pending::<()>().await; // a handler stuck for good, as on a dead socket
+    }
+    record("hangs_once", &ctx, event.order_id, 0);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_handler_stuck_past_max_poll_interval_gives_its_partition_up_and_the_record_is_read_again()
+ {
+    let (transport, topics, topic, producer) = setup(1);
+    for order_id in [41, 42, 43] {
+        producer.send(&OrderShipped { order_id }).await.unwrap();
+    }
+    let settings = ConsumerSettings {
+        max_poll_interval: Duration::from_millis(300),
+        ..fast_settings()
+    };
+    let consumer = Consumer::builder(transport.clone(), "stuck")
+        .topics(topics)
+        .settings(settings)
+        .handler::<hangs_once>()
+        .build()
+        .unwrap();
+    let running = consumer.start();
+    wait_until("all three handled", || seen(&topic).len() == 3).await;
+    wait_until("everything committed", || {
+        transport.committed("stuck", &topic, 0) == Some(3)
+    })
+    .await;
+    running.shutdown().await.unwrap();
+    let handled: Vec<u64> = seen(&topic).iter().map(|s| s.3).collect();
+    assert_eq!(
+        handled,
+        vec![41, 42, 43],
+        "the stuck record was read again, in order, after rejoining"
+    );
+    assert!(HUNG_ONCE.load(Ordering::SeqCst), "the first call did hang");
+}

@@ -77,6 +77,7 @@
 //! | `session_timeout_ms` | `10000` | `KAFKA_CONSUMER_SESSION_TIMEOUT_MS` |
 //! | `heartbeat_interval_ms` | `3000` (less than `session_timeout_ms`) | `KAFKA_CONSUMER_HEARTBEAT_INTERVAL_MS` |
 //! | `rebalance_timeout_ms` | `30000` | `KAFKA_CONSUMER_REBALANCE_TIMEOUT_MS` |
+//! | `max_poll_interval_ms` | `300000` (a handler on one record longer than this gives the partitions up) | `KAFKA_CONSUMER_MAX_POLL_INTERVAL_MS` |
 //! | `poll_wait_ms` | `100` | `KAFKA_CONSUMER_POLL_WAIT_MS` |
 //! | `queue_capacity` | `256` (at least 1) | `KAFKA_CONSUMER_QUEUE_CAPACITY` |
 //! | `commit_interval_ms` | `1000` | `KAFKA_CONSUMER_COMMIT_INTERVAL_MS` |

@@ -204,6 +204,13 @@ pub(super) const REBALANCE_TIMEOUT_MS: Key = key(
         max: MAX_MILLIS,
     },
 );
+pub(super) const MAX_POLL_INTERVAL_MS: Key = key(
+    "max_poll_interval_ms",
+    Kind::Int {
+        min: 1,
+        max: MAX_MILLIS,
+    },
+);
 pub(super) const POLL_WAIT_MS: Key = key("poll_wait_ms", millis());
 pub(super) const QUEUE_CAPACITY: Key = key("queue_capacity", count(1));
 pub(super) const COMMIT_INTERVAL_MS: Key = key("commit_interval_ms", millis());
@@ -226,6 +233,7 @@ pub(super) const CONSUMER: Section = Section {
         SESSION_TIMEOUT_MS,
         HEARTBEAT_INTERVAL_MS,
         REBALANCE_TIMEOUT_MS,
+        MAX_POLL_INTERVAL_MS,
         POLL_WAIT_MS,
         QUEUE_CAPACITY,
         COMMIT_INTERVAL_MS,

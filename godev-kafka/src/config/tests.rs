@@ -101,6 +101,7 @@ fn a_full_file_sets_every_key() {
         session_timeout_ms = 6000
         heartbeat_interval_ms = 2000
         rebalance_timeout_ms = 20000
+        max_poll_interval_ms = 90000
         poll_wait_ms = 50
         queue_capacity = 64
         commit_interval_ms = 500
@@ -131,6 +132,7 @@ fn a_full_file_sets_every_key() {
             session_timeout: Duration::from_secs(6),
             heartbeat_interval: Duration::from_secs(2),
             rebalance_timeout: Duration::from_secs(20),
+            max_poll_interval: Duration::from_secs(90),
             poll_wait: Duration::from_millis(50),
             queue_capacity: 64,
             commit_interval: Duration::from_millis(500),

@@ -133,6 +133,7 @@ fn consumer(raw: &Raw) -> Result<ConsumerSettings> {
     set(&mut settings.session_timeout, &SESSION_TIMEOUT_MS);
     set(&mut settings.heartbeat_interval, &HEARTBEAT_INTERVAL_MS);
     set(&mut settings.rebalance_timeout, &REBALANCE_TIMEOUT_MS);
+    set(&mut settings.max_poll_interval, &MAX_POLL_INTERVAL_MS);
     set(&mut settings.poll_wait, &POLL_WAIT_MS);
     set(&mut settings.commit_interval, &COMMIT_INTERVAL_MS);
     set(&mut settings.backoff, &BACKOFF_MS);

@@ -33,19 +33,66 @@ pub(crate) async fn run(
     options.session_timeout = settings.session_timeout;
     options.heartbeat_interval = settings.heartbeat_interval;
     options.rebalance_timeout = settings.rebalance_timeout;
-    let mut member = env.transport.join(options).await?;
-    set_member(&status, &*member);
+    loop {
+        let mut member = env.transport.join(options.clone()).await?;
+        set_member(&status, &*member);
+        match membership(&env, &status, &mut stop, &mut *member).await {
+            Exit::Stopped(outcome) => {
+                leave(&env, member).await;
+                return outcome;
+            }
+            Exit::Stuck(tp) => {
+                // As the Java client does past max.poll.interval.ms: give the partitions up so
+                // the group can go on, and join again as a new member.
+                leave(&env, member).await;
+                tracing::error!(
+                    group = %env.group,
+                    partition = %tp,
+                    max_poll_interval = ?settings.max_poll_interval,
+                    "a handler ran past max_poll_interval; left the group and joining again (its record will be read again)"
+                );
+            }
+        }
+    }
+}
+
+/// Why one membership ended.
+enum Exit {
+    /// Shutdown, or an error the group stops with.
+    Stopped(Result<()>),
+    /// A handler of this partition ran past `max_poll_interval`.
+    Stuck(TopicPartition),
+}
+
+async fn leave(env: &GroupEnv, member: Box<dyn GroupMember>) {
+    if let Err(error) = member.leave().await {
+        tracing::warn!(group = %env.group, error = %error, "leave group failed; partitions move after the session timeout");
+    }
+}
+
+/// Consumes as one member until shutdown, an error or a stuck handler; then stops the
+/// workers, commits what they handled and clears the assignment.
+async fn membership(
+    env: &Arc<GroupEnv>,
+    status: &Mutex<GroupStatus>,
+    stop: &mut watch::Receiver<bool>,
+    member: &mut dyn GroupMember,
+) -> Exit {
+    let settings = &env.settings;
     let mut slots: HashMap<TopicPartition, Slot> = HashMap::new();
     let mut last_commit = Instant::now();
     let mut failures = 0u32;
-    let outcome = loop {
+    let exit = loop {
         if *stop.borrow() {
-            break Ok(());
+            break Exit::Stopped(Ok(()));
         }
         if let Some(error) = stopped_worker(&mut slots).await {
-            break Err(error);
+            break Exit::Stopped(Err(error));
         }
-        feed(&mut slots, &mut *member);
+        if let Some(tp) = stuck(&slots, settings.max_poll_interval) {
+            break Exit::Stuck(tp);
+        }
+        feed(&mut slots, member);
         // While a partition is paused for a full queue, its worker frees room within
         // milliseconds; a long poll would leave it idle for the whole wait (with every
         // partition paused, a backend has nothing to wait on but the clock).
@@ -79,8 +126,8 @@ pub(crate) async fn run(
                 }
                 // Incremental protocols (KIP-848) report only the added partitions: the
                 // status shows everything owned. The member id may be known only now.
-                set_assignment(&status, slots.keys().cloned().collect());
-                set_member(&status, &*member);
+                set_assignment(status, slots.keys().cloned().collect());
+                set_member(status, member);
             }
             Ok(Polled::Revoked(partitions)) => {
                 tracing::info!(group = %env.group, partitions = ?partitions, "partitions revoked");
@@ -89,8 +136,8 @@ pub(crate) async fn run(
                     .filter_map(|tp| slots.remove_entry(tp))
                     .collect();
                 let drained = drain(revoked, settings.shutdown_timeout).await;
-                commit(&mut *member, &drained).await;
-                set_assignment(&status, slots.keys().cloned().collect());
+                commit(member, &drained).await;
+                set_assignment(status, slots.keys().cloned().collect());
             }
             Ok(Polled::Idle) => {}
             Err(error) if error.is_retriable() || matches!(error, Error::Fenced { .. }) => {
@@ -100,21 +147,32 @@ pub(crate) async fn run(
                 let _ = tokio::time::timeout(delay, stop.changed()).await;
                 continue;
             }
-            Err(error) => break Err(error),
+            Err(error) => break Exit::Stopped(Err(error)),
         }
         failures = 0;
         if last_commit.elapsed() >= settings.commit_interval {
-            commit_running(&mut *member, &mut slots).await;
+            commit_running(member, &mut slots).await;
             last_commit = Instant::now();
         }
     };
-    let drained = drain(slots.drain().collect(), settings.shutdown_timeout).await;
-    commit(&mut *member, &drained).await;
-    set_assignment(&status, Vec::new());
-    if let Err(error) = member.leave().await {
-        tracing::warn!(group = %env.group, error = %error, "leave group failed; partitions move after the session timeout");
+    if let Exit::Stuck(tp) = &exit {
+        if let Some(slot) = slots.remove(tp) {
+            // Its handler will not finish in time; its record stays uncommitted.
+            slot.worker.task.abort();
+        }
     }
-    outcome
+    let drained = drain(slots.drain().collect(), settings.shutdown_timeout).await;
+    commit(member, &drained).await;
+    set_assignment(status, Vec::new());
+    exit
+}
+
+/// A partition whose handler has been running on one record for longer than `limit`.
+fn stuck(slots: &HashMap<TopicPartition, Slot>, limit: Duration) -> Option<TopicPartition> {
+    slots
+        .iter()
+        .find(|(_, slot)| slot.worker.busy_for().is_some_and(|busy| busy > limit))
+        .map(|(tp, _)| tp.clone())
 }
 
 /// The error of a worker that stopped on its own (unknown-tag policy `fail`, or a bug).

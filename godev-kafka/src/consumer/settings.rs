@@ -25,6 +25,10 @@ pub struct ConsumerSettings {
     pub heartbeat_interval: Duration,
     /// How long a rebalance waits for members to rejoin.
     pub rebalance_timeout: Duration,
+    /// How long a handler may work on one record before the member gives its partitions up
+    /// (leaves the group) and joins again, as the Java client's `max.poll.interval.ms`: a
+    /// stuck handler must not hold its partition forever. The record is read again.
+    pub max_poll_interval: Duration,
     /// How long one poll waits for records.
     pub poll_wait: Duration,
     /// Records queued per partition before its fetching pauses.
@@ -54,6 +58,7 @@ impl Default for ConsumerSettings {
             session_timeout: Duration::from_secs(10),
             heartbeat_interval: Duration::from_secs(3),
             rebalance_timeout: Duration::from_secs(30),
+            max_poll_interval: Duration::from_secs(300),
             poll_wait: Duration::from_millis(100),
             queue_capacity: 256,
             commit_interval: Duration::from_secs(1),

@@ -4,7 +4,7 @@ use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
 
@@ -37,6 +37,18 @@ pub(crate) struct Worker {
     pub(crate) done: Arc<AtomicI64>,
     pub(crate) stopping: Arc<AtomicBool>,
     pub(crate) task: JoinHandle<Result<(), Error>>,
+    /// When the record in hand was taken, in milliseconds since [`epoch`] plus one; 0 when idle.
+    busy_since: Arc<AtomicU64>,
+}
+
+/// The instant worker busy times are counted from.
+fn epoch() -> Instant {
+    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+fn now_mark() -> u64 {
+    epoch().elapsed().as_millis() as u64 + 1
 }
 
 /// A record that was not finished because the worker was told to stop.
@@ -53,16 +65,20 @@ impl Worker {
         let (queue, mut records) = mpsc::channel::<Record>(env.settings.queue_capacity.max(1));
         let done = Arc::new(AtomicI64::new(-1));
         let stopping = Arc::new(AtomicBool::new(false));
+        let busy_since = Arc::new(AtomicU64::new(0));
         let span = tracing::info_span!("partition", group = %env.group, topic = %partition.topic, partition = partition.partition);
         let task = tokio::spawn({
-            let (done, stopping) = (done.clone(), stopping.clone());
+            let (done, stopping, busy) = (done.clone(), stopping.clone(), busy_since.clone());
             async move {
                 while let Some(record) = records.recv().await {
                     if stopping.load(Ordering::Acquire) {
                         break;
                     }
                     let offset = record.offset;
-                    match handle(&env, record, &stopping).await {
+                    busy.store(now_mark(), Ordering::Release);
+                    let outcome = handle(&env, record, &stopping).await;
+                    busy.store(0, Ordering::Release);
+                    match outcome {
                         Outcome::Done => done.store(offset + 1, Ordering::Release),
                         Outcome::Interrupted => break,
                         Outcome::Fatal(error) => return Err(error),
@@ -77,7 +93,14 @@ impl Worker {
             done,
             stopping,
             task,
+            busy_since,
         }
+    }
+
+    /// How long the worker has been on its current record, if it is on one.
+    pub(crate) fn busy_for(&self) -> Option<Duration> {
+        let since = self.busy_since.load(Ordering::Acquire);
+        (since != 0).then(|| Duration::from_millis(now_mark().saturating_sub(since)))
     }
 
     /// The commit position, once at least one record was handled.

@@ -155,11 +155,11 @@ async fn membership(
             last_commit = Instant::now();
         }
     };
-    if let Exit::Stuck(tp) = &exit {
-        if let Some(slot) = slots.remove(tp) {
-            // Its handler will not finish in time; its record stays uncommitted.
-            slot.worker.task.abort();
-        }
+    if let Exit::Stuck(tp) = &exit
+        && let Some(slot) = slots.remove(tp)
+    {
+        // Its handler will not finish in time; its record stays uncommitted.
+        slot.worker.task.abort();
     }
     let drained = drain(slots.drain().collect(), settings.shutdown_timeout).await;
     commit(member, &drained).await;

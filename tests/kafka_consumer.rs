@@ -298,3 +298,74 @@ async fn kcat_reads_what_our_producer_wrote() {
         ]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn more_partitions_rebalance_the_group_and_the_new_ones_are_consumed() {
+    let brokers = support::brokers().await;
+    let topic = testing::unique_name("growing");
+    let group = testing::unique_name("growing-group");
+    testing::create_topic(&brokers, &topic, 2)
+        .await
+        .expect("create topic");
+    let transport: Arc<dyn Transport> = support::transport(&brokers).await;
+    let topics = TopicMap::from_iter([("accounts", topic.clone())]);
+    let consumer = Consumer::builder_shared(transport.clone(), &group)
+        .topics(topics.clone())
+        .settings(settings())
+        .handler::<on_account>()
+        .build()
+        .unwrap();
+    let running = consumer.start();
+    support::wait_until(
+        "two partitions assigned",
+        Duration::from_secs(60),
+        || async { running.status()[0].assigned.len() == 2 },
+    )
+    .await;
+
+    let mut command = std::process::Command::new("bash");
+    command
+        .arg(support::dev_kafka())
+        .args(["tool", "--version", "3.9", "topics"])
+        .args([
+            "--bootstrap-server",
+            &brokers,
+            "--alter",
+            "--topic",
+            &topic,
+            "--partitions",
+            "4",
+        ]);
+    let output = tokio::task::spawn_blocking(move || command.output().expect("run dev/kafka tool"))
+        .await
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "alter partitions: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    support::wait_until(
+        "the group rebalanced onto four partitions",
+        Duration::from_secs(60),
+        || async { running.status()[0].assigned.len() == 4 },
+    )
+    .await;
+
+    let producer = Producer::with_transport(transport, topics, Codec::CloudEvents, "tests");
+    for account in 0..40 {
+        producer
+            .send(&AccountEvent::Opened { account, seq: 0 })
+            .await
+            .unwrap();
+    }
+    support::wait_until("all 40 handled", Duration::from_secs(60), || async {
+        seen(&topic).len() == 40
+    })
+    .await;
+    running.shutdown().await.unwrap();
+    let partitions: std::collections::BTreeSet<i32> = seen(&topic).iter().map(|s| s.0).collect();
+    assert!(
+        partitions.iter().any(|p| *p >= 2),
+        "records of the added partitions were handled: {partitions:?}"
+    );
+}

@@ -9,6 +9,10 @@ use crate::partitioner::partition_for_key;
 use crate::transport::{GroupOptions, OutgoingRecord, Polled, TopicPartition, Transport};
 use crate::{Error, Result};
 
+/// Consecutive empty polls (of 200 ms) after which the owned partitions count as read to
+/// their end.
+const IDLE_POLLS_TO_SETTLE: u32 = 10;
+
 /// What [`replay_dead_letters`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -50,6 +54,7 @@ pub async fn replay_dead_letters(
     let mut report = ReplayReport::default();
     let mut position: BTreeMap<i32, i64> = BTreeMap::new();
     let mut assigned: Vec<TopicPartition> = Vec::new();
+    let mut idle_polls = 0;
     let caught_up = |position: &BTreeMap<i32, i64>| {
         end.iter()
             .all(|(partition, end)| *end == 0 || position.get(partition).is_some_and(|p| p >= end))
@@ -68,6 +73,7 @@ pub async fn replay_dead_letters(
         }
         match member.poll(Duration::from_millis(200)).await? {
             Polled::Records(records) => {
+                idle_polls = 0;
                 for record in records
                     .into_iter()
                     .filter(|r| end.get(&r.partition).is_some_and(|e| r.offset < *e))
@@ -103,9 +109,18 @@ pub async fn replay_dead_letters(
                     position.insert(record.partition, record.offset + 1);
                 }
             }
-            Polled::Assigned(partitions) => assigned = partitions,
-            // Nothing to read in any owned partition: each is at or past its end.
+            Polled::Assigned(partitions) => {
+                assigned = partitions;
+                idle_polls = 0;
+            }
+            // Nothing to read in any owned partition for a while: each is at or past its end.
+            // A single idle poll is not proof (a broker's first fetch after an assignment can
+            // outlast one poll), so it takes IDLE_POLLS_TO_SETTLE in a row.
             Polled::Idle => {
+                idle_polls += 1;
+                if idle_polls < IDLE_POLLS_TO_SETTLE {
+                    continue;
+                }
                 for tp in &assigned {
                     let end = end.get(&tp.partition).copied().unwrap_or(0);
                     let at = position.entry(tp.partition).or_insert(end);

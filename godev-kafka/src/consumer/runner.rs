@@ -52,6 +52,10 @@ pub(crate) async fn run(
                     "a handler ran past max_poll_interval; left the group and joining again (its record will be read again)"
                 );
             }
+            Exit::Fenced => {
+                leave(&env, member).await;
+                tracing::warn!(group = %env.group, "the group fenced this member off; joining again");
+            }
         }
     }
 }
@@ -62,6 +66,8 @@ enum Exit {
     Stopped(Result<()>),
     /// A handler of this partition ran past `max_poll_interval`.
     Stuck(TopicPartition),
+    /// The group fenced this member off.
+    Fenced,
 }
 
 async fn leave(env: &GroupEnv, member: Box<dyn GroupMember>) {
@@ -135,16 +141,29 @@ async fn membership(
                     .iter()
                     .filter_map(|tp| slots.remove_entry(tp))
                     .collect();
+                // A partition paused for backpressure may come back to this member: it
+                // must not come back paused, with no slot left to resume it.
+                for (tp, slot) in &revoked {
+                    if slot.paused {
+                        member.resume(tp);
+                    }
+                }
                 let drained = drain(revoked, settings.shutdown_timeout).await;
                 commit(member, &drained).await;
                 set_assignment(status, slots.keys().cloned().collect());
             }
             Ok(Polled::Idle) => {}
-            Err(error) if error.is_retriable() || matches!(error, Error::Fenced { .. }) => {
+            // The coordinator no longer knows this member (evicted during a long drain,
+            // say): polling it again cannot succeed, so join again as a new member.
+            Err(Error::Fenced { .. }) => break Exit::Fenced,
+            Err(error) if error.is_retriable() => {
                 failures += 1;
                 let delay = Duration::from_millis(100 * u64::from(failures.min(50)));
                 tracing::warn!(group = %env.group, error = %error, retry_in = ?delay, "poll failed; retrying");
-                let _ = tokio::time::timeout(delay, stop.changed()).await;
+                // A dropped RunningConsumer (no shutdown call) also ends the loop.
+                if let Ok(Err(_)) = tokio::time::timeout(delay, stop.changed()).await {
+                    break Exit::Stopped(Ok(()));
+                }
                 continue;
             }
             Err(error) => break Exit::Stopped(Err(error)),

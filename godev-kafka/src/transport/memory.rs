@@ -360,6 +360,7 @@ impl MemoryMember {
             if !member.owned.is_empty() && !member.rejoined && self.revoked_in != Some(generation) {
                 // Give the partitions back first; the runner commits, then polls again.
                 self.revoked_in = Some(generation);
+                self.paused.clear();
                 self.positions.clear();
                 return Ok(Step::Ready(Polled::Revoked(member.owned.clone())));
             }
@@ -391,7 +392,7 @@ impl MemoryMember {
                 };
                 self.positions.insert(tp.clone(), start);
             }
-            self.paused.retain(|tp| owned.contains(tp));
+            self.paused.clear();
             return Ok(Step::Ready(Polled::Assigned(owned)));
         }
         let mut records = Vec::new();

@@ -253,23 +253,7 @@ async fn the_confluent_consumer_dispatches_go_kit_json_from_kcat_on_kafka_4() {
         r#"1:{"id":2,"event_type":"user.renamed","user_id":1,"email":"go@example.com"}"#,
         r#"1:{"id":3,"event_type":"user.deleted","user_id":1,"email":"go@example.com"}"#,
     ];
-    let kcat = ["kcat", "kafkacat"]
-        .into_iter()
-        .find(|tool| std::process::Command::new(tool).arg("-V").output().is_ok())
-        .expect("kcat (or kafkacat) must be installed: apt-get install kcat (.ci/run does it)");
-    let mut child = std::process::Command::new(kcat)
-        .args(["-P", "-b", &brokers, "-t", &topic, "-K", ":"])
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .expect("run kcat");
-    {
-        use std::io::Write;
-        let mut stdin = child.stdin.take().unwrap();
-        for line in lines {
-            writeln!(stdin, "{line}").unwrap();
-        }
-    }
-    assert!(child.wait().unwrap().success(), "kcat produced the records");
+    support::kcat_produce(&brokers, &topic, &lines);
 
     let consumer = Consumer::builder_shared(transport.clone() as Arc<dyn Transport>, &group)
         .topics(TopicMap::from_iter([("go_user_events", topic.clone())]))

@@ -188,28 +188,12 @@ async fn go_kit_json_from_kcat_is_dispatched_by_event_type() {
     testing::create_topic(&brokers, &topic, 2)
         .await
         .expect("create topic");
-    let kcat = ["kcat", "kafkacat"]
-        .into_iter()
-        .find(|tool| std::process::Command::new(tool).arg("-V").output().is_ok())
-        .expect("kcat (or kafkacat) must be installed: apt-get install kcat (.ci/run does it)");
     let lines = [
         r#"1:{"id":1732800000000000001,"event_type":"user.created","user_id":1,"email":"go@example.com","data":{"plan":"free"},"timestamp":"2024-11-28T13:20:00.5Z"}"#,
         r#"1:{"id":1732800000000000002,"event_type":"user.renamed","user_id":1,"email":"go@example.com","data":null,"timestamp":"2024-11-28T13:20:01Z"}"#,
         r#"1:{"id":1732800000000000003,"event_type":"user.deleted","user_id":1,"email":"go@example.com","data":null,"timestamp":"2024-11-28T13:20:02Z"}"#,
     ];
-    let mut child = std::process::Command::new(kcat)
-        .args(["-P", "-b", &brokers, "-t", &topic, "-K", ":"])
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .expect("run kcat");
-    {
-        use std::io::Write;
-        let mut stdin = child.stdin.take().unwrap();
-        for line in lines {
-            writeln!(stdin, "{line}").unwrap();
-        }
-    }
-    assert!(child.wait().unwrap().success(), "kcat produced the records");
+    support::kcat_produce(&brokers, &topic, &lines);
 
     let transport: Arc<dyn Transport> = support::transport(&brokers).await;
     let consumer = Consumer::builder_shared(transport, testing::unique_name("go-interop"))
@@ -264,11 +248,7 @@ async fn kcat_reads_what_our_producer_wrote() {
         .await
         .expect("acknowledged");
 
-    let kcat = ["kcat", "kafkacat"]
-        .into_iter()
-        .find(|tool| std::process::Command::new(tool).arg("-V").output().is_ok())
-        .expect("kcat (or kafkacat) must be installed: apt-get install kcat (.ci/run does it)");
-    let output = std::process::Command::new(kcat)
+    let output = std::process::Command::new(support::kcat())
         .args([
             "-C",
             "-b",

@@ -67,3 +67,28 @@ where
 pub fn dev_kafka() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("dev/kafka")
 }
+
+/// The kcat binary (`kcat`, or `kafkacat` on older systems); panics saying how to install it.
+pub fn kcat() -> &'static str {
+    ["kcat", "kafkacat"]
+        .into_iter()
+        .find(|tool| std::process::Command::new(tool).arg("-V").output().is_ok())
+        .expect("kcat (or kafkacat) must be installed: apt-get install kcat (.ci/run does it)")
+}
+
+/// Writes `lines` (`key:value` each) to `topic` with kcat, a client that is not ours.
+pub fn kcat_produce(brokers: &str, topic: &str, lines: &[&str]) {
+    use std::io::Write;
+    let mut child = std::process::Command::new(kcat())
+        .args(["-P", "-b", brokers, "-t", topic, "-K", ":"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("run kcat");
+    {
+        let mut stdin = child.stdin.take().unwrap();
+        for line in lines {
+            writeln!(stdin, "{line}").unwrap();
+        }
+    }
+    assert!(child.wait().unwrap().success(), "kcat produced the records");
+}

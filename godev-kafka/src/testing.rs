@@ -6,6 +6,8 @@
 //!    several), as CI and `dev/kafka start` set it up;
 //! 2. else, with the feature `testcontainers` and a Docker daemon that answers, an
 //!    `apache/kafka` 3.9 container, started once and kept for the whole test process;
+//!    [`kafka4_broker`] does the same with `GODEV_KAFKA4_BROKERS` and Kafka 4.4 for the
+//!    `confluent` backend;
 //! 3. else an error that says how to get one. Tests that need a broker fail, loudly; they
 //!    never skip.
 //!
@@ -32,8 +34,11 @@ use crate::{Error, Result};
 /// framework in between.
 pub use ::kafka;
 
-/// The environment variable naming the brokers for tests.
+/// The environment variable naming the brokers for tests (Kafka 3.9, for the `kafka` backend).
 pub const BROKERS_ENV: &str = "GODEV_KAFKA_BROKERS";
+
+/// The environment variable naming a Kafka 4 broker for tests of the `confluent` backend.
+pub const KAFKA4_BROKERS_ENV: &str = "GODEV_KAFKA4_BROKERS";
 
 /// The address (`host:port`, comma-separated for several) of a broker for tests.
 ///
@@ -42,13 +47,29 @@ pub const BROKERS_ENV: &str = "GODEV_KAFKA_BROKERS";
 /// Neither `GODEV_KAFKA_BROKERS` is set nor a Docker container could be started; the message
 /// says how to get a broker.
 pub async fn broker() -> Result<String> {
-    if let Ok(brokers) = std::env::var(BROKERS_ENV) {
-        let brokers = brokers.trim().to_owned();
-        if !brokers.is_empty() {
-            return Ok(brokers);
-        }
+    match from_env(BROKERS_ENV) {
+        Some(brokers) => Ok(brokers),
+        None => container(BROKERS_ENV, "3.9.2").await,
     }
-    container().await
+}
+
+/// The address of a Kafka 4 broker for tests of the `confluent` backend:
+/// `GODEV_KAFKA4_BROKERS` (`dev/kafka start --version 4` prints one), else, with the feature
+/// `testcontainers` and Docker, an `apache/kafka` 4.x container.
+///
+/// # Errors
+///
+/// As [`broker`], naming `GODEV_KAFKA4_BROKERS`.
+pub async fn kafka4_broker() -> Result<String> {
+    match from_env(KAFKA4_BROKERS_ENV) {
+        Some(brokers) => Ok(brokers),
+        None => container(KAFKA4_BROKERS_ENV, "4.4.0").await,
+    }
+}
+
+fn from_env(var: &str) -> Option<String> {
+    let brokers = std::env::var(var).ok()?.trim().to_owned();
+    (!brokers.is_empty()).then_some(brokers)
 }
 
 /// The brokers of [`broker`] as a list.
@@ -64,61 +85,80 @@ pub async fn brokers() -> Result<Vec<String>> {
         .collect())
 }
 
-fn no_broker(why: &str) -> Error {
+fn no_broker(var: &str, why: &str) -> Error {
+    let start = if var == KAFKA4_BROKERS_ENV {
+        "dev/kafka start --version 4"
+    } else {
+        "dev/kafka start"
+    };
     Error::Config {
-        key: BROKERS_ENV.into(),
+        key: var.into(),
         message: format!(
-            "no Kafka broker for tests ({why}): set GODEV_KAFKA_BROKERS=host:port \
-             (dev/kafka start prints one) or run Docker for testcontainers \
+            "no Kafka broker for tests ({why}): set {var}=host:port \
+             ({start} prints one) or run Docker for testcontainers \
              (feature `testcontainers`)"
         ),
     }
 }
 
 #[cfg(not(feature = "testcontainers"))]
-async fn container() -> Result<String> {
+async fn container(var: &str, _tag: &str) -> Result<String> {
     Err(no_broker(
-        "GODEV_KAFKA_BROKERS is not set and the feature `testcontainers` is off",
+        var,
+        &format!("{var} is not set and the feature `testcontainers` is off"),
     ))
 }
 
 #[cfg(feature = "testcontainers")]
-async fn container() -> Result<String> {
-    use std::sync::OnceLock;
+async fn container(var: &str, tag: &str) -> Result<String> {
+    use std::sync::Mutex;
 
     use testcontainers_modules::kafka::apache::{KAFKA_PORT, Kafka};
     use testcontainers_modules::testcontainers::runners::AsyncRunner;
     use testcontainers_modules::testcontainers::{ContainerAsync, ImageExt};
     use tokio::sync::OnceCell;
 
-    /// The container lives as long as the test process (the reaper removes it afterwards).
-    static CONTAINER: OnceLock<ContainerAsync<Kafka>> = OnceLock::new();
-    static ADDRESS: OnceCell<String> = OnceCell::const_new();
+    /// The containers live as long as the test process (the reaper removes them afterwards).
+    static CONTAINERS: Mutex<Vec<ContainerAsync<Kafka>>> = Mutex::new(Vec::new());
+    static KAFKA3: OnceCell<String> = OnceCell::const_new();
+    static KAFKA4: OnceCell<String> = OnceCell::const_new();
 
     let docker = std::env::var_os("DOCKER_HOST").is_some()
         || std::path::Path::new("/var/run/docker.sock").exists();
     if !docker {
         return Err(no_broker(
-            "GODEV_KAFKA_BROKERS is not set and no Docker daemon was found",
+            var,
+            &format!("{var} is not set and no Docker daemon was found"),
         ));
     }
-    ADDRESS
+    let address = if var == KAFKA4_BROKERS_ENV {
+        &KAFKA4
+    } else {
+        &KAFKA3
+    };
+    address
         .get_or_try_init(|| async {
+            let failed = |what: &str, e: &dyn std::fmt::Display| {
+                no_broker(var, &format!("the Kafka {tag} container {what}: {e}"))
+            };
             let container = Kafka::default()
                 .with_jvm_image()
-                .with_tag("3.9.2")
+                .with_tag(tag)
                 .start()
                 .await
-                .map_err(|e| no_broker(&format!("the Kafka container did not start: {e}")))?;
+                .map_err(|e| failed("did not start", &e))?;
             let port = container
                 .get_host_port_ipv4(KAFKA_PORT)
                 .await
-                .map_err(|e| no_broker(&format!("the Kafka container has no port: {e}")))?;
+                .map_err(|e| failed("has no port", &e))?;
             let host = container
                 .get_host()
                 .await
-                .map_err(|e| no_broker(&format!("the Kafka container has no host: {e}")))?;
-            let _ = CONTAINER.set(container);
+                .map_err(|e| failed("has no host", &e))?;
+            CONTAINERS
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .push(container);
             Ok(format!("{host}:{port}"))
         })
         .await

@@ -1,20 +1,30 @@
 //! Administrative requests: create topics, end offsets, a group's committed offsets.
 //!
-//! Used by tests and tools; the runtime needs none of them.
+//! Used by tests, tools and [`Transport::end_offsets`](crate::transport::Transport::end_offsets).
+//! They speak `kafka-protocol` with versions negotiated per broker (Metadata, ListOffsets v1+,
+//! CreateTopics, OffsetFetch), so they work on Kafka 4 as well as on the brokers the `kafka`
+//! backend serves.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
-use kafka_protocol::messages::{ApiKey, CreateTopicsRequest, CreateTopicsResponse, TopicName};
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::{
+    ApiKey, BrokerId, CreateTopicsRequest, CreateTopicsResponse, ListOffsetsRequest,
+    ListOffsetsResponse, MetadataRequest, MetadataResponse, TopicName,
+};
 
-use super::fetch::Fetcher;
 use super::group::{connect_coordinator, offsets};
 use super::wire::{self, Connection, sb};
-use crate::transport::{OffsetReset, TopicPartition};
+use crate::transport::TopicPartition;
 use crate::{Error, Result};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
+const CLIENT_ID: &str = "godev-kafka-admin";
+/// ListOffsets' timestamp for "the offset the next record will get".
+const LATEST: i64 = -1;
 /// TOPIC_ALREADY_EXISTS.
 const TOPIC_ALREADY_EXISTS: i16 = 36;
 
@@ -31,7 +41,7 @@ pub async fn create_topic(brokers: &[String], topic: &str, partitions: i32) -> R
     let broker = brokers
         .first()
         .ok_or_else(|| Error::transport(&op, "no brokers", false))?;
-    let mut conn = Connection::connect(broker, "godev-kafka-admin", TIMEOUT).await?;
+    let mut conn = Connection::connect(broker, CLIENT_ID, TIMEOUT).await?;
     let version = conn.version::<CreateTopicsRequest>(ApiKey::CreateTopics)?;
     let request = CreateTopicsRequest::default()
         .with_timeout_ms(TIMEOUT.as_millis() as i32)
@@ -66,31 +76,18 @@ pub async fn create_topic(brokers: &[String], topic: &str, partitions: i32) -> R
             ));
         }
     }
-    let fetcher = Fetcher::spawn(brokers.to_vec(), "godev-kafka-admin".into(), 1)?;
+    // Metadata can name a leader a moment before it serves the partition: wait until every
+    // partition has a leader that answers ListOffsets.
     let deadline = Instant::now() + TIMEOUT;
     loop {
-        let counts = fetcher
-            .partition_counts(vec![topic.to_owned()], deadline)
-            .await?;
-        if counts.get(topic).copied().unwrap_or(0) >= partitions {
-            // Metadata can name a leader a moment before it serves the partition: wait
-            // until every leader answers ListOffsets.
-            match fetcher
-                .list_offsets(vec![topic.to_owned()], OffsetReset::Latest)
-                .await
-            {
-                Ok(offsets) if offsets.len() >= partitions as usize => return Ok(()),
-                Ok(_) => {}
-                Err(e) if e.is_retriable() => {}
-                Err(e) => return Err(e),
-            }
-        }
+        let last = match end_offsets(brokers, topic).await {
+            Ok(ends) if ends.len() >= partitions as usize => return Ok(()),
+            Ok(ends) => format!("{} of {partitions} partitions answer", ends.len()),
+            Err(e) if e.is_retriable() => e.to_string(),
+            Err(e) => return Err(e),
+        };
         if Instant::now() >= deadline {
-            return Err(Error::transport(
-                op,
-                format!("metadata shows {counts:?}"),
-                true,
-            ));
+            return Err(Error::transport(op, last, true));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -102,14 +99,118 @@ pub async fn create_topic(brokers: &[String], topic: &str, partitions: i32) -> R
 ///
 /// The brokers could not be reached or do not know the topic.
 pub async fn end_offsets(brokers: &[String], topic: &str) -> Result<BTreeMap<i32, i64>> {
-    let fetcher = Fetcher::spawn(brokers.to_vec(), "godev-kafka-admin".into(), 1)?;
-    let offsets = fetcher
-        .list_offsets(vec![topic.to_owned()], OffsetReset::Latest)
-        .await?;
-    Ok(offsets
-        .into_iter()
-        .map(|(tp, o)| (tp.partition, o))
+    let op = format!("end offsets of {topic}");
+    let mut conn = connect_any(brokers).await?;
+    let leaders = leaders(&mut conn, topic).await?;
+    let mut by_leader: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+    for (partition, leader) in &leaders {
+        let leader = leader.as_deref().ok_or_else(|| {
+            Error::transport(&op, format!("partition {partition} has no leader"), true)
+        })?;
+        by_leader.entry(leader).or_default().push(*partition);
+    }
+    let mut ends = BTreeMap::new();
+    for (leader, partitions) in by_leader {
+        let offsets = if leader == conn.addr() {
+            latest_offsets(&mut conn, topic, &partitions).await?
+        } else {
+            let mut leader = Connection::connect(leader, CLIENT_ID, TIMEOUT).await?;
+            latest_offsets(&mut leader, topic, &partitions).await?
+        };
+        ends.extend(offsets);
+    }
+    Ok(ends)
+}
+
+/// Connects to the first of `brokers` that answers.
+async fn connect_any(brokers: &[String]) -> Result<Connection> {
+    let mut last = None;
+    for broker in brokers {
+        match Connection::connect(broker, CLIENT_ID, TIMEOUT).await {
+            Ok(conn) => return Ok(conn),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| Error::transport("connect to the brokers", "no brokers", false)))
+}
+
+/// Partition → its leader's address (`None` while it has none) of `topic`.
+async fn leaders(conn: &mut Connection, topic: &str) -> Result<BTreeMap<i32, Option<String>>> {
+    let op = format!("metadata of {topic}");
+    let version = conn.version::<MetadataRequest>(ApiKey::Metadata)?;
+    let request = MetadataRequest::default()
+        .with_topics(Some(vec![
+            MetadataRequestTopic::default().with_name(Some(TopicName(sb(topic)))),
+        ]))
+        .with_allow_auto_topic_creation(false);
+    let response: MetadataResponse = conn.call(ApiKey::Metadata, version, &request, None).await?;
+    let hosts: BTreeMap<BrokerId, String> = response
+        .brokers
+        .iter()
+        .map(|b| (b.node_id, format!("{}:{}", b.host.as_str(), b.port)))
+        .collect();
+    let found = response
+        .topics
+        .iter()
+        .find(|t| t.name.as_ref().is_some_and(|n| n.0.as_str() == topic))
+        .ok_or_else(|| Error::transport(&op, "the broker did not answer for the topic", true))?;
+    if found.error_code != 0 {
+        return Err(Error::transport(
+            op,
+            wire::error_name(found.error_code),
+            wire::is_retriable(found.error_code),
+        ));
+    }
+    Ok(found
+        .partitions
+        .iter()
+        .map(|p| (p.partition_index, hosts.get(&p.leader_id).cloned()))
         .collect())
+}
+
+/// The latest offsets of `partitions` of `topic`, asked of their leader `conn`.
+async fn latest_offsets(
+    conn: &mut Connection,
+    topic: &str,
+    partitions: &[i32],
+) -> Result<BTreeMap<i32, i64>> {
+    let op = format!("end offsets of {topic} on {}", conn.addr());
+    // v0 answers with a different shape (a list of offsets); every broker since 0.10.1 has v1.
+    let version = conn.version::<ListOffsetsRequest>(ApiKey::ListOffsets)?;
+    if version < 1 {
+        return Err(Error::transport(op, "the broker lacks ListOffsets v1", false));
+    }
+    let request = ListOffsetsRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_topics(vec![
+            ListOffsetsTopic::default()
+                .with_name(TopicName(sb(topic)))
+                .with_partitions(
+                    partitions
+                        .iter()
+                        .map(|p| {
+                            ListOffsetsPartition::default()
+                                .with_partition_index(*p)
+                                .with_timestamp(LATEST)
+                        })
+                        .collect(),
+                ),
+        ]);
+    let response: ListOffsetsResponse = conn
+        .call(ApiKey::ListOffsets, version, &request, None)
+        .await?;
+    let mut ends = BTreeMap::new();
+    for p in response.topics.iter().flat_map(|t| &t.partitions) {
+        if p.error_code != 0 {
+            return Err(Error::transport(
+                &op,
+                format!("partition {}: {}", p.partition_index, wire::error_name(p.error_code)),
+                wire::is_retriable(p.error_code),
+            ));
+        }
+        ends.insert(p.partition_index, p.offset);
+    }
+    Ok(ends)
 }
 
 /// The offsets `group` committed for the partitions of `topic` (partitions without a commit
@@ -123,16 +224,14 @@ pub async fn committed_offsets(
     group: &str,
     topic: &str,
 ) -> Result<BTreeMap<i32, i64>> {
-    let fetcher = Fetcher::spawn(brokers.to_vec(), "godev-kafka-admin".into(), 1)?;
-    let counts = fetcher
-        .partition_counts(vec![topic.to_owned()], Instant::now() + TIMEOUT)
-        .await?;
-    let partitions: Vec<TopicPartition> = (0..counts[topic])
+    let mut conn = connect_any(brokers).await?;
+    let partitions: Vec<TopicPartition> = leaders(&mut conn, topic)
+        .await?
+        .into_keys()
         .map(|p| TopicPartition::new(topic, p))
         .collect();
     let deadline = Instant::now() + TIMEOUT;
-    let mut conn =
-        connect_coordinator(brokers, "godev-kafka-admin", group, TIMEOUT, deadline).await?;
+    let mut conn = connect_coordinator(brokers, CLIENT_ID, group, TIMEOUT, deadline).await?;
     let committed = offsets::fetch_committed(&mut conn, group, &partitions).await?;
     Ok(committed
         .into_iter()

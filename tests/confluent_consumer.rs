@@ -13,7 +13,8 @@ use std::time::Duration;
 
 use godev_kafka::consumer::ConsumerSettings;
 use godev_kafka::transport::confluent::admin::Admin;
-use godev_kafka::transport::confluent::{ConfluentOptions, ConfluentTransport, detect_broker};
+use godev_kafka::transport::confluent::{ConfluentOptions, ConfluentTransport};
+use godev_kafka::transport::detect::detect_broker;
 use godev_kafka::transport::{GroupOptions, Polled, TopicPartition, Transport};
 use godev_kafka::{Codec, Consumer, Context, Event, HandlerError, Producer, TopicMap, handler};
 use serde::{Deserialize, Serialize};
@@ -252,7 +253,10 @@ async fn the_broker_is_kafka_4_and_detected_as_such() {
         .expect("ApiVersions");
     assert!(features.is_kafka4(), "{features:?}");
     assert!(features.advertises_kip848());
-    assert_eq!(features.recommended_client(), "confluent");
+    assert_eq!(
+        features.recommended_client(),
+        godev_kafka::config::Client::Confluent
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

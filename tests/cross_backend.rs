@@ -19,7 +19,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use godev_kafka::consumer::ConsumerSettings;
-use godev_kafka::transport::confluent::{ConfluentOptions, ConfluentTransport, detect_broker};
+use godev_kafka::transport::confluent::{ConfluentOptions, ConfluentTransport};
+use godev_kafka::transport::detect::detect_broker;
 use godev_kafka::transport::{GroupOptions, OutgoingRecord, Transport};
 use godev_kafka::{Codec, Consumer, Context, Event, HandlerError, Producer, TopicMap, handler};
 use serde::{Deserialize, Serialize};

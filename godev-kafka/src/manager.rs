@@ -97,9 +97,10 @@ impl Manager {
         Self::assemble(transport, producer, consumers_from)
     }
 
-    /// The manager `config` describes: its backend (for `kafka`, a broker answered and is not
-    /// Kafka 4), a producer writing its codec through its topic table, consumers in its group
-    /// with its settings, and its producer and consumer switches.
+    /// The manager `config` describes: its backend (for `auto`, the one that fits the broker;
+    /// for `kafka`, a broker answered and is not Kafka 4), a producer writing its codec
+    /// through its topic table, consumers in its group with its settings, and its producer
+    /// and consumer switches.
     ///
     /// # Examples
     ///
@@ -115,22 +116,7 @@ impl Manager {
     /// No broker answered, the broker speaks no protocol the backend knows, or the config
     /// names a backend this build lacks (a cargo feature that is off).
     pub async fn connect(config: &Config) -> Result<Self> {
-        let transport: Arc<dyn Transport> = match config.client() {
-            Client::Memory => Arc::new(MemoryTransport::new(MEMORY_PARTITIONS)),
-            #[cfg(feature = "kafka")]
-            Client::Kafka => Arc::new(
-                crate::transport::kafka::KafkaTransport::connect(config.kafka_options()).await?,
-            ),
-            #[allow(unreachable_patterns)]
-            other => {
-                return Err(Error::Config {
-                    key: "kafka.client".into(),
-                    message: format!(
-                        "backend `{other}` is not in this build; enable the cargo feature of the same name"
-                    ),
-                });
-            }
-        };
+        let transport = connect_transport(config).await?;
         let producer = Producer::with_transport(
             transport.clone(),
             config.topic_map(),
@@ -299,4 +285,56 @@ async fn shutdown_all(running: Vec<RunningConsumer>) -> Result<()> {
         }
     }
     first.map_or(Ok(()), Err)
+}
+
+/// The transport of `config`'s backend; `auto` asks the first broker that answers which one
+/// fits.
+async fn connect_transport(config: &Config) -> Result<Arc<dyn Transport>> {
+    let client = match config.client() {
+        #[cfg(any(feature = "kafka", feature = "confluent"))]
+        Client::Auto => {
+            let broker = crate::transport::detect::detect_broker(config.brokers()).await?;
+            let client = broker.recommended_client();
+            tracing::info!(
+                broker = %broker.broker,
+                kafka4 = broker.is_kafka4(),
+                %client,
+                "kafka.client = auto: chose the backend the broker speaks"
+            );
+            client
+        }
+        client => client,
+    };
+    Ok(match client {
+        Client::Memory => Arc::new(MemoryTransport::new(MEMORY_PARTITIONS)),
+        #[cfg(feature = "kafka")]
+        Client::Kafka => Arc::new(
+            crate::transport::kafka::KafkaTransport::connect(config.kafka_options()).await?,
+        ),
+        #[cfg(feature = "confluent")]
+        Client::Confluent => Arc::new(
+            crate::transport::confluent::ConfluentTransport::connect(config.confluent_options())
+                .await?,
+        ),
+        #[allow(unreachable_patterns)]
+        other => {
+            let message = match (config.client(), other) {
+                (_, Client::Auto) => "`auto` needs a broker backend, and this build has none; \
+                                      enable the cargo feature `kafka` or `confluent` of godev-kafka"
+                    .to_owned(),
+                (Client::Auto, _) => format!(
+                    "`auto` chose `{other}` for the broker, which is not in this build; enable \
+                     the cargo feature `{other}` of godev-kafka"
+                ),
+                _ => format!(
+                    "backend `{other}` is not in this build; enable the cargo feature `{other}` \
+                     of godev-kafka"
+                ),
+            };
+            return Err(Error::Config {
+                key: "kafka.client".into(),
+                message,
+            });
+        }
+    })
 }

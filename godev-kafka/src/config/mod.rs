@@ -29,7 +29,7 @@
 //! |---|---|---|---|
 //! | `brokers` | required | `KAFKA_BROKERS` (comma-separated) | bootstrap brokers, `host:port`; IPv6 as `[::1]:9092` |
 //! | `group_id` | required | `KAFKA_GROUP_ID` | the consumer group |
-//! | `client` | `"kafka"` | `KAFKA_CLIENT` | [`Client`]: `kafka` or `memory` |
+//! | `client` | `"kafka"` | `KAFKA_CLIENT` | [`Client`]: `kafka` (Kafka ≤ 3.9), `confluent` (Kafka 4; feature `confluent`), `auto` (asks the broker) or `memory` |
 //! | `codec` | `"cloudevents"` | `KAFKA_CODEC` | [`Codec`]: `cloudevents` or `tagged` (the Go kit's JSON) |
 //! | `source` | `"godev-kafka"` | `KAFKA_SOURCE` | the CloudEvents `source` of produced events |
 //!
@@ -53,17 +53,21 @@
 //!
 //! ## `[kafka.producer]`
 //!
-//! Used by `Config::kafka_options` (feature `kafka`); defaults are those of `KafkaOptions::new`.
+//! Used by `Config::kafka_options` (feature `kafka`) and `Config::confluent_options` (feature
+//! `confluent`); defaults are those of `KafkaOptions::new` and `ConfluentOptions::new`.
 //!
 //! | Key | Default | Environment |
 //! |---|---|---|
-//! | `acks` | `"all"` (`all`, `one`, `none`) | `KAFKA_PRODUCER_ACKS` |
+//! | `acks` | `"all"` (`all`, `one`, `none`; `confluent`: `all`, `one`) | `KAFKA_PRODUCER_ACKS` |
 //! | `compression` | `"none"` (`none`, `gzip`, `snappy`) | `KAFKA_PRODUCER_COMPRESSION` |
 //! | `linger_ms` | `5` | `KAFKA_PRODUCER_LINGER_MS` |
-//! | `batch_size` | `500` (at least 1) | `KAFKA_PRODUCER_BATCH_SIZE` |
-//! | `retries` | `5` | `KAFKA_PRODUCER_RETRIES` |
-//! | `retry_backoff_ms` | `100` | `KAFKA_PRODUCER_RETRY_BACKOFF_MS` |
+//! | `batch_size` | `500` (at least 1; `kafka` only) | `KAFKA_PRODUCER_BATCH_SIZE` |
+//! | `retries` | `5` (`kafka` only; `confluent` retries until its delivery timeout) | `KAFKA_PRODUCER_RETRIES` |
+//! | `retry_backoff_ms` | `100` (`kafka` only) | `KAFKA_PRODUCER_RETRY_BACKOFF_MS` |
 //! | `request_timeout_ms` | `30000` (at least 1) | `KAFKA_PRODUCER_REQUEST_TIMEOUT_MS` |
+//!
+//! With `confluent`, `acks = "all"` makes the producer idempotent (retries never duplicate or
+//! reorder a partition's records).
 //!
 //! ## `[kafka.consumer]`
 //!
@@ -105,6 +109,8 @@ use crate::consumer::ConsumerSettings;
 use crate::dispatch::UnknownTagPolicy;
 use crate::event::Codec;
 use crate::topics::TopicMap;
+#[cfg(feature = "confluent")]
+use crate::transport::confluent::ConfluentOptions;
 #[cfg(feature = "kafka")]
 use crate::transport::kafka::KafkaOptions;
 use crate::{Error, Result};
@@ -117,22 +123,36 @@ const DEFAULT_GROUP_ID: &str = "godev-kafka";
 const LOCAL_BROKER: &str = "127.0.0.1:9092";
 
 /// Which transport carries the records.
+///
+/// | Broker | `kafka` | `confluent` | `auto` picks |
+/// |---|---|---|---|
+/// | Kafka 0.10 to 3.9 | yes | 3.7 to 3.9 with KIP-848 groups switched on | `kafka` |
+/// | Kafka 4.0 and later | refused at start-up, naming the fix | yes | `confluent` |
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[non_exhaustive]
 pub enum Client {
-    /// A real broker, through the `kafka` crate backend (`client = "kafka"`).
+    /// A real broker, through the `kafka` crate backend (`client = "kafka"`; Kafka 0.10 to
+    /// 3.9).
     #[default]
     Kafka,
+    /// A real broker, through the `confluent-kafka` backend (`client = "confluent"`; Kafka 4
+    /// and later). Needs the cargo feature `confluent`.
+    Confluent,
+    /// Whichever of [`Kafka`](Client::Kafka) and [`Confluent`](Client::Confluent) fits the
+    /// broker, asked with an ApiVersions request at start-up (`client = "auto"`).
+    Auto,
     /// The in-process [`MemoryTransport`](crate::transport::memory), for demos and tests
     /// (`client = "memory"`).
     Memory,
 }
 
 impl Client {
-    /// The name the config file uses: `kafka`, `memory`.
+    /// The name the config file uses: `kafka`, `confluent`, `auto`, `memory`.
     pub fn as_str(self) -> &'static str {
         match self {
             Client::Kafka => "kafka",
+            Client::Confluent => "confluent",
+            Client::Auto => "auto",
             Client::Memory => "memory",
         }
     }
@@ -398,17 +418,69 @@ impl Config {
         options.retries = p.retries.unwrap_or(options.retries);
         options.retry_backoff = p.retry_backoff.unwrap_or(options.retry_backoff);
         options.request_timeout = p.request_timeout.unwrap_or(options.request_timeout);
-        // A record larger than the fetch limit would stall its partition instead of reaching
-        // the consumer's oversized-record check (and the dead-letter topic): fetch at least
-        // that much, plus room for the message set overhead.
-        let largest = self
-            .consumer_settings()
-            .max_record_bytes
-            .saturating_add(64 * 1024);
-        options.fetch_max_bytes = options
-            .fetch_max_bytes
-            .max(i32::try_from(largest).unwrap_or(i32::MAX));
+        options.fetch_max_bytes = options.fetch_max_bytes.max(self.largest_fetch());
         options
+    }
+}
+
+#[cfg(feature = "confluent")]
+impl Config {
+    /// The options of the `confluent` backend (feature `confluent`): the brokers and
+    /// `[kafka.producer]` (`acks`, `compression`, `linger_ms`, `request_timeout_ms`), other
+    /// options at the defaults of [`ConfluentOptions::new`]. `acks = "all"` (the default)
+    /// keeps the producer idempotent.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use godev_kafka::transport::confluent::Acks;
+    ///
+    /// let toml = "[kafka]\nbrokers = [\"b:9094\"]\ngroup_id = \"g\"\nclient = \"confluent\"\n\
+    ///             [kafka.producer]\nacks = \"one\"\n";
+    /// let config = godev_kafka::Config::from_toml(toml, "config.toml", |_| None)?;
+    /// let options = config.confluent_options();
+    /// assert_eq!(options.acks, Acks::One);
+    /// assert!(!options.idempotence);
+    /// # Ok::<(), godev_kafka::Error>(())
+    /// ```
+    pub fn confluent_options(&self) -> ConfluentOptions {
+        use crate::transport::confluent::{Acks, Compression};
+
+        let p = &self.producer;
+        let mut options = ConfluentOptions::new(self.brokers.iter().cloned());
+        if let Some(acks) = p.acks {
+            options.acks = match acks {
+                "all" => Acks::All,
+                "one" => Acks::One,
+                "none" => Acks::None,
+                other => unreachable!("acks `{other}` passed the schema"),
+            };
+        }
+        options.idempotence = options.acks == Acks::All;
+        if let Some(compression) = p.compression {
+            options.compression = match compression {
+                "none" => Compression::None,
+                "gzip" => Compression::Gzip,
+                "snappy" => Compression::Snappy,
+                other => unreachable!("compression `{other}` passed the schema"),
+            };
+        }
+        options.linger = p.linger.unwrap_or(options.linger);
+        options.request_timeout = p.request_timeout.unwrap_or(options.request_timeout);
+        let largest = self.largest_fetch();
+        options.fetch_max_bytes = options.fetch_max_bytes.max(largest);
+        options
+    }
+}
+
+impl Config {
+    /// The fetch size a consumer needs so that a record larger than the fetch limit reaches
+    /// the consumer's oversized-record check (and the dead-letter topic) instead of stalling
+    /// its partition: `max_record_bytes` plus room for the batch overhead.
+    #[cfg_attr(not(any(feature = "kafka", feature = "confluent")), allow(dead_code))]
+    fn largest_fetch(&self) -> i32 {
+        let largest = self.consumer.max_record_bytes.saturating_add(64 * 1024);
+        i32::try_from(largest).unwrap_or(i32::MAX)
     }
 }
 

@@ -114,7 +114,7 @@ const fn count(min: u64) -> Kind {
 /// The only top-level table.
 pub(super) const ROOT: &str = "kafka";
 
-pub(super) const CLIENTS: &[&str] = &["kafka", "memory"];
+pub(super) const CLIENTS: &[&str] = &["kafka", "confluent", "auto", "memory"];
 pub(super) const CODECS: &[&str] = &["cloudevents", "tagged"];
 pub(super) const ACKS: &[&str] = &["all", "one", "none"];
 pub(super) const COMPRESSIONS: &[&str] = &["none", "gzip", "snappy"];

@@ -159,6 +159,68 @@ fn a_full_file_sets_every_key() {
         expected.request_timeout = Duration::from_secs(5);
         assert_eq!(options, expected);
     }
+    #[cfg(feature = "confluent")]
+    {
+        use crate::transport::confluent::{Acks, Compression, ConfluentOptions};
+        let options = config.confluent_options();
+        let mut expected =
+            ConfluentOptions::new(["kafka-1:9092", "[::1]:9093", "10.0.0.3:9094"]);
+        expected.acks = Acks::One;
+        expected.idempotence = false;
+        expected.compression = Compression::Gzip;
+        expected.linger = Duration::from_millis(7);
+        expected.request_timeout = Duration::from_secs(5);
+        assert_eq!(options, expected);
+    }
+}
+
+#[test]
+fn every_client_name_is_accepted_from_the_file_and_the_environment() {
+    let cases = [
+        ("kafka", Client::Kafka),
+        ("auto", Client::Auto),
+        ("memory", Client::Memory),
+        #[cfg(feature = "confluent")]
+        ("confluent", Client::Confluent),
+    ];
+    for (name, client) in cases {
+        let from_file = load(&with(&format!("client = \"{name}\"\n")), &[]).unwrap();
+        assert_eq!(from_file.client(), client);
+        assert_eq!(client.to_string(), name);
+        let from_env = load(MINIMAL, &[("KAFKA_CLIENT", name)]).unwrap();
+        assert_eq!(from_env.client(), client);
+    }
+}
+
+/// A build without the `confluent` backend refuses it when the config is read, not when the
+/// first consumer starts.
+#[cfg(not(feature = "confluent"))]
+#[test]
+fn confluent_without_its_feature_is_refused_at_load() {
+    assert_fails(
+        &with("client = \"confluent\"\n"),
+        &[],
+        "kafka.client",
+        "`confluent` is not in this build: enable the cargo feature `confluent` of \
+         godev-kafka, or use `kafka` for brokers before Kafka 4",
+    );
+    assert_fails(
+        MINIMAL,
+        &[("KAFKA_CLIENT", "confluent")],
+        "KAFKA_CLIENT",
+        "`confluent` is not in this build: enable the cargo feature `confluent` of \
+         godev-kafka, or use `kafka` for brokers before Kafka 4",
+    );
+}
+
+/// With the feature, `acks = "all"` (the default) keeps the confluent producer idempotent.
+#[cfg(feature = "confluent")]
+#[test]
+fn confluent_options_stay_idempotent_with_acks_all() {
+    let config = load(&with("client = \"confluent\"\n"), &[]).unwrap();
+    let options = config.confluent_options();
+    assert!(options.idempotence);
+    assert_eq!(options.acks, crate::transport::confluent::Acks::All);
 }
 
 #[test]
@@ -181,6 +243,9 @@ fn every_accepted_value_of_every_choice_is_read() {
                 continue;
             };
             for choice in choices {
+                if cfg!(not(feature = "confluent")) && *choice == "confluent" {
+                    continue; // refused by such a build: confluent_without_its_feature_...
+                }
                 let var = section.env_var(key);
                 let config = load(MINIMAL, &[(&var, choice)]);
                 assert!(config.is_ok(), "{var}={choice}: {config:?}");
@@ -572,10 +637,10 @@ fn brokers() {
 #[test]
 fn values_outside_the_accepted_ones() {
     assert_fails(
-        &with("client = \"confluent\"\n"),
+        &with("client = \"rdkafka\"\n"),
         &[],
         "kafka.client",
-        "expected one of `kafka`, `memory`, found `confluent`",
+        "expected one of `kafka`, `confluent`, `auto`, `memory`, found `rdkafka`",
     );
     assert_fails(
         MINIMAL,

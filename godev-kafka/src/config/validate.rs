@@ -53,11 +53,7 @@ pub(super) fn build(raw: Raw) -> Result<Config> {
     Ok(Config {
         brokers: brokers.list().to_vec(),
         group_id: group_id.str().to_owned(),
-        client: match choice(&raw, &KAFKA, &CLIENT) {
-            None | Some("kafka") => Client::Kafka,
-            Some("memory") => Client::Memory,
-            Some(other) => unreachable!("client `{other}` passed the schema"),
-        },
+        client: client(&raw)?,
         codec: match choice(&raw, &KAFKA, &CODEC) {
             None | Some("cloudevents") => Codec::CloudEvents,
             Some("tagged") => Codec::Tagged,
@@ -77,6 +73,27 @@ pub(super) fn build(raw: Raw) -> Result<Config> {
             Some("fail") => UnknownTagPolicy::Fail,
             Some(other) => unreachable!("unknown_tag `{other}` passed the schema"),
         },
+    })
+}
+
+/// `kafka.client`; `confluent` is refused at start-up by a build without its feature.
+fn client(raw: &Raw) -> Result<Client> {
+    Ok(match choice(raw, &KAFKA, &CLIENT) {
+        None | Some("kafka") => Client::Kafka,
+        Some("confluent") => {
+            if cfg!(not(feature = "confluent")) {
+                let setting = raw.get(&KAFKA, &CLIENT).expect("the client was set");
+                return Err(error(
+                    &setting.name,
+                    "`confluent` is not in this build: enable the cargo feature `confluent` \
+                     of godev-kafka, or use `kafka` for brokers before Kafka 4",
+                ));
+            }
+            Client::Confluent
+        }
+        Some("auto") => Client::Auto,
+        Some("memory") => Client::Memory,
+        Some(other) => unreachable!("client `{other}` passed the schema"),
     })
 }
 

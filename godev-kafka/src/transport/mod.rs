@@ -16,6 +16,8 @@
 
 #[cfg(feature = "confluent")]
 pub mod confluent;
+#[cfg(any(feature = "kafka", feature = "confluent"))]
+pub mod detect;
 #[cfg(feature = "kafka")]
 pub mod kafka;
 pub mod memory;

@@ -73,8 +73,8 @@
 //! | Kafka 4.0+ (4.4 tested) | yes | yes (KIP-848) |
 //! | Kafka 3.x (3.9 tested) | yes | no: the first poll fails with `UnsupportedVersionError` (3.9 advertises `ConsumerGroupHeartbeat` but serves it only with `group.coordinator.rebalance.protocols=classic,consumer`) |
 //!
-//! [`detect_broker`] asks a broker's ApiVersions which backend fits, for configuration that
-//! chooses one automatically.
+//! [`detect_broker`](crate::transport::detect::detect_broker) asks a broker's ApiVersions
+//! which backend fits; `[kafka] client = "auto"` uses it.
 //!
 //! # Limits
 //!
@@ -93,7 +93,6 @@
 //!   its producer was not closed (it still closes it in the background).
 
 pub mod admin;
-mod detect;
 mod headers;
 mod member;
 
@@ -105,7 +104,6 @@ use confluent_kafka::common::serialization::ByteArraySerializer;
 use confluent_kafka::common::{Error as KafkaError, TopicPartition as KafkaPartition};
 use confluent_kafka::producer::{KafkaProducer, Producer as _, ProducerConfig, ProducerRecord};
 
-pub use self::detect::{BrokerFeatures, detect_broker};
 use self::member::ConfluentMember;
 use crate::transport::{BoxFuture, GroupMember, GroupOptions, OutgoingRecord, Transport};
 #[cfg(doc)]
@@ -120,6 +118,9 @@ use confluent_kafka::consumer::ConsumerRebalanceListener;
 /// How many acknowledgements a produce waits for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Acks {
+    /// No acknowledgement: the record may be lost unseen, and sends report no offset (-1).
+    /// Turns idempotence off.
+    None,
     /// The leader wrote the record (turns idempotence off).
     One,
     /// Every in-sync replica wrote the record.
@@ -251,6 +252,7 @@ impl ConfluentOptions {
     fn producer_properties(&self) -> HashMap<String, String> {
         let mut props = self.common();
         let acks = match self.acks {
+            Acks::None => "0",
             Acks::One => "1",
             Acks::All => "all",
         };

@@ -251,9 +251,9 @@ fn check_versions(conn: &Connection) -> Result<()> {
             return Err(Error::transport(
                 format!("connect to broker {}", conn.addr()),
                 format!(
-                    "the broker supports {key:?} {supported}, but the `kafka` crate speaks only v0 \
-                     (the broker is Kafka 4 or later); use the confluent backend (feature \
-                     `confluent`, `[kafka] client = \"confluent\"`)"
+                    "the broker is Kafka 4 or later: it supports {key:?} {supported} only, and \
+                     the `kafka` crate speaks v0; use the confluent backend (cargo feature \
+                     `confluent` and `[kafka] client = \"confluent\"`, or `client = \"auto\"`)"
                 ),
                 false,
             ));

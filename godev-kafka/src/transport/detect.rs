@@ -1,5 +1,6 @@
 //! Which backend fits a broker: one ApiVersions v0 request, spoken by hand (every broker since
-//! 0.10 answers v0, and the request is a dozen bytes).
+//! 0.10 answers v0, and the request is a dozen bytes), so that it works in a build with either
+//! backend. `[kafka] client = "auto"` asks it at start-up.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -7,6 +8,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::config::Client;
 use crate::{Error, Result};
 
 const API_VERSIONS: i16 = 18;
@@ -38,12 +40,13 @@ impl BrokerFeatures {
         self.apis.contains_key(&CONSUMER_GROUP_HEARTBEAT)
     }
 
-    /// The backend for this broker: `"confluent"` for Kafka 4+, else `"kafka"`.
-    pub fn recommended_client(&self) -> &'static str {
+    /// The backend for this broker: [`Client::Confluent`] for Kafka 4+, else
+    /// [`Client::Kafka`].
+    pub fn recommended_client(&self) -> Client {
         if self.is_kafka4() {
-            "confluent"
+            Client::Confluent
         } else {
-            "kafka"
+            Client::Kafka
         }
     }
 }
@@ -54,10 +57,10 @@ impl BrokerFeatures {
 ///
 /// ```no_run
 /// # async fn demo() -> godev_kafka::Result<()> {
-/// use godev_kafka::transport::confluent::detect_broker;
+/// use godev_kafka::transport::detect::detect_broker;
 ///
 /// let broker = detect_broker(&["127.0.0.1:9094".to_string()]).await?;
-/// assert_eq!(broker.recommended_client(), "confluent");
+/// assert_eq!(broker.recommended_client(), godev_kafka::config::Client::Confluent);
 /// # Ok(()) }
 /// ```
 ///
@@ -153,13 +156,13 @@ mod tests {
         };
         assert!(features.is_kafka4());
         assert!(features.advertises_kip848());
-        assert_eq!(features.recommended_client(), "confluent");
+        assert_eq!(features.recommended_client(), Client::Confluent);
 
         let old = BrokerFeatures {
             broker: "b:1".into(),
             apis: BTreeMap::from([(FETCH, (0, 16))]),
         };
-        assert_eq!(old.recommended_client(), "kafka");
+        assert_eq!(old.recommended_client(), Client::Kafka);
         assert!(parse_v0(&body[..12]).is_err());
     }
 }

@@ -1,15 +1,20 @@
-//! The manager on a real Kafka 3.9 broker: status against what runs, consumers switched off
-//! and on without handling anything while off or losing anything after.
+//! The manager made from a config on real brokers: the backend `[kafka] client` names (or
+//! `auto` finds), status against what runs, consumers switched off and on without handling
+//! anything while off or losing anything after; on each backend × broker pair.
 //!
-//! Run: `GODEV_KAFKA_BROKERS=127.0.0.1:9092 cargo test -p godev-kit --test kafka_manager`
+//! Run: `GODEV_KAFKA_BROKERS=127.0.0.1:9092 GODEV_KAFKA4_BROKERS=127.0.0.1:9094 cargo test -p godev-kit --features broker-tests,confluent --test kafka_manager`
 
 mod support;
 
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use godev_kafka::{Config, Context, Event, HandlerError, Manager, handler, testing};
 use serde::{Deserialize, Serialize};
+use support::Backend;
+
+on_each_backend!(consumers_switched_off_handle_nothing_and_lose_nothing_when_switched_on);
 
 #[derive(Debug, Serialize, Deserialize, Event)]
 #[event(topic = "manager_pings", name = "ping", key = "n")]
@@ -17,28 +22,21 @@ struct Ping {
     n: u32,
 }
 
-static HANDLED: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+/// Handled pings by topic: the tests of both backends run in one process.
+static HANDLED: Mutex<BTreeMap<String, Vec<u32>>> = Mutex::new(BTreeMap::new());
 
 #[handler]
-async fn on_ping(ping: Ping, _ctx: Context) -> Result<(), HandlerError> {
-    HANDLED.lock().unwrap().push(ping.n);
+async fn on_ping(ping: Ping, ctx: Context) -> Result<(), HandlerError> {
+    let mut handled = HANDLED.lock().unwrap();
+    handled.entry(ctx.topic().to_owned()).or_default().push(ping.n);
     Ok(())
 }
 
-fn handled() -> Vec<u32> {
-    HANDLED.lock().unwrap().clone()
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn consumers_switched_off_handle_nothing_and_lose_nothing_when_switched_on() {
-    let brokers = support::brokers().await;
-    let topic = testing::unique_name("manager-pings");
-    let group = testing::unique_name("manager-group");
-    testing::create_topic(&brokers, &topic, 3)
-        .await
-        .expect("create topic");
+/// A config for `brokers` with `client`, group `group` and the logical topic mapped to `topic`.
+fn config(brokers: &str, client: &str, group: &str, topic: &str) -> Config {
     let toml = format!(
-        "[kafka]\nbrokers = [{}]\ngroup_id = \"{group}\"\n[kafka.topics]\nmanager_pings = \"{topic}\"\n\
+        "[kafka]\nbrokers = [{}]\ngroup_id = \"{group}\"\nclient = \"{client}\"\n\
+         [kafka.topics]\nmanager_pings = \"{topic}\"\n\
          [kafka.consumer]\nsession_timeout_ms = 6000\nheartbeat_interval_ms = 500\ncommit_interval_ms = 200\n",
         brokers
             .split(',')
@@ -46,7 +44,18 @@ async fn consumers_switched_off_handle_nothing_and_lose_nothing_when_switched_on
             .collect::<Vec<_>>()
             .join(", ")
     );
-    let config = Config::from_toml(&toml, "test.toml", |_| None).expect("valid config");
+    Config::from_toml(&toml, "test.toml", |_| None).expect("valid config")
+}
+
+async fn consumers_switched_off_handle_nothing_and_lose_nothing_when_switched_on(backend: Backend) {
+    let brokers = backend.brokers().await;
+    let topic = testing::unique_name("manager-pings");
+    let group = testing::unique_name("manager-group");
+    let handled = || HANDLED.lock().unwrap().get(&topic).cloned().unwrap_or_default();
+    testing::create_topic(&brokers, &topic, 3)
+        .await
+        .expect("create topic");
+    let config = config(&brokers, backend.client(), &group, &topic);
     let manager = Manager::connect(&config).await.expect("connect");
     manager.add_consumer(
         manager
@@ -57,7 +66,10 @@ async fn consumers_switched_off_handle_nothing_and_lose_nothing_when_switched_on
     );
 
     let status = manager.status();
-    assert_eq!((status.backend, status.consumer_count), ("kafka", 1));
+    assert_eq!(
+        (status.backend, status.consumer_count),
+        (backend.client(), 1)
+    );
     assert_eq!(
         status.brokers,
         brokers.split(',').map(str::to_owned).collect::<Vec<_>>()
@@ -129,4 +141,48 @@ async fn consumers_switched_off_handle_nothing_and_lose_nothing_when_switched_on
         committed,
         testing::end_offsets(&brokers, &topic).await.unwrap()
     );
+}
+
+/// `client = "kafka"` pointed at Kafka 4 fails when the manager starts, saying which broker
+/// version it found and what to do, instead of failing on the first send.
+#[tokio::test(flavor = "multi_thread")]
+async fn client_kafka_against_kafka_4_fails_at_start_up_naming_the_version_and_the_fix() {
+    let brokers = testing::kafka4_broker()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let config = config(&brokers, "kafka", "unused", "unused");
+    let error = Manager::connect(&config)
+        .await
+        .expect_err("the kafka backend cannot speak to Kafka 4");
+    let message = error.to_string();
+    assert!(message.contains("Kafka 4 or later"), "{message}");
+    assert!(message.contains("client = \"confluent\""), "{message}");
+    assert!(!error.is_retriable(), "{message}");
+}
+
+/// `client = "auto"` asks the broker: `kafka` for Kafka 3.9, `confluent` for Kafka 4.
+#[tokio::test(flavor = "multi_thread")]
+async fn client_auto_chooses_the_backend_the_broker_speaks() {
+    let kafka3 = support::brokers().await;
+    let manager = Manager::connect(&config(&kafka3, "auto", "unused", "unused"))
+        .await
+        .expect("auto on Kafka 3.9");
+    assert_eq!(manager.status().backend, "kafka");
+    manager.close().await.unwrap();
+
+    let kafka4 = testing::kafka4_broker()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let chosen = Manager::connect(&config(&kafka4, "auto", "unused", "unused")).await;
+    #[cfg(feature = "confluent")]
+    {
+        let manager = chosen.expect("auto on Kafka 4");
+        assert_eq!(manager.status().backend, "confluent");
+        manager.close().await.unwrap();
+    }
+    #[cfg(not(feature = "confluent"))]
+    {
+        let message = chosen.expect_err("no backend for Kafka 4 in this build").to_string();
+        assert!(message.contains("enable the cargo feature `confluent`"), "{message}");
+    }
 }

@@ -1,8 +1,14 @@
-//! Shared helpers of the integration tests: the broker, unique names, deadlines.
+//! Shared helpers of the integration tests: the backends and their brokers, deadlines, kcat.
 //!
-//! The broker comes from `godev_kafka::testing::broker()`: `GODEV_KAFKA_BROKERS` (for example
-//! `GODEV_KAFKA_BROKERS=127.0.0.1:9092` after `dev/kafka start --version 3.9`), else a
-//! testcontainers container. Without one the tests fail: they never skip.
+//! Suites that hold for every backend are written once as `async fn name(backend: Backend)`
+//! and instantiated per backend × broker pair by [`on_each_backend!`]:
+//!
+//! - [`Backend::Kafka`]: the `kafka` crate backend on Kafka 3.9, from `GODEV_KAFKA_BROKERS`
+//!   (`dev/kafka start` prints `127.0.0.1:9092`);
+//! - [`Backend::Confluent`] (feature `confluent`): the `confluent-kafka` backend on Kafka 4,
+//!   from `GODEV_KAFKA4_BROKERS` (`dev/kafka start --version 4` prints `127.0.0.1:9094`).
+//!
+//! Without its broker a test fails with the reason: it never skips.
 
 #![allow(dead_code, unreachable_pub)]
 
@@ -11,10 +17,127 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use godev_kafka::testing;
-use godev_kafka::transport::GroupOptions;
 use godev_kafka::transport::kafka::{KafkaOptions, KafkaTransport};
+use godev_kafka::transport::{GroupOptions, Transport};
 
-/// The broker address list, or a panic that says how to get one.
+/// The backend a parametrised test runs on, each with the broker it serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// The `kafka` crate backend, on Kafka 3.9.
+    Kafka,
+    /// The `confluent-kafka` backend, on Kafka 4.
+    #[cfg(feature = "confluent")]
+    Confluent,
+}
+
+impl Backend {
+    /// The name `[kafka] client` gives it.
+    pub fn client(self) -> &'static str {
+        match self {
+            Backend::Kafka => "kafka",
+            #[cfg(feature = "confluent")]
+            Backend::Confluent => "confluent",
+        }
+    }
+
+    /// The broker address list for this backend, or a panic that says how to get one.
+    pub async fn brokers(self) -> String {
+        let brokers = match self {
+            Backend::Kafka => testing::broker().await,
+            #[cfg(feature = "confluent")]
+            Backend::Confluent => testing::kafka4_broker().await,
+        };
+        brokers.unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// A transport of this backend for `brokers`, with a short linger.
+    pub async fn transport(self, brokers: &str) -> Arc<dyn Transport> {
+        match self {
+            Backend::Kafka => transport(brokers).await,
+            #[cfg(feature = "confluent")]
+            Backend::Confluent => confluent_transport(brokers).await,
+        }
+    }
+
+    /// Group options with short timeouts, so rebalances in tests are quick. KIP-848 groups
+    /// take heartbeats down to 500 ms (the broker's `group.consumer.min.heartbeat.interval.ms`).
+    pub fn group_options(self, group: &str, topic: &str) -> GroupOptions {
+        let mut options = group_options(group, topic);
+        #[cfg(feature = "confluent")]
+        if self == Backend::Confluent {
+            options.heartbeat_interval = Duration::from_millis(500);
+        }
+        options
+    }
+
+    /// The Kafka version of this backend's broker, as `dev/kafka --version` takes it.
+    pub fn kafka_version(self) -> &'static str {
+        match self {
+            Backend::Kafka => "3.9",
+            #[cfg(feature = "confluent")]
+            Backend::Confluent => "4",
+        }
+    }
+
+    /// Consumer settings with the short timeouts of [`Backend::group_options`].
+    pub fn consumer_settings(self) -> godev_kafka::consumer::ConsumerSettings {
+        let group = self.group_options("-", "-");
+        godev_kafka::consumer::ConsumerSettings {
+            session_timeout: group.session_timeout,
+            heartbeat_interval: group.heartbeat_interval,
+            rebalance_timeout: group.rebalance_timeout,
+            commit_interval: Duration::from_millis(200),
+            shutdown_timeout: Duration::from_secs(10),
+            ..Default::default()
+        }
+    }
+}
+
+/// Instantiates `async fn name(backend: Backend)` tests once per backend: as
+/// `kafka_3::name` on Kafka 3.9 and, with the feature `confluent`, as `confluent_4::name` on
+/// Kafka 4. Each runs on its own four-worker runtime: the confluent crate keeps several tasks
+/// per client busy, and a test may block a worker on a child process (kcat, `dev/kafka tool`).
+#[macro_export]
+macro_rules! on_each_backend {
+    ($($test:ident),+ $(,)?) => {
+        mod kafka_3 {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $test() {
+                    super::$test($crate::support::Backend::Kafka).await
+                }
+            )+
+        }
+        #[cfg(feature = "confluent")]
+        mod confluent_4 {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $test() {
+                    super::$test($crate::support::Backend::Confluent).await
+                }
+            )+
+        }
+    };
+}
+
+/// A `confluent` transport for `brokers` with a short linger.
+#[cfg(feature = "confluent")]
+pub async fn confluent_transport(
+    brokers: &str,
+) -> Arc<godev_kafka::transport::confluent::ConfluentTransport> {
+    use godev_kafka::transport::confluent::{ConfluentOptions, ConfluentTransport};
+    let mut options = ConfluentOptions::new(brokers.split(','));
+    options.client_id = "godev-kafka-tests".into();
+    options.linger = Duration::from_millis(2);
+    options.request_timeout = Duration::from_secs(20);
+    Arc::new(
+        ConfluentTransport::connect(options)
+            .await
+            .expect("connect to the Kafka 4 test broker"),
+    )
+}
+
+/// The Kafka 3.9 broker address list, or a panic that says how to get one.
 pub async fn brokers() -> String {
     match testing::broker().await {
         Ok(b) => b,
@@ -66,6 +189,19 @@ where
 /// The path of `dev/kafka` in this repository.
 pub fn dev_kafka() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("dev/kafka")
+}
+
+/// Runs one of Kafka's own tools against `backend`'s broker version: `dev/kafka tool
+/// --version V <tool> <args>` (e.g. `topics`, `consumer-groups`), on a blocking thread.
+pub async fn kafka_tool(backend: Backend, tool: &str, args: &[&str]) -> std::process::Output {
+    let mut command = std::process::Command::new("bash");
+    command
+        .arg(dev_kafka())
+        .args(["tool", "--version", backend.kafka_version(), tool])
+        .args(args);
+    tokio::task::spawn_blocking(move || command.output().expect("run dev/kafka tool"))
+        .await
+        .expect("dev/kafka tool thread")
 }
 
 /// The kcat binary (`kcat`, or `kafkacat` on older systems); panics saying how to install it.

@@ -1,7 +1,10 @@
-//! The godev-kit demo end to end: in process on a real Kafka 3.9 broker and in memory, and as
-//! a process (`--memory`, and an unreachable broker).
+//! The godev-kit demo end to end: in process on each backend × broker pair (`kafka` on Kafka
+//! 3.9, `confluent` on Kafka 4) and in memory, and as a process (`--memory`, and an
+//! unreachable broker).
 //!
-//! Run: `GODEV_KAFKA_BROKERS=127.0.0.1:9092 cargo test -p godev-kit --test app_demo`
+//! Run: `GODEV_KAFKA_BROKERS=127.0.0.1:9092 GODEV_KAFKA4_BROKERS=127.0.0.1:9094 cargo test -p godev-kit --features broker-tests,confluent --test app_demo`
+
+mod support;
 
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
@@ -11,6 +14,7 @@ use godev_kafka::testing;
 use godev_kafka::{Config, TopicMap};
 use godev_kit::demo::{self, CUSTOM_KEY, DemoOptions};
 use godev_kit::entity::{TRANSLATION_EVENTS_TOPIC, USER_EVENTS_TOPIC};
+use support::Backend;
 
 /// The demo's config with unique topics and group, through the environment overlay, as a
 /// deployment would set them.
@@ -92,10 +96,11 @@ fn check_report(report: &demo::DemoReport, topics: &TopicMap) {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_demo_handles_its_five_events_on_a_real_broker() {
-    let brokers = testing::broker().await.unwrap_or_else(|e| panic!("{e}"));
-    let (config, ..) = unique_config(&brokers, "kafka");
+on_each_backend!(the_demo_handles_its_five_events_on_a_real_broker);
+
+async fn the_demo_handles_its_five_events_on_a_real_broker(backend: Backend) {
+    let brokers = backend.brokers().await;
+    let (config, ..) = unique_config(&brokers, backend.client());
     let options = DemoOptions {
         custom_topic: testing::unique_name("app-custom-topic"),
         handled_timeout: Duration::from_secs(60),
@@ -108,7 +113,7 @@ async fn the_demo_handles_its_five_events_on_a_real_broker() {
         .await
         .unwrap_or_else(|e| panic!("demo failed: {e}\n{}", lines.join("\n")));
     check_report(&report, &config.topic_map());
-    assert_eq!(report.status.backend, "kafka");
+    assert_eq!(report.status.backend, backend.client());
     assert!(lines.last().unwrap().starts_with("closed:"), "{lines:?}");
 
     let custom = testing::end_offsets(&brokers, &options.custom_topic)

@@ -1,9 +1,12 @@
 //! Go and Rust share topics: a Go program on segmentio/kafka-go (the Go kit's library, in
 //! `interop/go/`) writes the kit's `UserEvent`s that our consumer dispatches by `event_type`,
-//! and reads ours back into the kit's struct.
+//! and reads ours back into the kit's struct; on each backend × broker pair (kafka-go speaks
+//! to Kafka 3.9 and to Kafka 4).
 //!
-//! Run: `GODEV_KAFKA_BROKERS=127.0.0.1:9092 cargo test -p godev-kit --test go_interop`
+//! Run: `GODEV_KAFKA_BROKERS=127.0.0.1:9092 GODEV_KAFKA4_BROKERS=127.0.0.1:9094 cargo test -p godev-kit --features broker-tests,confluent --test go_interop`
 //! (needs Go; the program is built once per run into the target directory).
+
+mod support;
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -17,6 +20,12 @@ use godev_kit::repo::{KafkaManagerRepo, KafkaRepo};
 use godev_kit::usecase::KafkaEventUseCase;
 use godev_kit::usecase::handled::wait_for_ids;
 use serde_json::{Value, json};
+use support::Backend;
+
+on_each_backend!(
+    go_kit_events_written_by_kafka_go_reach_our_user_handler_by_event_type,
+    our_events_are_read_by_kafka_go_into_the_go_kit_struct,
+);
 
 /// Builds `interop/go` once, with a deadline; panics when Go is missing.
 fn go_program() -> PathBuf {
@@ -75,12 +84,14 @@ async fn go(args: Vec<String>) -> String {
     String::from_utf8(output.stdout).unwrap()
 }
 
-/// An app repository on the real broker: Go-kit JSON, `user_events` → `topic`, its own group.
-async fn repo(brokers: &str, topic: &str) -> Arc<KafkaManagerRepo> {
+/// An app repository on the real broker through `backend`: Go-kit JSON, `user_events` →
+/// `topic`, its own group.
+async fn repo(backend: Backend, brokers: &str, topic: &str) -> Arc<KafkaManagerRepo> {
     let text = format!(
         r#"
         [kafka]
         brokers = [{brokers:?}]
+        client = {client:?}
         group_id = {group:?}
         codec = "tagged"
         [kafka.topics]
@@ -90,15 +101,15 @@ async fn repo(brokers: &str, topic: &str) -> Arc<KafkaManagerRepo> {
         heartbeat_interval_ms = 500
         commit_interval_ms = 200
         "#,
+        client = backend.client(),
         group = testing::unique_name("go-interop"),
     );
     let config = Config::from_toml(&text, "go_interop", |_| None).expect("valid config");
     Arc::new(KafkaManagerRepo::new(&config).await.expect("connect"))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn go_kit_events_written_by_kafka_go_reach_our_user_handler_by_event_type() {
-    let brokers = testing::broker().await.unwrap_or_else(|e| panic!("{e}"));
+async fn go_kit_events_written_by_kafka_go_reach_our_user_handler_by_event_type(backend: Backend) {
+    let brokers = backend.brokers().await;
     let topic = testing::unique_name("go-to-rust-user-events");
     testing::create_topic(&brokers, &topic, 2).await.unwrap();
     let mut written = Vec::new();
@@ -132,7 +143,7 @@ async fn go_kit_events_written_by_kafka_go_reach_our_user_handler_by_event_type(
         written.push((value["id"].as_i64().unwrap(), event_type));
     }
 
-    let repo = repo(&brokers, &topic).await;
+    let repo = repo(backend, &brokers, &topic).await;
     let events = KafkaEventUseCase::new(repo.clone());
     let mut reports = events.subscribe();
     events.consume_user_events().unwrap();
@@ -150,12 +161,11 @@ async fn go_kit_events_written_by_kafka_go_reach_our_user_handler_by_event_type(
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn our_events_are_read_by_kafka_go_into_the_go_kit_struct() {
-    let brokers = testing::broker().await.unwrap_or_else(|e| panic!("{e}"));
+async fn our_events_are_read_by_kafka_go_into_the_go_kit_struct(backend: Backend) {
+    let brokers = backend.brokers().await;
     let topic = testing::unique_name("rust-to-go-user-events");
     testing::create_topic(&brokers, &topic, 3).await.unwrap();
-    let repo = repo(&brokers, &topic).await;
+    let repo = repo(backend, &brokers, &topic).await;
     let events = KafkaEventUseCase::new(repo.clone());
     let created = events
         .produce_user_event(

@@ -83,13 +83,13 @@ pub async fn connect(
     let unreachable = |why: String| {
         format!(
             "cannot reach Kafka at {brokers}: {why}\n\
-             start a broker (dev/kafka start --version 3.9), point KAFKA_BROKERS at one, \
+             start a broker (dev/kafka start --version 3.9, or --version 4), point KAFKA_BROKERS at one, \
              or run the demo in memory: --memory (or KAFKA_CLIENT=memory)"
         )
     };
     let setup = async {
         let repo = KafkaManagerRepo::new(config).await?;
-        if config.client() == Client::Kafka {
+        if config.client() != Client::Memory {
             let topics = config.topic_map();
             for topic in [
                 topics.resolve(USER_EVENTS_TOPIC),

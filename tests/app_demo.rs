@@ -246,7 +246,7 @@ fn the_demo_process_exits_non_zero_with_a_clear_message_when_no_broker_answers()
     assert!(!output.status.success(), "{stdout}\n{stderr}");
     assert!(took < Duration::from_secs(15));
     assert!(
-        stdout.starts_with("backend: kafka at 127.0.0.1:1 "),
+        stdout.starts_with("backend: auto at 127.0.0.1:1 "),
         "the backend first: {stdout}"
     );
     assert!(

@@ -353,7 +353,7 @@ fn the_repository_example_config_loads() {
     let config = Config::from_toml(text, "config/config.toml", |_| None).unwrap();
     assert_eq!(config.brokers(), ["127.0.0.1:9092"]);
     assert_eq!(config.group_id(), "godev-kit-group");
-    assert_eq!(config.client(), Client::Kafka);
+    assert_eq!(config.client(), Client::Auto);
     assert_eq!(config.source(), "godev-kit");
     assert_eq!(config.topic_map().resolve("user_events"), "user-events");
     assert_eq!(

@@ -62,6 +62,7 @@ impl Backend {
     /// Group options with short timeouts, so rebalances in tests are quick. KIP-848 groups
     /// take heartbeats down to 500 ms (the broker's `group.consumer.min.heartbeat.interval.ms`).
     pub fn group_options(self, group: &str, topic: &str) -> GroupOptions {
+        #[cfg_attr(not(feature = "confluent"), allow(unused_mut))]
         let mut options = group_options(group, topic);
         #[cfg(feature = "confluent")]
         if self == Backend::Confluent {

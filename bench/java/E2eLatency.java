@@ -4,7 +4,7 @@
 // events at a fixed rate with the send time inside; a KafkaConsumer in a group polls on its
 // own thread and records now - sent for each.
 //
-//   java -cp "classes:<kafka libs>/*" E2eLatency brokers=H:P topic=T group=G rate=5000 secs=20
+//   java -cp "classes/<version>:<kafka libs>/*" E2eLatency brokers=H:P topic=T group=G rate=5000 secs=20 [group_protocol=consumer]
 import java.time.Duration;
 import java.util.*;
 import java.util.concurrent.atomic.AtomicLong;
@@ -45,6 +45,8 @@ public class E2eLatency {
         cp.put("auto.commit.interval.ms", "500");
         cp.put("key.deserializer", StringDeserializer.class.getName());
         cp.put("value.deserializer", StringDeserializer.class.getName());
+        // group_protocol=consumer: the KIP-848 group protocol (Kafka 4.x clients and brokers).
+        if (args.containsKey("group_protocol")) cp.put("group.protocol", args.get("group_protocol"));
         List<long[]> samples = Collections.synchronizedList(new ArrayList<>());
         AtomicLong handled = new AtomicLong();
         Thread reader = new Thread(() -> {

@@ -36,6 +36,11 @@ impl Args {
             .unwrap_or_else(|| panic!("missing argument {key}=..."))
     }
 
+    /// An optional string argument.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.values.get(key).map(String::as_str)
+    }
+
     /// A numeric argument with a default.
     pub fn num(&self, key: &str, default: u64) -> u64 {
         self.values

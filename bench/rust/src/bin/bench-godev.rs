@@ -1,5 +1,9 @@
 //! This framework's peer: typed `Producer::send` and a grouped `Consumer` with a `#[handler]`,
-//! on the `kafka` backend (acks = 1, linger 5 ms, 500 records per batch: the defaults but acks).
+//! on the `kafka` backend (acks = 1, linger 5 ms, 500 records per batch: the defaults but acks)
+//! or, with `backend=confluent` (cargo feature `confluent`, Kafka 4.x), on the `confluent`
+//! backend (acks = 1 and so idempotence off, linger 5 ms: the defaults but acks).
+//!
+//! Every mode takes `backend=kafka|confluent` (default `kafka`).
 //!
 //! `bench-godev create brokers=H:P topic=T partitions=6`
 //! `bench-godev produce brokers=H:P topic=T n=200000`
@@ -13,6 +17,8 @@ use std::time::{Duration, Instant};
 
 use godev_kafka::consumer::ConsumerSettings;
 use godev_kafka::transport::Transport;
+#[cfg(feature = "confluent")]
+use godev_kafka::transport::confluent::{self, ConfluentOptions, ConfluentTransport};
 use godev_kafka::transport::kafka::{Acks, KafkaOptions, KafkaTransport};
 use godev_kafka::{Codec, Consumer, Event, HandlerError, Producer, TopicMap, handler, testing};
 use godev_kafka_bench::{Args, LatencyPlan, SEQ_BASE, Samples, VALUE_BYTES, emit, now_ns};
@@ -70,10 +76,67 @@ fn body() -> String {
     "x".repeat(VALUE_BYTES.saturating_sub(probe))
 }
 
-async fn transport(args: &Args) -> Arc<dyn Transport> {
-    let mut options = KafkaOptions::new(args.str("brokers").split(','));
-    options.acks = Acks::One;
-    Arc::new(KafkaTransport::connect(options).await.expect("connect"))
+/// The transport of `backend=`, and the confluent one again to close it at the end.
+struct Backend {
+    transport: Arc<dyn Transport>,
+    #[cfg(feature = "confluent")]
+    confluent: Option<Arc<ConfluentTransport>>,
+}
+
+impl Backend {
+    async fn connect(args: &Args) -> Self {
+        let brokers = args.str("brokers");
+        match backend(args) {
+            "kafka" => {
+                let mut options = KafkaOptions::new(brokers.split(','));
+                options.acks = Acks::One;
+                Self {
+                    transport: Arc::new(KafkaTransport::connect(options).await.expect("connect")),
+                    #[cfg(feature = "confluent")]
+                    confluent: None,
+                }
+            }
+            #[cfg(feature = "confluent")]
+            "confluent" => {
+                let mut options = ConfluentOptions::new(brokers.split(','));
+                // acks = 1 as every peer; idempotence needs acks = all.
+                options.acks = confluent::Acks::One;
+                options.idempotence = false;
+                let transport = Arc::new(ConfluentTransport::connect(options).await.expect("connect"));
+                Self {
+                    transport: transport.clone(),
+                    confluent: Some(transport),
+                }
+            }
+            other => panic!("unknown backend={other} (kafka, or confluent with the cargo feature `confluent`)"),
+        }
+    }
+
+    async fn close(&self) {
+        #[cfg(feature = "confluent")]
+        if let Some(confluent) = &self.confluent {
+            confluent.close().await.expect("close");
+        }
+    }
+}
+
+fn backend(args: &Args) -> &str {
+    args.get("backend").unwrap_or("kafka")
+}
+
+async fn create_topic(args: &Args, topic: &str, partitions: i32) {
+    let brokers = args.str("brokers");
+    match backend(args) {
+        #[cfg(feature = "confluent")]
+        "confluent" => {
+            let admin = confluent::admin::Admin::for_brokers(&brokers).expect("admin");
+            admin.create_topic(topic, partitions).await.expect("create topic");
+            admin.close().await;
+        }
+        _ => testing::create_topic(&brokers, topic, partitions)
+            .await
+            .expect("create topic"),
+    }
 }
 
 fn producer(transport: Arc<dyn Transport>, topic: &str) -> Producer {
@@ -113,13 +176,12 @@ async fn main() {
     let topic = args.str("topic");
     match args.mode.as_str() {
         "create" => {
-            testing::create_topic(&args.str("brokers"), &topic, args.num("partitions", 6) as i32)
-                .await
-                .expect("create topic");
+            create_topic(&args, &topic, args.num("partitions", 6) as i32).await;
         }
         "produce" => {
             let n = args.num("n", 200_000);
-            let producer = producer(transport(&args).await, &topic);
+            let backend = Backend::connect(&args).await;
+            let producer = producer(backend.transport.clone(), &topic);
             let body = body();
             let value_bytes = Codec::CloudEvents
                 .encode(&BenchEvent::new(SEQ_BASE, &body), SOURCE)
@@ -139,10 +201,12 @@ async fn main() {
             }
             let secs = started.elapsed().as_secs_f64();
             emit(json!({"mode": "produce", "n": n, "secs": secs, "value_bytes": value_bytes}));
+            backend.close().await;
         }
         "consume" => {
             let n = args.num("n", 200_000);
-            let consumer = consumer(transport(&args).await, &topic, &args);
+            let backend = Backend::connect(&args).await;
+            let consumer = consumer(backend.transport.clone(), &topic, &args);
             let started = Instant::now();
             let running = consumer.start();
             let deadline = started + Duration::from_secs(300);
@@ -156,12 +220,13 @@ async fn main() {
             running.shutdown().await.expect("shutdown");
             emit(json!({"mode": "consume", "n": n, "secs": steady.as_secs_f64(),
                         "secs_with_join": total.as_secs_f64()}));
+            backend.close().await;
         }
         "latency" => {
             let plan = LatencyPlan::from_args(&args);
-            let transport = transport(&args).await;
-            let producer = producer(transport.clone(), &topic);
-            let consumer = consumer(transport, &topic, &args);
+            let backend = Backend::connect(&args).await;
+            let producer = producer(backend.transport.clone(), &topic);
+            let consumer = consumer(backend.transport.clone(), &topic, &args);
             if args.num("histogram", 0) == 1 {
                 SAMPLES.lock().unwrap().bucketed();
             }
@@ -189,6 +254,7 @@ async fn main() {
             result["sent"] = json!(end - from);
             emit(result);
             running.shutdown().await.expect("shutdown");
+            backend.close().await;
         }
         other => panic!("unknown mode {other:?}"),
     }

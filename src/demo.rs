@@ -108,6 +108,11 @@ pub async fn connect(
     };
     match tokio::time::timeout(timeout, setup).await {
         Ok(Ok(repo)) => Ok(Arc::new(repo)),
+        // A broker that answered but cannot be used (Kafka 4 for the `kafka` backend, a
+        // refused request) is not an unreachable one: its message says what to change.
+        Ok(Err(crate::Error::Kafka(e))) if !e.is_retriable() => {
+            Err(format!("Kafka at {brokers}: {e}"))
+        }
         Ok(Err(e)) => Err(unreachable(e.to_string())),
         Err(_) => Err(unreachable(format!("no answer within {timeout:?}"))),
     }

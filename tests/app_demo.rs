@@ -254,3 +254,22 @@ fn the_demo_process_exits_non_zero_with_a_clear_message_when_no_broker_answers()
         "{stderr}"
     );
 }
+
+/// `client = "kafka"` against Kafka 4: the demo stops at start-up with the broker's version
+/// and the fix, not with "cannot reach" advice.
+#[test]
+fn the_demo_process_with_client_kafka_on_kafka_4_names_the_version_and_the_fix() {
+    let brokers = godev_kafka::testing::KAFKA4_BROKERS_ENV;
+    let brokers = std::env::var(brokers)
+        .unwrap_or_else(|_| panic!("{brokers} must name a Kafka 4 broker (dev/test starts one)"));
+    let (output, _) = run_demo(
+        &[],
+        &[("KAFKA_BROKERS", &brokers), ("KAFKA_CLIENT", "kafka")],
+        Duration::from_secs(30),
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains("Kafka 4 or later"), "{stderr}");
+    assert!(stderr.contains("client = \"confluent\""), "{stderr}");
+    assert!(!stderr.contains("cannot reach"), "{stderr}");
+}

@@ -1,15 +1,19 @@
-//! Fault tests of issue #6 on real Kafka 3.9 brokers: broker crashes, member crashes, rolling
-//! restarts, poison records and SIGTERM, each bounded in time.
+//! Fault tests of issue #6 on real brokers: broker crashes, member crashes, rolling restarts,
+//! poison records and SIGTERM, each bounded in time, on each backend with its broker:
+//! `kafka_3::<test>` runs the `kafka` backend on Kafka 3.9 and, with the feature `confluent`,
+//! `confluent_4::<test>` runs the `confluent` backend on Kafka 4 (KIP-848 groups).
 //!
-//! Run: `GODEV_KAFKA_BROKERS=127.0.0.1:9092 cargo test -p godev-kit --test fault_tolerance`
-//! (`-- <filter>` runs the tests whose name contains it). The broker-crash test starts and
-//! SIGKILLs a broker of its own on port 19192 with `dev/kafka`; the others use the shared
-//! broker of `GODEV_KAFKA_BROKERS`.
+//! Run: `GODEV_KAFKA_BROKERS=127.0.0.1:9092 GODEV_KAFKA4_BROKERS=127.0.0.1:9094 cargo test -p
+//! godev-kit --features broker-tests,confluent --test fault_tolerance` (`-- <filter>` runs the
+//! tests whose name contains it, e.g. `-- confluent_4`). The broker-crash test starts and
+//! SIGKILLs a broker of its own with `dev/kafka` (Kafka 3.9 on port 19192, Kafka 4 on port
+//! 19194); the others use the shared brokers of `GODEV_KAFKA_BROKERS` and
+//! `GODEV_KAFKA4_BROKERS`.
 //!
 //! This target has its own harness (`harness = false`): the tests run one after another, and
 //! the binary doubles as a consumer-group member process when called as
-//! `fault_tolerance member ...` (see `fault/member.rs`). Each test prints a `FIGURES` line
-//! with what it measured.
+//! `fault_tolerance member <backend> ...` (see `fault/member.rs`). Each test prints a
+//! `FIGURES <prefix>::<test>:` line with what it measured.
 
 mod fault;
 mod support;
@@ -17,7 +21,17 @@ mod support;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Instant;
 
-type Test = (&'static str, fn());
+use support::Backend;
+
+/// A test's name (without the backend prefix) and its body.
+type Test = (&'static str, fn(Backend));
+
+/// A test on one backend, named `<prefix>::<test>` (see [`fault::prefix`]).
+struct Case {
+    name: String,
+    backend: Backend,
+    test: fn(Backend),
+}
 
 const TESTS: &[Test] = &[
     (
@@ -66,9 +80,20 @@ fn main() {
             filter => filters.push(filter.to_owned()),
         }
     }
-    let selected: Vec<&Test> = TESTS
+    // Every test on every backend, named `<prefix>::<test>`.
+    let all: Vec<Case> = fault::backends()
+        .into_iter()
+        .flat_map(|backend| {
+            TESTS.iter().map(move |&(name, test)| Case {
+                name: format!("{}::{name}", fault::prefix(backend)),
+                backend,
+                test,
+            })
+        })
+        .collect();
+    let selected: Vec<&Case> = all
         .iter()
-        .filter(|(name, _)| {
+        .filter(|Case { name, .. }| {
             let chosen = filters.is_empty()
                 || filters.iter().any(|f| {
                     if exact {
@@ -81,7 +106,7 @@ fn main() {
         })
         .collect();
     if list {
-        for (name, _) in &selected {
+        for Case { name, .. } in &selected {
             println!("{name}: test");
         }
         return;
@@ -91,16 +116,21 @@ fn main() {
     println!("\nrunning {} tests", selected.len());
     let started = Instant::now();
     let mut failed = Vec::new();
-    for (name, test) in &selected {
+    for Case {
+        name,
+        backend,
+        test,
+    } in &selected
+    {
         println!("test {name} ...");
         let t0 = Instant::now();
-        let outcome = catch_unwind(AssertUnwindSafe(test));
+        let outcome = catch_unwind(AssertUnwindSafe(|| test(*backend)));
         let secs = t0.elapsed().as_secs_f64();
         match outcome {
             Ok(()) => println!("test {name} ... ok ({secs:.1}s)"),
             Err(_) => {
                 println!("test {name} ... FAILED ({secs:.1}s)");
-                failed.push(*name);
+                failed.push(name);
             }
         }
     }
@@ -117,7 +147,7 @@ fn main() {
         if failed.is_empty() { "ok" } else { "FAILED" },
         selected.len() - failed.len(),
         failed.len(),
-        TESTS.len() - selected.len(),
+        all.len() - selected.len(),
         started.elapsed().as_secs_f64()
     );
     if !failed.is_empty() {

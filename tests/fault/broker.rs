@@ -1,4 +1,4 @@
-//! A Kafka 3.9 broker of one test's own, on a dedicated port, that the test may crash.
+//! A broker of one test's own (Kafka 3.9 or 4), on a dedicated port, that the test may crash.
 //!
 //! `dev/kafka start` formats fresh storage; `kill` SIGKILLs the broker's process group;
 //! `start --keep-data` restarts it on the same KRaft log, so topics, records and committed
@@ -21,6 +21,8 @@ static BROKER: Mutex<()> = Mutex::new(());
 /// A broker on a dedicated port; stopped on drop.
 #[derive(Debug)]
 pub struct OwnBroker {
+    /// `dev/kafka`'s `--version`: `3.9` or `4`.
+    version: &'static str,
     port: u16,
     address: String,
     _port_lock: PortLock,
@@ -87,9 +89,10 @@ fn dev_kafka(args: &[&str]) -> String {
 }
 
 impl OwnBroker {
-    /// Starts Kafka 3.9 on `port` (never 9092/9094: other tests use those) with fresh
-    /// storage; a broker left on the port by an aborted run is stopped first.
-    pub fn start(port: u16) -> Self {
+    /// Starts Kafka `version` (`dev/kafka`'s `--version`: `3.9` or `4`) on `port` (never
+    /// 9092/9094: other tests use those) with fresh storage; a broker left on the port by an
+    /// aborted run is stopped first.
+    pub fn start(version: &'static str, port: u16) -> Self {
         assert!(
             port != 9092 && port != 9094,
             "the shared test brokers live there"
@@ -99,12 +102,13 @@ impl OwnBroker {
         let p = port.to_string();
         dev_kafka(&["stop", "--port", &p]);
         let started = Instant::now();
-        let address = dev_kafka(&["start", "--version", "3.9", "--port", &p]);
+        let address = dev_kafka(&["start", "--version", version, "--port", &p]);
         eprintln!(
             "own broker {address} started in {:.1}s",
             started.elapsed().as_secs_f64()
         );
         Self {
+            version,
             port,
             address,
             _port_lock: port_lock,
@@ -128,7 +132,7 @@ impl OwnBroker {
         dev_kafka(&[
             "start",
             "--version",
-            "3.9",
+            self.version,
             "--port",
             &self.port.to_string(),
             "--keep-data",

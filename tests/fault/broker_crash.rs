@@ -8,7 +8,6 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use godev_kafka::transport::Transport;
-use godev_kafka::transport::kafka::{KafkaOptions, KafkaTransport};
 use godev_kafka::{Consumer, TopicMap, testing};
 
 use super::broker::OwnBroker;
@@ -16,41 +15,45 @@ use super::{
     Progress, TOPIC, consumer_settings, figure, handled, handled_count, on_tick, produce_stream,
     producer, sample,
 };
-use crate::support;
+use crate::support::{self, Backend};
 
-const PORT: u16 = 19192;
 const EVENTS: u64 = 100_000;
 const PARTITIONS: i32 = 6;
 /// Kill the broker when this many sends have finished (acknowledged or failed).
 const KILL_AT: [u64; 2] = [30_000, 65_000];
 
-pub fn test() {
-    let broker = OwnBroker::start(PORT);
-    crate::runtime().block_on(run(&broker));
+pub fn test(backend: Backend) {
+    // Each backend's broker version, on a port of its own (no shared broker is crashed).
+    let broker = match backend {
+        Backend::Kafka => OwnBroker::start("3.9", 19192),
+        #[cfg(feature = "confluent")]
+        Backend::Confluent => OwnBroker::start("4", 19194),
+    };
+    crate::runtime().block_on(run(backend, &broker));
 }
 
-async fn transport(brokers: &str) -> Arc<KafkaTransport> {
-    let mut options = KafkaOptions::new([brokers]);
-    options.client_id = "godev-kafka-fault-crash".into();
-    options.linger = Duration::from_millis(5);
-    options.request_timeout = Duration::from_secs(10);
-    options.retries = 5;
-    options.retry_backoff = Duration::from_millis(200);
-    Arc::new(KafkaTransport::connect(options).await.expect("connect"))
+async fn transport(backend: Backend, brokers: &str) -> Arc<dyn Transport> {
+    super::transport(
+        backend,
+        brokers,
+        "godev-kafka-fault-crash",
+        Duration::from_secs(10),
+    )
+    .await
 }
 
-async fn run(broker: &OwnBroker) {
+async fn run(backend: Backend, broker: &OwnBroker) {
     let brokers = broker.address().to_owned();
-    let topic = testing::unique_name("fault-crash");
-    let group = testing::unique_name("fault-crash-group");
+    let topic = testing::unique_name(&format!("fault-crash-{}", backend.client()));
+    let group = testing::unique_name(&format!("fault-crash-{}-group", backend.client()));
     testing::create_topic(&brokers, &topic, PARTITIONS)
         .await
         .expect("create topic");
 
-    let consumer_transport: Arc<dyn Transport> = transport(&brokers).await;
+    let consumer_transport = transport(backend, &brokers).await;
     let consumer = Consumer::builder_shared(consumer_transport, &group)
         .topics(TopicMap::from_iter([(TOPIC, topic.as_str())]))
-        .settings(consumer_settings(Duration::from_secs(6)))
+        .settings(consumer_settings(backend, Duration::from_secs(6)))
         .handler::<on_tick>()
         .build()
         .unwrap();
@@ -61,7 +64,7 @@ async fn run(broker: &OwnBroker) {
     })
     .await;
 
-    let producer_transport: Arc<dyn Transport> = transport(&brokers).await;
+    let producer_transport = transport(backend, &brokers).await;
     let progress = Arc::new(Progress::default());
     let started = Instant::now();
     let production = tokio::spawn(produce_stream(
@@ -214,6 +217,7 @@ async fn run(broker: &OwnBroker) {
         );
     }
     figure(
+        backend,
         "broker_crash",
         &[
             ("events", EVENTS.to_string()),

@@ -1,5 +1,6 @@
 //! Group members as separate OS processes: the test binary run again as
-//! `fault_tolerance member <brokers> <topic> <group> <out-file> <delay-ms> <session-ms>`.
+//! `fault_tolerance member <backend> <brokers> <topic> <group> <out-file> <delay-ms>
+//! <session-ms>`, where `<backend>` is `kafka` or `confluent` ([`Backend::client`]).
 //!
 //! A member runs a [`Consumer`] with [`on_tick`](super::on_tick) until SIGTERM
 //! ([`godev_kafka::shutdown_signal`]), then [`RunningConsumer::shutdown`]. It appends to its
@@ -12,21 +13,30 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use godev_kafka::transport::kafka::{KafkaOptions, KafkaTransport};
-use godev_kafka::{Consumer, RunningConsumer, TopicMap};
+use godev_kafka::{Consumer, Producer, RunningConsumer, TopicMap, testing};
 
-use super::{Handled, TOPIC, consumer_settings, now_ms, on_tick, out_line, write_to};
+use super::{
+    Handled, TOPIC, backend_named, consumer_settings, now_ms, on_tick, out_line, transport,
+    write_to,
+};
+use crate::support::Backend;
 
 /// The member's `main`: never returns.
 pub fn run(args: &[String]) -> ! {
-    let [brokers, topic, group, out, delay_ms, session_ms] = args else {
+    let usage = || -> ! {
         eprintln!(
-            "usage: fault_tolerance member <brokers> <topic> <group> <out-file> <delay-ms> <session-ms>"
+            "usage: fault_tolerance member <kafka|confluent> <brokers> <topic> <group> <out-file> <delay-ms> <session-ms>"
         );
         std::process::exit(2);
+    };
+    let [backend, brokers, topic, group, out, delay_ms, session_ms] = args else {
+        usage();
+    };
+    let Some(backend) = backend_named(backend) else {
+        eprintln!("unknown or disabled backend `{backend}`");
+        usage();
     };
     let file = std::fs::OpenOptions::new()
         .create(true)
@@ -41,13 +51,16 @@ pub fn run(args: &[String]) -> ! {
         .build()
         .expect("runtime");
     let code = runtime.block_on(async {
-        let mut options = KafkaOptions::new(brokers.split(','));
-        options.client_id = "godev-kafka-fault-member".into();
-        options.request_timeout = Duration::from_secs(10);
-        let transport = Arc::new(KafkaTransport::connect(options).await.expect("connect"));
+        let transport = transport(
+            backend,
+            brokers,
+            "godev-kafka-fault-member",
+            Duration::from_secs(10),
+        )
+        .await;
         let consumer = Consumer::builder_shared(transport, group.as_str())
             .topics(TopicMap::from_iter([(TOPIC, topic.as_str())]))
-            .settings(consumer_settings(session))
+            .settings(consumer_settings(backend, session))
             .handler::<on_tick>()
             .build()
             .expect("build the consumer");
@@ -176,40 +189,71 @@ pub struct MemberProcess {
     exit: Option<ExitStatus>,
 }
 
-/// Where member outputs go: a fresh directory under the target dir.
-pub fn scratch_dir(test: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("fault")
-        .join(godev_kafka::testing::unique_name(test));
-    std::fs::create_dir_all(&dir).expect("create the scratch dir");
-    dir
+/// One test's topic and group on a backend's shared broker, and the scratch directory its
+/// member processes write to.
+#[derive(Debug)]
+pub struct Setup {
+    pub backend: Backend,
+    pub brokers: String,
+    pub topic: String,
+    pub group: String,
+    pub partitions: i32,
+    /// The members' session timeout.
+    pub session: Duration,
+    /// Member outputs: a fresh directory under the target dir.
+    pub dir: PathBuf,
 }
 
-impl MemberProcess {
-    /// Starts member `name` of `group`; output and stderr go to `dir/<name>.out` / `.err`.
-    pub fn spawn(
-        dir: &Path,
-        name: &str,
-        brokers: &str,
-        topic: &str,
-        group: &str,
-        delay_ms: u64,
-        session: Duration,
-    ) -> Self {
-        let out = dir.join(format!("{name}.out"));
-        let err = std::fs::File::create(dir.join(format!("{name}.err"))).expect("stderr file");
+impl Setup {
+    /// Creates a topic of `partitions` partitions on `backend`'s broker, names a group, both
+    /// unique and after `test`, and makes a scratch directory.
+    pub async fn new(backend: Backend, test: &str, partitions: i32, session: Duration) -> Self {
+        let brokers = backend.brokers().await;
+        let topic = testing::unique_name(&format!("fault-{test}-{}", backend.client()));
+        let group = testing::unique_name(&format!("fault-{test}-{}-group", backend.client()));
+        testing::create_topic(&brokers, &topic, partitions)
+            .await
+            .unwrap_or_else(|e| panic!("create topic {topic} on {brokers}: {e}"));
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join("fault")
+            .join(testing::unique_name(&format!(
+                "{test}-{}",
+                backend.client()
+            )));
+        std::fs::create_dir_all(&dir).expect("create the scratch dir");
+        Self {
+            backend,
+            brokers,
+            topic,
+            group,
+            partitions,
+            session,
+            dir,
+        }
+    }
+
+    /// Starts member `name` of the group, taking `delay_ms` per record; its output and stderr
+    /// go to `dir/<name>.out` / `.err`.
+    pub fn spawn(&self, name: &str, delay_ms: u64) -> MemberProcess {
+        let out = self.dir.join(format!("{name}.out"));
+        let err = std::fs::File::create(self.dir.join(format!("{name}.err"))).expect("stderr file");
         let child = Command::new(std::env::current_exe().expect("own executable"))
             .arg("member")
-            .args([brokers, topic, group])
+            .args([
+                self.backend.client(),
+                &self.brokers,
+                &self.topic,
+                &self.group,
+            ])
             .arg(&out)
             .arg(delay_ms.to_string())
-            .arg(session.as_millis().to_string())
+            .arg(self.session.as_millis().to_string())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(err)
             .spawn()
             .expect("spawn a member process");
-        Self {
+        MemberProcess {
             name: name.to_owned(),
             out,
             child,
@@ -217,6 +261,67 @@ impl MemberProcess {
         }
     }
 
+    /// Waits until `members` share the partitions (see [`balanced`]); panics after
+    /// `timeout` with what each member owns.
+    pub async fn wait_balanced(&self, what: &str, members: &[&MemberProcess], timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while !balanced(members, self.partitions) {
+            if Instant::now() >= deadline {
+                let owned: Vec<String> = members
+                    .iter()
+                    .map(|m| format!("{} owns {:?}", m.name, m.output().assigned()))
+                    .collect();
+                panic!(
+                    "timed out after {timeout:?} waiting for {what}: {}\n{}",
+                    owned.join(", "),
+                    stderr_tails(members)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// A producer of fault-test events on the topic.
+    pub async fn producer(&self) -> Producer {
+        super::producer(self.backend.transport(&self.brokers).await, &self.topic)
+    }
+
+    /// Removes the scratch directory: call it once the test passed (a failed test keeps it,
+    /// for a look at the members' output).
+    pub fn clean_up(self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// SIGTERMs `members`, then waits until each exited with success.
+pub async fn stop_all(members: &mut [MemberProcess]) {
+    for member in members.iter() {
+        member.terminate();
+    }
+    for member in members {
+        let (status, _) = member
+            .wait_exit(Duration::from_secs(30))
+            .await
+            .unwrap_or_else(|| panic!("{} did not exit within 30 s of SIGTERM", member.name));
+        assert!(
+            status.success(),
+            "{} exited with {status}:\n{}",
+            member.name,
+            member.stderr_tail()
+        );
+    }
+}
+
+/// The stderr tails of `members`, for failure messages.
+pub fn stderr_tails(members: &[&MemberProcess]) -> String {
+    members
+        .iter()
+        .map(|m| format!("--- {} stderr:\n{}", m.name, m.stderr_tail()))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+impl MemberProcess {
     /// What it wrote so far.
     pub fn output(&self) -> Output {
         Output::read(&self.out)
@@ -317,16 +422,12 @@ pub async fn wait_handled(
             return;
         }
         if Instant::now() >= deadline {
-            let tails: Vec<String> = members
-                .iter()
-                .map(|m| format!("--- {} stderr:\n{}", m.name, m.stderr_tail()))
-                .collect();
             panic!(
                 "{} of {} events not handled after {timeout:?}: {}\n{}",
                 missing.len(),
                 ids.len(),
                 super::sample(&missing, 10),
-                tails.join("\n")
+                stderr_tails(members)
             );
         }
         tokio::time::sleep(Duration::from_millis(200)).await;

@@ -1,5 +1,11 @@
-//! What the fault tests share: the events and handlers, where handled records are recorded,
-//! producing with a count of acknowledged and failed sends, and the figures they report.
+//! What the fault tests share: the backends they run on, the events and handlers, where
+//! handled records are recorded, producing with a count of acknowledged and failed sends, and
+//! the figures they report.
+//!
+//! Every test is written once as `fn test(backend: Backend)` and runs on each backend with
+//! its broker (see [`crate::support`]): the `kafka` backend on Kafka 3.9 and, with the feature
+//! `confluent`, the `confluent` backend on Kafka 4. The assertions are the same for both; only
+//! timing parameters that KIP-848 groups bound differently are adapted, where they are set.
 
 #![allow(dead_code, unreachable_pub)]
 
@@ -21,9 +27,79 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use godev_kafka::consumer::ConsumerSettings;
 use godev_kafka::transport::Transport;
+use godev_kafka::transport::kafka::{KafkaOptions, KafkaTransport};
 use godev_kafka::{Codec, Context, Error, Event, HandlerError, Producer, TopicMap, handler};
 use serde::{Deserialize, Serialize};
 use tokio::task::JoinSet;
+
+use crate::support::Backend;
+
+/// Every backend this build tests, each on its broker.
+pub fn backends() -> Vec<Backend> {
+    vec![
+        Backend::Kafka,
+        #[cfg(feature = "confluent")]
+        Backend::Confluent,
+    ]
+}
+
+/// The prefix of `backend`'s test names and figures, as [`on_each_backend!`] names its
+/// modules: `kafka_3` (Kafka 3.9) or `confluent_4` (Kafka 4).
+///
+/// [`on_each_backend!`]: crate::on_each_backend
+pub fn prefix(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Kafka => "kafka_3",
+        #[cfg(feature = "confluent")]
+        Backend::Confluent => "confluent_4",
+    }
+}
+
+/// The backend whose [`Backend::client`] is `name` (how a member process is told its backend).
+pub fn backend_named(name: &str) -> Option<Backend> {
+    backends().into_iter().find(|b| b.client() == name)
+}
+
+/// A transport of `backend` for `brokers`, whose requests time out after `request_timeout`.
+///
+/// The `kafka` backend's producer retries a send 5 times, 200 ms apart, then reports
+/// [`Error::Send`]. The `confluent` backend's idempotent producer retries until its delivery
+/// timeout (`linger + 4 × request_timeout`), without duplicates.
+pub async fn transport(
+    backend: Backend,
+    brokers: &str,
+    client_id: &str,
+    request_timeout: Duration,
+) -> Arc<dyn Transport> {
+    match backend {
+        Backend::Kafka => {
+            let mut options = KafkaOptions::new(brokers.split(','));
+            options.client_id = client_id.into();
+            options.linger = Duration::from_millis(5);
+            options.request_timeout = request_timeout;
+            options.retries = 5;
+            options.retry_backoff = Duration::from_millis(200);
+            Arc::new(
+                KafkaTransport::connect(options)
+                    .await
+                    .unwrap_or_else(|e| panic!("connect to {brokers}: {e}")),
+            )
+        }
+        #[cfg(feature = "confluent")]
+        Backend::Confluent => {
+            use godev_kafka::transport::confluent::{ConfluentOptions, ConfluentTransport};
+            let mut options = ConfluentOptions::new(brokers.split(','));
+            options.client_id = client_id.into();
+            options.linger = Duration::from_millis(5);
+            options.request_timeout = request_timeout;
+            Arc::new(
+                ConfluentTransport::connect(options)
+                    .await
+                    .unwrap_or_else(|e| panic!("connect to {brokers}: {e}")),
+            )
+        }
+    }
+}
 
 /// The logical topic of every fault-test event; each test maps it to a topic of its own.
 pub const TOPIC: &str = "fault_ticks";
@@ -184,10 +260,22 @@ pub fn now_ms() -> u64 {
 }
 
 /// Consumer settings with short timeouts: quick rebalances, frequent commits.
-pub fn consumer_settings(session: Duration) -> ConsumerSettings {
+///
+/// The heartbeat interval differs by backend. A classic group (`kafka`) heartbeats every
+/// 300 ms. A KIP-848 group (`confluent`) takes its session timeout and heartbeat interval
+/// from broker-side group configs, which the transport writes on join; the broker refuses a
+/// heartbeat interval below `group.consumer.min.heartbeat.interval.ms` (500 ms with
+/// `dev/kafka`), and a refusal would leave the group on the broker's defaults (45 s session,
+/// 5 s heartbeat). So it heartbeats every 500 ms, with the same session timeout.
+pub fn consumer_settings(backend: Backend, session: Duration) -> ConsumerSettings {
+    let heartbeat = match backend {
+        Backend::Kafka => Duration::from_millis(300),
+        #[cfg(feature = "confluent")]
+        Backend::Confluent => Duration::from_millis(500),
+    };
     ConsumerSettings {
         session_timeout: session,
-        heartbeat_interval: Duration::from_millis(300),
+        heartbeat_interval: heartbeat,
         rebalance_timeout: Duration::from_secs(10),
         poll_wait: Duration::from_millis(100),
         commit_interval: Duration::from_millis(100),
@@ -304,10 +392,11 @@ pub fn duplicates(handled: &[Handled]) -> (usize, BTreeMap<u64, usize>) {
     (extra, per_id)
 }
 
-/// Prints one figure line of a test (collected for the README's Reliability table).
-pub fn figure(test: &str, figures: &[(&str, String)]) {
+/// Prints one figure line of a test on `backend` (collected for the README's Reliability
+/// table): `FIGURES kafka_3::<test>: key=value ...`.
+pub fn figure(backend: Backend, test: &str, figures: &[(&str, String)]) {
     let list: Vec<String> = figures.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    println!("FIGURES {test}: {}", list.join(" "));
+    println!("FIGURES {}::{test}: {}", prefix(backend), list.join(" "));
 }
 
 /// Up to `n` items of a set, for messages.

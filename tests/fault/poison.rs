@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use godev_kafka::consumer::{DeadLetter, DeadLetterReason};
-use godev_kafka::transport::kafka::KafkaTransport;
 use godev_kafka::transport::{Polled, Transport};
 use godev_kafka::{
     Consumer, ConsumerSettings, Delivery, Producer, TopicMap, UnknownTagPolicy, testing,
@@ -19,7 +18,7 @@ use super::{
     BadTick, Doomed, Explosive, Flaky, Stray, TOPIC, Tick, consumer_settings, figure, handled,
     on_doomed, on_explosive, on_flaky, on_tick, producer, sample,
 };
-use crate::support;
+use crate::support::{self, Backend};
 
 const PARTITIONS: i32 = 3;
 const EVENTS: u64 = 1_400;
@@ -100,7 +99,7 @@ struct Poison {
     value: Vec<u8>,
 }
 
-pub fn test() {
+pub fn test(backend: Backend) {
     // The panicking handler is expected: keep its panic messages out of the output.
     let default_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
@@ -112,7 +111,7 @@ pub fn test() {
             default_hook(info);
         }
     }));
-    crate::runtime().block_on(run());
+    crate::runtime().block_on(run(backend));
 }
 
 /// Sends event `id` (good or poison); answers where it went and, for poison, what it was.
@@ -154,24 +153,23 @@ async fn send(
     (id, result, poison)
 }
 
-async fn run() {
-    let brokers = support::brokers().await;
-    let topic = testing::unique_name("fault-poison");
+async fn run(backend: Backend) {
+    let brokers = backend.brokers().await;
+    let topic = testing::unique_name(&format!("fault-poison-{}", backend.client()));
     let dlq = format!("{topic}.dlq");
-    let group = testing::unique_name("fault-poison-group");
+    let group = testing::unique_name(&format!("fault-poison-{}-group", backend.client()));
     testing::create_topic(&brokers, &topic, PARTITIONS)
         .await
         .expect("create topic");
     testing::create_topic(&brokers, &dlq, 1)
         .await
         .expect("create the dead-letter topic");
-    let transport: Arc<KafkaTransport> = support::transport(&brokers).await;
+    let transport: Arc<dyn Transport> = backend.transport(&brokers).await;
     let settings = ConsumerSettings {
         max_attempts: SETTINGS_ATTEMPTS,
-        ..consumer_settings(Duration::from_secs(6))
+        ..consumer_settings(backend, Duration::from_secs(6))
     };
-    let shared: Arc<dyn Transport> = transport.clone();
-    let consumer = Consumer::builder_shared(shared.clone(), &group)
+    let consumer = Consumer::builder_shared(transport.clone(), &group)
         .topics(TopicMap::from_iter([(TOPIC, topic.as_str())]))
         .unknown_tag(UnknownTagPolicy::DeadLetter)
         .settings(settings)
@@ -183,7 +181,7 @@ async fn run() {
         .unwrap();
     let running = consumer.start();
 
-    let producer = producer(shared, &topic);
+    let producer = producer(transport.clone(), &topic);
     let mut sends = JoinSet::new();
     for id in 0..EVENTS {
         let (producer, topic) = (producer.clone(), topic.clone());
@@ -230,7 +228,7 @@ async fn run() {
     );
 
     // Read the dead letters back with a raw group member.
-    let letters = read_dead_letters(&transport, &dlq, poison.len()).await;
+    let letters = read_dead_letters(backend, transport.as_ref(), &dlq, poison.len()).await;
     let mut by_origin: BTreeMap<(i32, i64), DeadLetter> = BTreeMap::new();
     for letter in letters {
         let origin = (letter.origin_partition, letter.origin_offset);
@@ -301,6 +299,7 @@ async fn run() {
     assert!(!running.has_stopped(), "the consumer stopped");
     running.shutdown().await.expect("clean shutdown");
     figure(
+        backend,
         "poison",
         &[
             ("events", EVENTS.to_string()),
@@ -322,13 +321,14 @@ async fn run() {
 
 /// Reads `<topic>.dlq` from the start with a fresh group until `n` distinct letters arrived.
 async fn read_dead_letters(
-    transport: &Arc<KafkaTransport>,
+    backend: Backend,
+    transport: &dyn Transport,
     dlq: &str,
     n: usize,
 ) -> Vec<DeadLetter> {
     let group = testing::unique_name("fault-dlq-reader");
     let mut member = transport
-        .join(support::group_options(&group, dlq))
+        .join(backend.group_options(&group, dlq))
         .await
         .expect("join the dead-letter reader");
     let mut letters: BTreeMap<(i32, i64), DeadLetter> = BTreeMap::new();

@@ -7,47 +7,34 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use godev_kafka::testing;
-use godev_kafka::transport::Transport;
-
-use super::member::{MemberProcess, all_handled, balanced, scratch_dir, wait_handled};
-use super::{Progress, duplicates, figure, produce_stream, producer, sample};
-use crate::support;
+use super::member::{MemberProcess, Setup, all_handled, stop_all, wait_handled};
+use super::{Progress, duplicates, figure, produce_stream, sample};
+use crate::support::{self, Backend};
 
 const PARTITIONS: i32 = 6;
 const EVENTS: u64 = 40_000;
 const SESSION: Duration = Duration::from_secs(3);
 
-pub fn test() {
-    crate::runtime().block_on(run());
+pub fn test(backend: Backend) {
+    crate::runtime().block_on(run(backend));
 }
 
-async fn run() {
-    let brokers = support::brokers().await;
-    let topic = testing::unique_name("fault-rolling");
-    let group = testing::unique_name("fault-rolling-group");
-    testing::create_topic(&brokers, &topic, PARTITIONS)
-        .await
-        .expect("create topic");
-    let dir = scratch_dir("rolling-restart");
-    let spawn = |name: &str| MemberProcess::spawn(&dir, name, &brokers, &topic, &group, 0, SESSION);
-    let mut live: Vec<MemberProcess> = (0..3).map(|i| spawn(&format!("m{i}"))).collect();
+async fn run(backend: Backend) {
+    let setup = Setup::new(backend, "rolling-restart", PARTITIONS, SESSION).await;
+    let mut live: Vec<MemberProcess> = (0..3).map(|i| setup.spawn(&format!("m{i}"), 0)).collect();
     let mut gone: Vec<MemberProcess> = Vec::new();
-    support::wait_until(
-        "three member processes sharing the six partitions",
-        Duration::from_secs(60),
-        || {
-            let done = balanced(&live.iter().collect::<Vec<_>>(), PARTITIONS);
-            async move { done }
-        },
-    )
-    .await;
+    setup
+        .wait_balanced(
+            "three member processes sharing the six partitions",
+            &live.iter().collect::<Vec<_>>(),
+            Duration::from_secs(60),
+        )
+        .await;
 
     // About 2000 events a second, for twenty seconds.
-    let transport: Arc<dyn Transport> = support::transport(&brokers).await;
     let progress = Arc::new(Progress::default());
     let production = tokio::spawn(produce_stream(
-        producer(transport, &topic),
+        setup.producer().await,
         EVENTS,
         200,
         Duration::from_millis(100),
@@ -84,16 +71,14 @@ async fn run() {
         );
         shutdowns.push(took);
         gone.push(old);
-        live.push(spawn(&format!("m{i}-restarted")));
-        support::wait_until(
-            "the group to be balanced again",
-            Duration::from_secs(60),
-            || {
-                let done = balanced(&live.iter().collect::<Vec<_>>(), PARTITIONS);
-                async move { done }
-            },
-        )
-        .await;
+        live.push(setup.spawn(&format!("m{i}-restarted"), 0));
+        setup
+            .wait_balanced(
+                "the group to be balanced again",
+                &live.iter().collect::<Vec<_>>(),
+                Duration::from_secs(60),
+            )
+            .await;
         rebalances.push(began.elapsed());
         if !production.is_finished() {
             during_production += 1;
@@ -118,16 +103,7 @@ async fn run() {
     let acked: BTreeSet<u64> = sent.acked.keys().copied().collect();
     let everyone: Vec<&MemberProcess> = gone.iter().chain(live.iter()).collect();
     wait_handled(&everyone, &acked, Duration::from_secs(90)).await;
-    for member in &live {
-        member.terminate();
-    }
-    for member in &mut live {
-        let (status, _) = member
-            .wait_exit(Duration::from_secs(30))
-            .await
-            .unwrap_or_else(|| panic!("{} did not exit after SIGTERM", member.name));
-        assert!(status.success(), "{} exited with {status}", member.name);
-    }
+    stop_all(&mut live).await;
     let handled = all_handled(&gone.iter().chain(live.iter()).collect::<Vec<_>>());
     let (extra, twice) = duplicates(&handled);
     if extra > 0 {
@@ -142,9 +118,9 @@ async fn run() {
             .collect::<Vec<_>>()
             .join(",")
     };
-    // Kept when the test fails, for a look at the members' output.
-    let _ = std::fs::remove_dir_all(&dir);
+    setup.clean_up();
     figure(
+        backend,
         "rolling_restart",
         &[
             ("events", EVENTS.to_string()),

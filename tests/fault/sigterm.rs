@@ -3,15 +3,13 @@
 //!    member finishes the rest without handling anything twice.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 use std::time::Duration;
 
 use godev_kafka::testing;
-use godev_kafka::transport::Transport;
 
-use super::member::{MemberProcess, all_handled, scratch_dir, wait_handled};
-use super::{Sent, consumer_settings, figure, producer, sample, send_all};
-use crate::support;
+use super::member::{Setup, all_handled, stop_all, wait_handled};
+use super::{Sent, consumer_settings, figure, sample, send_all};
+use crate::support::{self, Backend};
 
 const PARTITIONS: i32 = 3;
 const EVENTS: u64 = 3_000;
@@ -19,19 +17,14 @@ const EVENTS: u64 = 3_000;
 const DELAY_MS: u64 = 20;
 const SESSION: Duration = Duration::from_secs(3);
 
-pub fn test() {
-    crate::runtime().block_on(run());
+pub fn test(backend: Backend) {
+    crate::runtime().block_on(run(backend));
 }
 
-async fn run() {
-    let brokers = support::brokers().await;
-    let topic = testing::unique_name("fault-sigterm");
-    let group = testing::unique_name("fault-sigterm-group");
-    testing::create_topic(&brokers, &topic, PARTITIONS)
-        .await
-        .expect("create topic");
-    let transport: Arc<dyn Transport> = support::transport(&brokers).await;
-    let producer = producer(transport, &topic);
+async fn run(backend: Backend) {
+    let setup = Setup::new(backend, "sigterm", PARTITIONS, SESSION).await;
+    let (brokers, topic, group) = (&setup.brokers, &setup.topic, &setup.group);
+    let producer = setup.producer().await;
     let mut sent = Sent::default();
     for start in (0..EVENTS).step_by(1000) {
         sent.absorb(send_all(&producer, start..start + 1000).await);
@@ -42,8 +35,7 @@ async fn run() {
         sample(&sent.failed, 10)
     );
 
-    let dir = scratch_dir("sigterm");
-    let mut slow = MemberProcess::spawn(&dir, "slow", &brokers, &topic, &group, DELAY_MS, SESSION);
+    let mut slow = setup.spawn("slow", DELAY_MS);
     support::wait_until(
         "the slow member to handle 300 events",
         Duration::from_secs(60),
@@ -54,7 +46,7 @@ async fn run() {
     )
     .await;
     slow.terminate();
-    let deadline = consumer_settings(SESSION).shutdown_timeout;
+    let deadline = consumer_settings(backend, SESSION).shutdown_timeout;
     let (status, shutdown) = slow
         .wait_exit(deadline + Duration::from_secs(5))
         .await
@@ -80,7 +72,7 @@ async fn run() {
     for (_, h) in &out.handled {
         prefix.entry(h.partition).or_default().push(h.offset);
     }
-    let committed = testing::committed_offsets(&brokers, &group, &topic)
+    let committed = testing::committed_offsets(brokers, group, topic)
         .await
         .expect("committed offsets");
     for p in 0..PARTITIONS {
@@ -99,7 +91,7 @@ async fn run() {
     }
     let handled_before = out.handled.len();
 
-    let fresh = MemberProcess::spawn(&dir, "restarted", &brokers, &topic, &group, 0, SESSION);
+    let mut fresh = setup.spawn("restarted", 0);
     let acked: BTreeSet<u64> = sent.acked.keys().copied().collect();
     wait_handled(&[&slow, &fresh], &acked, Duration::from_secs(60)).await;
     let handled = all_handled(&[&slow, &fresh]);
@@ -116,16 +108,10 @@ async fn run() {
         sample(&twice, 10)
     );
     assert_eq!(handled.len(), EVENTS as usize);
-    let mut fresh = fresh;
-    fresh.terminate();
-    let (status, _) = fresh
-        .wait_exit(Duration::from_secs(30))
-        .await
-        .expect("the restarted member exits after SIGTERM");
-    assert!(status.success());
-    // Kept when the test fails, for a look at the members' output.
-    let _ = std::fs::remove_dir_all(&dir);
+    stop_all(std::slice::from_mut(&mut fresh)).await;
+    setup.clean_up();
     figure(
+        backend,
         "sigterm",
         &[
             ("events", EVENTS.to_string()),

@@ -5,11 +5,12 @@
 //! | confluent producer (CloudEvents + headers) | Kafka 3.9 | `kafka` backend consumer | dispatched, committed (headers dropped for the old fetch version; the tag is in the value) |
 //! | `kafka` backend producer | Kafka 3.9 | confluent consumer (KIP-848) | refused: Kafka 3.9 does not serve KIP-848 groups by default, the join fails loudly |
 //! | `kafka` backend producer | Kafka 4.x | — | impossible: `KafkaTransport::connect` refuses Kafka 4 (`tests/kafka_broker.rs`) |
-//! | kcat / librdkafka (a non-Rust client, the Go kit's JSON) | Kafka 4.x | confluent consumer | dispatched by `event_type`, committed |
 //!
 //! So the honest cross-backend path is: the confluent *producer* works on both broker
-//! generations, the `kafka` backend reads what it wrote on 3.9; the confluent *consumer* needs
-//! Kafka 4, where the `kafka` backend cannot write, so a foreign client stands in for it.
+//! generations, and the `kafka` backend reads what it wrote on 3.9. The confluent *consumer*
+//! needs Kafka 4, where the `kafka` backend cannot write, so foreign clients stand in for it:
+//! kcat in `kafka_consumer::confluent_4::go_kit_json_from_kcat_is_dispatched_by_event_type`
+//! and kafka-go in `go_interop::confluent_4::*`.
 //!
 //! Run: `GODEV_KAFKA_BROKERS=127.0.0.1:9092 GODEV_KAFKA4_BROKERS=127.0.0.1:9094 cargo test -p godev-kit --features broker-tests,confluent --test cross_backend`
 
@@ -24,16 +25,6 @@ use godev_kafka::transport::detect::detect_broker;
 use godev_kafka::transport::{GroupOptions, OutgoingRecord, Transport};
 use godev_kafka::{Codec, Consumer, Context, Event, HandlerError, Producer, TopicMap, handler};
 use serde::{Deserialize, Serialize};
-
-fn brokers4() -> String {
-    match std::env::var("GODEV_KAFKA4_BROKERS") {
-        Ok(b) if !b.trim().is_empty() => b.trim().to_owned(),
-        _ => panic!(
-            "GODEV_KAFKA4_BROKERS is not set: start a Kafka 4 broker (dev/kafka start --version 4) \
-             and set GODEV_KAFKA4_BROKERS=127.0.0.1:9094"
-        ),
-    }
-}
 
 async fn confluent(brokers: &str) -> Arc<ConfluentTransport> {
     let mut options = ConfluentOptions::new(brokers.split(','));
@@ -211,77 +202,4 @@ async fn the_confluent_consumer_cannot_join_a_group_on_kafka_3_and_says_so() {
         "the runner stops instead of retrying forever"
     );
     let _ = member.leave().await;
-}
-
-/// The Go kit's `entity.UserEvent`, as Go's `encoding/json` writes it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct GoUser {
-    id: i64,
-    user_id: i64,
-    email: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Event)]
-#[event(topic = "go_user_events", key = "user_id")]
-enum GoUserEvent {
-    #[event(name = "user.created")]
-    Created(GoUser),
-    #[event(name = "user.deleted")]
-    Deleted(GoUser),
-}
-
-static GO_SEEN: Mutex<Vec<(String, i64)>> = Mutex::new(Vec::new());
-
-#[handler]
-async fn on_go_user(event: GoUserEvent, ctx: Context) -> Result<(), HandlerError> {
-    let (GoUserEvent::Created(user) | GoUserEvent::Deleted(user)) = event;
-    GO_SEEN
-        .lock()
-        .unwrap()
-        .push((ctx.tag().to_owned(), user.user_id));
-    Ok(())
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_confluent_consumer_dispatches_go_kit_json_from_kcat_on_kafka_4() {
-    let brokers = brokers4();
-    let topic = godev_kafka::testing::unique_name("x-go-users");
-    let group = godev_kafka::testing::unique_name("x-go-users-group");
-    let transport = confluent(&brokers).await;
-    transport.admin().create_topic(&topic, 2).await.unwrap();
-    let lines = [
-        r#"1:{"id":1,"event_type":"user.created","user_id":1,"email":"go@example.com"}"#,
-        r#"1:{"id":2,"event_type":"user.renamed","user_id":1,"email":"go@example.com"}"#,
-        r#"1:{"id":3,"event_type":"user.deleted","user_id":1,"email":"go@example.com"}"#,
-    ];
-    support::kcat_produce(&brokers, &topic, &lines);
-
-    let consumer = Consumer::builder_shared(transport.clone() as Arc<dyn Transport>, &group)
-        .topics(TopicMap::from_iter([("go_user_events", topic.clone())]))
-        .codec(Codec::Tagged)
-        .settings(settings())
-        .handler::<on_go_user>()
-        .build()
-        .unwrap();
-    let running = consumer.start();
-    support::wait_until(
-        "both known events handled",
-        Duration::from_secs(60),
-        || async { GO_SEEN.lock().unwrap().len() >= 2 },
-    )
-    .await;
-    // The unknown tag is skipped and committed past too.
-    support::wait_until("all three committed", Duration::from_secs(30), || async {
-        let committed = transport.admin().committed_offsets(&group, &topic).await;
-        committed.is_ok_and(|c| c.values().sum::<i64>() == 3)
-    })
-    .await;
-    running.shutdown().await.unwrap();
-    assert_eq!(
-        GO_SEEN.lock().unwrap().clone(),
-        vec![
-            ("user.created".to_owned(), 1),
-            ("user.deleted".to_owned(), 1)
-        ]
-    );
 }

@@ -85,10 +85,12 @@
 //! - [`Polled::Assigned`] lists added partitions only (see above).
 //! - [`GroupMember::member_id`] is empty until the member's first heartbeat answer has been
 //!   applied by a poll (the crate fills its group metadata then).
-//! - Fencing: commits carry the member epoch and a refusal for a stale or unknown member is
-//!   mapped to [`Error::Fenced`]; a member whose poll timer expired has left the group, and the
-//!   crate then commits *without* an epoch, which the broker accepts (as it does for a
-//!   consumer outside any group).
+//! - Fencing: commits carry the member epoch, and a refusal for a stale or unknown member is
+//!   mapped to [`Error::Fenced`]. A member whose poll timer expired has left the group and
+//!   commits *without* an epoch; the broker refuses that (unknown member) while other members
+//!   are in the group, as `kafka_group::confluent_4::a_commit_of_a_stale_generation_is_fenced`
+//!   shows, and would accept it only from a group with no members left, where it overwrites
+//!   no other owner's offsets.
 //! - Call [`ConfluentTransport::close`] before dropping the transport, or the crate logs that
 //!   its producer was not closed (it still closes it in the background).
 

@@ -73,6 +73,8 @@ pub struct Manager {
     /// What [`Manager::consumer_builder`] hands out: transport, group and settings set.
     consumers_from: ConsumerBuilder,
     consumer_enabled: AtomicBool,
+    /// Whether the manager made the transport ([`Manager::connect`]) and so closes it.
+    owns_transport: bool,
     /// Serializes start, enable, disable and close; never held by status or sends.
     transition: tokio::sync::Mutex<()>,
     state: Mutex<State>,
@@ -126,7 +128,8 @@ impl Manager {
         producer.set_enabled(config.producer_enabled());
         let consumers_from =
             Consumer::builder_shared(transport.clone(), config.group_id()).config(config);
-        let manager = Self::assemble(transport, producer, consumers_from);
+        let mut manager = Self::assemble(transport, producer, consumers_from);
+        manager.owns_transport = true;
         manager
             .consumer_enabled
             .store(config.consumer_enabled(), Ordering::Release);
@@ -143,6 +146,7 @@ impl Manager {
             producer,
             consumers_from,
             consumer_enabled: AtomicBool::new(true),
+            owns_transport: false,
             transition: tokio::sync::Mutex::new(()),
             state: Mutex::new(State::default()),
         }
@@ -256,17 +260,22 @@ impl Manager {
         }
     }
 
-    /// Stops the consumers gracefully and flushes the producer.
+    /// Stops the consumers gracefully and flushes the producer; a manager made by
+    /// [`Manager::connect`] also closes its transport (the `confluent` backend's clients).
     ///
     /// # Errors
     ///
-    /// The first error a consumer stopped with, else a flush error.
+    /// The first error a consumer stopped with, else a flush or close error.
     pub async fn close(&self) -> Result<()> {
         let _transition = self.transition.lock().await;
         let running = std::mem::take(&mut self.lock().running);
         let stopped = shutdown_all(running).await;
         self.producer.set_enabled(false);
-        let flushed = self.producer.flush().await;
+        let flushed = if self.owns_transport {
+            self.transport.close().await
+        } else {
+            self.producer.flush().await
+        };
         stopped.and(flushed)
     }
 

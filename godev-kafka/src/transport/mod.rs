@@ -161,6 +161,13 @@ pub trait Transport: Send + Sync + 'static {
         Box::pin(async { Ok(()) })
     }
 
+    /// Flushes, then releases the backend's clients; nothing should use the transport
+    /// afterwards. [`Manager::close`](crate::Manager::close) calls it for a transport the
+    /// manager made from a config. The default only flushes.
+    fn close(&self) -> BoxFuture<'_, Result<()>> {
+        self.flush()
+    }
+
     /// A short name of the backend, for status and logs (`memory`, `kafka`, ...).
     fn name(&self) -> &'static str;
 

@@ -483,6 +483,10 @@ impl Transport for ConfluentTransport {
         })
     }
 
+    fn close(&self) -> BoxFuture<'_, Result<()>> {
+        Box::pin(ConfluentTransport::close(self))
+    }
+
     fn name(&self) -> &'static str {
         "confluent"
     }

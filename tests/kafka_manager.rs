@@ -28,7 +28,10 @@ static HANDLED: Mutex<BTreeMap<String, Vec<u32>>> = Mutex::new(BTreeMap::new());
 #[handler]
 async fn on_ping(ping: Ping, ctx: Context) -> Result<(), HandlerError> {
     let mut handled = HANDLED.lock().unwrap();
-    handled.entry(ctx.topic().to_owned()).or_default().push(ping.n);
+    handled
+        .entry(ctx.topic().to_owned())
+        .or_default()
+        .push(ping.n);
     Ok(())
 }
 
@@ -51,7 +54,14 @@ async fn consumers_switched_off_handle_nothing_and_lose_nothing_when_switched_on
     let brokers = backend.brokers().await;
     let topic = testing::unique_name("manager-pings");
     let group = testing::unique_name("manager-group");
-    let handled = || HANDLED.lock().unwrap().get(&topic).cloned().unwrap_or_default();
+    let handled = || {
+        HANDLED
+            .lock()
+            .unwrap()
+            .get(&topic)
+            .cloned()
+            .unwrap_or_default()
+    };
     testing::create_topic(&brokers, &topic, 3)
         .await
         .expect("create topic");
@@ -182,7 +192,12 @@ async fn client_auto_chooses_the_backend_the_broker_speaks() {
     }
     #[cfg(not(feature = "confluent"))]
     {
-        let message = chosen.expect_err("no backend for Kafka 4 in this build").to_string();
-        assert!(message.contains("enable the cargo feature `confluent`"), "{message}");
+        let message = chosen
+            .expect_err("no backend for Kafka 4 in this build")
+            .to_string();
+        assert!(
+            message.contains("enable the cargo feature `confluent`"),
+            "{message}"
+        );
     }
 }

@@ -163,8 +163,7 @@ fn a_full_file_sets_every_key() {
     {
         use crate::transport::confluent::{Acks, Compression, ConfluentOptions};
         let options = config.confluent_options();
-        let mut expected =
-            ConfluentOptions::new(["kafka-1:9092", "[::1]:9093", "10.0.0.3:9094"]);
+        let mut expected = ConfluentOptions::new(["kafka-1:9092", "[::1]:9093", "10.0.0.3:9094"]);
         expected.acks = Acks::One;
         expected.idempotence = false;
         expected.compression = Compression::Gzip;

@@ -178,7 +178,11 @@ async fn latest_offsets(
     // v0 answers with a different shape (a list of offsets); every broker since 0.10.1 has v1.
     let version = conn.version::<ListOffsetsRequest>(ApiKey::ListOffsets)?;
     if version < 1 {
-        return Err(Error::transport(op, "the broker lacks ListOffsets v1", false));
+        return Err(Error::transport(
+            op,
+            "the broker lacks ListOffsets v1",
+            false,
+        ));
     }
     let request = ListOffsetsRequest::default()
         .with_replica_id(BrokerId(-1))
@@ -204,7 +208,11 @@ async fn latest_offsets(
         if p.error_code != 0 {
             return Err(Error::transport(
                 &op,
-                format!("partition {}: {}", p.partition_index, wire::error_name(p.error_code)),
+                format!(
+                    "partition {}: {}",
+                    p.partition_index,
+                    wire::error_name(p.error_code)
+                ),
                 wire::is_retriable(p.error_code),
             ));
         }

@@ -335,7 +335,9 @@ for version, d in BROKERS:
     w("")
 
     prof = os.path.join(d, "profile")
-    texts = sorted(f for f in os.listdir(prof) if f.endswith(".txt")) if os.path.isdir(prof) else []
+    names = sorted(os.listdir(prof)) if os.path.isdir(prof) else []
+    texts = [f for f in names if f.startswith("broker-") and f.endswith(".txt")]
+    clients = [f for f in names if f.startswith("client-produce-") and f.endswith(".txt")]
     if texts:
         w(f"### Profile: the Kafka {version} broker while a consumer group reads the source topic\n")
         w("JFR (`jcmd <broker pid> JFR.start settings=profile`, no JMX) on the broker during one "
@@ -352,6 +354,17 @@ for version, d in BROKERS:
         for t in texts:
             w(f"#### {t[:-4]} (Kafka {version})\n")
             w("```\n" + read(os.path.join(prof, t)).strip() + "\n```\n")
+    if clients:
+        w(f"### Profile: where the producing client spends its CPU (Kafka {version})\n")
+        w("`bench/profile-produce`: the produce workload above under `perf record` (999 Hz, "
+          "self time by shared object and symbol, entries of 0.5% and more). The first lines "
+          "of each profile:\n")
+        for t in clients:
+            lines = [l for l in read(os.path.join(prof, t)).splitlines()
+                     if l.startswith("# bench/") or l.startswith("# result") or l.startswith("# Samples")
+                     or (l.strip() and not l.startswith("#"))]
+            w(f"#### {t[:-4]} (Kafka {version})\n")
+            w("```\n" + "\n".join(lines[:28]) + "\n```\n")
 
     exp = os.path.join(d, "experiment")
     if os.path.isdir(exp):

@@ -3,6 +3,8 @@
 //!
 //! Run: `GODEV_KAFKA4_BROKERS=127.0.0.1:9094 cargo test -p godev-kit --features broker-tests,confluent --test confluent_headers`
 
+mod support;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,30 +18,8 @@ use godev_kafka::transport::confluent::confluent_kafka::common::serialization::B
 use godev_kafka::transport::confluent::confluent_kafka::consumer::{
     Consumer as _, ConsumerConfig, KafkaConsumer,
 };
-use godev_kafka::transport::confluent::{ConfluentOptions, ConfluentTransport};
 use godev_kafka::{Codec, Event, Producer, TopicMap};
 use serde::{Deserialize, Serialize};
-
-fn brokers4() -> String {
-    match std::env::var("GODEV_KAFKA4_BROKERS") {
-        Ok(b) if !b.trim().is_empty() => b.trim().to_owned(),
-        _ => panic!(
-            "GODEV_KAFKA4_BROKERS is not set: start a Kafka 4 broker (dev/kafka start --version 4) \
-             and set GODEV_KAFKA4_BROKERS=127.0.0.1:9094"
-        ),
-    }
-}
-
-async fn transport(brokers: &str) -> Arc<ConfluentTransport> {
-    let mut options = ConfluentOptions::new(brokers.split(','));
-    options.client_id = "godev-kafka-tests".into();
-    options.linger = Duration::from_millis(2);
-    Arc::new(
-        ConfluentTransport::connect(options)
-            .await
-            .expect("connect to the Kafka 4 test broker"),
-    )
-}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Event)]
 #[event(topic = "users", name = "user.created", key = "user_id")]
@@ -95,9 +75,9 @@ async fn read_back(brokers: &str, topic: &str, count: usize) -> Vec<(String, Hea
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cloud_events_records_carry_the_kafka_binding_headers_and_others_none() {
-    let brokers = brokers4();
+    let brokers = support::Backend::Confluent.brokers().await;
     let topic = godev_kafka::testing::unique_name("c-headers");
-    let transport = transport(&brokers).await;
+    let transport = support::confluent_transport(&brokers).await;
     transport.admin().create_topic(&topic, 1).await.unwrap();
     let topics = TopicMap::from_iter([("users", topic.clone())]);
     let dyn_transport = transport.clone() as Arc<dyn Transport>;

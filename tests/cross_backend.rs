@@ -20,22 +20,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use godev_kafka::consumer::ConsumerSettings;
-use godev_kafka::transport::confluent::{ConfluentOptions, ConfluentTransport};
 use godev_kafka::transport::detect::detect_broker;
 use godev_kafka::transport::{GroupOptions, OutgoingRecord, Transport};
 use godev_kafka::{Codec, Consumer, Context, Event, HandlerError, Producer, TopicMap, handler};
 use serde::{Deserialize, Serialize};
-
-async fn confluent(brokers: &str) -> Arc<ConfluentTransport> {
-    let mut options = ConfluentOptions::new(brokers.split(','));
-    options.client_id = "godev-kafka-tests".into();
-    options.linger = Duration::from_millis(2);
-    Arc::new(
-        ConfluentTransport::connect(options)
-            .await
-            .expect("connect the confluent backend"),
-    )
-}
 
 fn settings() -> ConsumerSettings {
     ConsumerSettings {
@@ -94,7 +82,7 @@ async fn the_kafka_backend_dispatches_what_the_confluent_producer_wrote_on_kafka
         .expect("create topic");
     let topics = TopicMap::from_iter([("orders", topic.clone())]);
 
-    let writer = confluent(&brokers).await;
+    let writer = support::confluent_transport(&brokers).await;
     let producer = Producer::with_transport(
         writer.clone() as Arc<dyn Transport>,
         topics.clone(),
@@ -169,7 +157,7 @@ async fn the_confluent_consumer_cannot_join_a_group_on_kafka_3_and_says_so() {
         .await
         .expect("kafka backend writes on 3.9");
 
-    let transport = confluent(&brokers).await;
+    let transport = support::confluent_transport(&brokers).await;
     let mut options = GroupOptions::new(
         godev_kafka::testing::unique_name("x-kip848-group"),
         vec![topic],

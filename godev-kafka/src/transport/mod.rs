@@ -21,6 +21,8 @@ pub mod detect;
 #[cfg(feature = "kafka")]
 pub mod kafka;
 pub mod memory;
+#[cfg(any(feature = "kafka", feature = "confluent"))]
+mod partition_counts;
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -99,14 +99,14 @@ mod headers;
 mod member;
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use confluent_kafka::common::serialization::ByteArraySerializer;
 use confluent_kafka::common::{Error as KafkaError, TopicPartition as KafkaPartition};
 use confluent_kafka::producer::{KafkaProducer, Producer as _, ProducerConfig, ProducerRecord};
 
 use self::member::ConfluentMember;
+use crate::transport::partition_counts::PartitionCounts;
 use crate::transport::{BoxFuture, GroupMember, GroupOptions, OutgoingRecord, Transport};
 #[cfg(doc)]
 use crate::transport::{Polled, TopicPartition};
@@ -288,8 +288,7 @@ pub struct ConfluentTransport {
     options: ConfluentOptions,
     producer: KafkaProducer<Vec<u8>, Vec<u8>>,
     admin: admin::Admin,
-    /// Partition counts by topic, with when they were read.
-    partition_counts: Mutex<HashMap<String, (i32, Instant)>>,
+    partition_counts: PartitionCounts,
 }
 
 impl std::fmt::Debug for ConfluentTransport {
@@ -300,9 +299,6 @@ impl std::fmt::Debug for ConfluentTransport {
             .finish_non_exhaustive()
     }
 }
-
-/// How long a topic's partition count is trusted before it is read again.
-const PARTITION_COUNT_MAX_AGE: Duration = Duration::from_secs(30);
 
 impl ConfluentTransport {
     /// Builds the producer and admin client and checks that a broker answers.
@@ -354,7 +350,7 @@ impl ConfluentTransport {
             options,
             producer,
             admin,
-            partition_counts: Mutex::default(),
+            partition_counts: PartitionCounts::default(),
         })
     }
 
@@ -388,17 +384,9 @@ impl ConfluentTransport {
         &self.admin
     }
 
-    fn counts(&self) -> std::sync::MutexGuard<'_, HashMap<String, (i32, Instant)>> {
-        self.partition_counts
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
     async fn read_partition_count(&self, topic: &str) -> Result<i32> {
-        if let Some((count, read_at)) = self.counts().get(topic)
-            && read_at.elapsed() < PARTITION_COUNT_MAX_AGE
-        {
-            return Ok(*count);
+        if let Some(count) = self.partition_counts.get(topic) {
+            return Ok(count);
         }
         // The producer's metadata path creates the topic when the broker auto-creates topics,
         // as the trait asks.
@@ -408,8 +396,7 @@ impl ConfluentTransport {
             .await
             .map_err(|e| failed(format!("read partitions of {topic}"), &e))?;
         let count = partitions.len() as i32;
-        self.counts()
-            .insert(topic.to_owned(), (count, Instant::now()));
+        self.partition_counts.insert(topic, count);
         Ok(count)
     }
 
@@ -458,7 +445,7 @@ impl Transport for ConfluentTransport {
             let result = self.send(record).await;
             if result.is_err() {
                 // The topic may have changed (deleted, re-created, grown): read it again.
-                self.counts().remove(&topic);
+                self.partition_counts.forget(&topic);
             }
             result
         })

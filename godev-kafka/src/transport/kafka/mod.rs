@@ -64,6 +64,7 @@ use self::fetch::Fetcher;
 use self::group::membership::{KafkaMember, Settings};
 use self::producer::ProducerHandle;
 use self::wire::Connection;
+use crate::transport::partition_counts::PartitionCounts;
 use crate::transport::{BoxFuture, GroupMember, GroupOptions, OutgoingRecord, Transport};
 use crate::{Error, Result};
 
@@ -152,14 +153,8 @@ pub struct KafkaTransport {
     options: KafkaOptions,
     producer: ProducerHandle,
     metadata: Fetcher,
-    /// Partition counts by topic, with when they were read; refreshed after
-    /// [`PARTITION_COUNT_MAX_AGE`] or a failed produce to the topic.
-    partition_counts: std::sync::Mutex<std::collections::HashMap<String, (i32, Instant)>>,
+    partition_counts: PartitionCounts,
 }
-
-/// How long a topic's partition count is trusted before it is read again (the Java client's
-/// `metadata.max.age.ms` is five minutes; shorter here so that added partitions are used soon).
-const PARTITION_COUNT_MAX_AGE: Duration = Duration::from_secs(30);
 
 impl KafkaTransport {
     /// Checks that a broker answers and speaks the protocol versions of the `kafka` crate,
@@ -211,22 +206,8 @@ impl KafkaTransport {
             options,
             producer,
             metadata,
-            partition_counts: std::sync::Mutex::default(),
+            partition_counts: PartitionCounts::default(),
         })
-    }
-
-    fn counts_cache(
-        &self,
-    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, (i32, Instant)>> {
-        self.partition_counts
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    fn cached_partition_count(&self, topic: &str) -> Option<i32> {
-        let cache = self.counts_cache();
-        let (count, read_at) = cache.get(topic)?;
-        (read_at.elapsed() < PARTITION_COUNT_MAX_AGE).then_some(*count)
     }
 
     /// The options this transport was built with.
@@ -272,7 +253,7 @@ impl Transport for KafkaTransport {
 
     fn partition_count<'a>(&'a self, topic: &'a str) -> BoxFuture<'a, Result<i32>> {
         Box::pin(async move {
-            if let Some(count) = self.cached_partition_count(topic) {
+            if let Some(count) = self.partition_counts.get(topic) {
                 return Ok(count);
             }
             let deadline = Instant::now() + self.options.request_timeout;
@@ -281,8 +262,7 @@ impl Transport for KafkaTransport {
                 .partition_counts(vec![topic.to_owned()], deadline)
                 .await?;
             let count = counts.get(topic).copied().unwrap_or(0);
-            self.counts_cache()
-                .insert(topic.to_owned(), (count, Instant::now()));
+            self.partition_counts.insert(topic, count);
             Ok(count)
         })
     }
@@ -294,7 +274,7 @@ impl Transport for KafkaTransport {
             let result = answer.await.map_err(|_| Error::Closed("kafka producer"))?;
             if result.is_err() {
                 // The topic may have changed (deleted, re-created, grown): read it again.
-                self.counts_cache().remove(&topic);
+                self.partition_counts.forget(&topic);
             }
             result
         })

@@ -52,6 +52,7 @@ pub mod admin;
 mod client;
 mod fetch;
 mod group;
+mod guard;
 mod producer;
 mod wire;
 

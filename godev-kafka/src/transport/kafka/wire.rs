@@ -17,6 +17,7 @@ use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Message, Str
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use super::guard::{self, Guarded};
 use crate::{Error, Result};
 
 /// Largest response accepted (a bad length prefix must not allocate gigabytes).
@@ -122,6 +123,8 @@ impl Connection {
     /// Sends `request` as `key` version `version` and reads its response.
     ///
     /// `timeout` overrides the connection's request timeout (JoinGroup waits for a rebalance).
+    /// The response goes through [`decode_response`]: a malformed one is a retriable error
+    /// and leaves the connection broken, so the caller reconnects.
     pub(crate) async fn call<Req, Resp>(
         &mut self,
         key: ApiKey,
@@ -131,7 +134,7 @@ impl Connection {
     ) -> Result<Resp>
     where
         Req: Encodable + HeaderVersion,
-        Resp: Decodable + HeaderVersion,
+        Resp: Decodable + HeaderVersion + Guarded,
     {
         let op = || format!("{key:?} v{version} to broker {}", self.addr);
         if self.broken {
@@ -179,22 +182,71 @@ impl Connection {
             .map_err(|e| Error::transport(op(), e, true))?;
         self.broken = false;
 
-        let mut body = Bytes::from(body);
-        let response_header = ResponseHeader::decode(&mut body, Resp::header_version(version))
-            .map_err(|e| Error::transport(op(), e, false))?;
-        if response_header.correlation_id != correlation {
+        let (response_correlation, response) =
+            match decode_response::<Resp>(Bytes::from(body), version) {
+                Ok(decoded) => decoded,
+                Err(Error::Transport {
+                    message, retriable, ..
+                }) => {
+                    // Whoever sent this cannot be trusted with the next request either.
+                    self.broken = true;
+                    return Err(Error::transport(op(), message, retriable));
+                }
+                Err(e) => {
+                    self.broken = true;
+                    return Err(e);
+                }
+            };
+        if response_correlation != correlation {
             self.broken = true;
             return Err(Error::transport(
                 op(),
                 format!(
-                    "correlation id {} in response, expected {correlation}",
-                    response_header.correlation_id
+                    "correlation id {response_correlation} in response, expected {correlation}"
                 ),
                 true,
             ));
         }
-        Resp::decode(&mut body, version).map_err(|e| Error::transport(op(), e, false))
+        Ok(response)
     }
+}
+
+/// Decodes a response `frame` (header and body, without the length prefix) as `version` of
+/// `Resp`, and answers the correlation id of its header with the body.
+///
+/// The [`guard`] walks header and body first, so a count or length larger than the bytes
+/// that remain is an error here instead of an allocation that aborts the process inside
+/// `kafka-protocol`.
+///
+/// # Errors
+///
+/// A retriable [`Error::Transport`] naming the message, version, field and byte offset when
+/// the guard refuses the frame, or `kafka-protocol`'s reason when it cannot decode it.
+pub(crate) fn decode_response<Resp: Decodable + HeaderVersion + guard::Guarded>(
+    frame: Bytes,
+    version: i16,
+) -> Result<(i32, Resp)> {
+    let malformed = |message: String| Error::transport("decode response", message, true);
+    let header_version = Resp::header_version(version);
+    let header_layout = <ResponseHeader as Guarded>::LAYOUT;
+    let header_len = guard::check(header_layout, header_version, &frame)
+        .map_err(|e| malformed(e.to_string()))?;
+    guard::check(Resp::LAYOUT, version, &frame[header_len..])
+        .map_err(|e| malformed(e.to_string()))?;
+    let mut buf = frame;
+    let header = ResponseHeader::decode(&mut buf, header_version).map_err(|e| {
+        malformed(format!(
+            "malformed {} v{header_version}: {e}",
+            header_layout.message
+        ))
+    })?;
+    let response = Resp::decode(&mut buf, version).map_err(|e| {
+        malformed(format!(
+            "malformed {} v{version}: {e}",
+            Resp::LAYOUT.message
+        ))
+    })?;
+    Ok((header.correlation_id, response))
 }
 
 /// The highest version in both the broker's range and ours.
@@ -225,7 +277,116 @@ pub(crate) fn sb(s: &str) -> StrBytes {
 
 #[cfg(test)]
 mod tests {
+    use kafka_protocol::messages::api_versions_response::ApiVersion;
+    use kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse};
+    use tokio::net::{TcpListener, TcpStream};
+
     use super::*;
+
+    /// Reads one request frame and answers its API key and correlation id.
+    async fn read_request(stream: &mut TcpStream) -> std::io::Result<(i16, i32)> {
+        let len = stream.read_i32().await?;
+        let mut frame = vec![0u8; len as usize];
+        stream.read_exact(&mut frame).await?;
+        let key = i16::from_be_bytes([frame[0], frame[1]]);
+        let correlation = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
+        Ok((key, correlation))
+    }
+
+    /// Writes a response frame: length, correlation id (header v0), body.
+    async fn write_response(stream: &mut TcpStream, correlation: i32, body: &[u8]) {
+        let mut frame = BytesMut::new();
+        frame.extend_from_slice(&(body.len() as i32 + 4).to_be_bytes());
+        frame.extend_from_slice(&correlation.to_be_bytes());
+        frame.extend_from_slice(body);
+        stream.write_all(&frame).await.unwrap();
+    }
+
+    /// A fake broker that negotiates correctly and then answers JoinGroup v5 with a `members`
+    /// count of `i32::MAX`: before the guard, that aborted the process.
+    #[tokio::test]
+    async fn a_hostile_count_from_the_broker_is_an_error_not_an_abort() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let broker = tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let (key, correlation) = read_request(&mut stream).await.unwrap();
+            assert_eq!(key, ApiKey::ApiVersions as i16);
+            let versions = ApiVersionsResponse::default().with_api_keys(vec![
+                ApiVersion::default()
+                    .with_api_key(ApiKey::ApiVersions as i16)
+                    .with_max_version(3),
+                ApiVersion::default()
+                    .with_api_key(ApiKey::JoinGroup as i16)
+                    .with_max_version(5),
+            ]);
+            let mut body = BytesMut::new();
+            versions.encode(&mut body, 0).unwrap();
+            write_response(&mut stream, correlation, &body).await;
+
+            let (key, correlation) = read_request(&mut stream).await.unwrap();
+            assert_eq!(key, ApiKey::JoinGroup as i16);
+            let mut body = BytesMut::new();
+            body.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0, 0, 1]); // throttle, error, generation
+            for text in ["range", "member-0", "member-0"] {
+                body.extend_from_slice(&(text.len() as i16).to_be_bytes());
+                body.extend_from_slice(text.as_bytes());
+            }
+            body.extend_from_slice(&i32::MAX.to_be_bytes());
+            body.extend_from_slice(&[0; 4]);
+            write_response(&mut stream, correlation, &body).await;
+            // Hold the connection until the client hangs up.
+            let mut rest = Vec::new();
+            stream.read_to_end(&mut rest).await.ok();
+        });
+
+        let client = async {
+            let mut conn = Connection::connect(&addr, "guard-test", Duration::from_secs(5))
+                .await
+                .expect("the fake broker negotiates correctly");
+            assert_eq!(
+                conn.broker_range(ApiKey::JoinGroup),
+                Some(Range { min: 0, max: 5 })
+            );
+            let result: Result<JoinGroupResponse> = conn
+                .call(ApiKey::JoinGroup, 5, &JoinGroupRequest::default(), None)
+                .await;
+            (result, conn.is_broken())
+        };
+        let (result, broken) = tokio::time::timeout(Duration::from_secs(10), client)
+            .await
+            .expect("the exchange finishes within 10 s");
+        match result {
+            Err(Error::Transport {
+                operation,
+                message,
+                retriable,
+            }) => {
+                assert!(
+                    operation.starts_with("JoinGroup v5 to broker 127.0.0.1:"),
+                    "{operation}"
+                );
+                // The count follows 10 bytes of integers and strings of 2 + 5, 2 + 8, 2 + 8.
+                assert!(
+                    message.contains(
+                        "malformed JoinGroupResponse v5: array `members` declares 2147483647 \
+                         elements at byte 37 but 4 bytes remain"
+                    ),
+                    "{message}"
+                );
+                assert!(retriable, "callers reconnect and retry");
+            }
+            other => panic!("expected a transport error, got {other:?}"),
+        }
+        assert!(
+            broken,
+            "a connection that delivered a malformed response is not reused"
+        );
+        tokio::time::timeout(Duration::from_secs(10), broker)
+            .await
+            .expect("the fake broker sees the hang-up within 10 s")
+            .expect("the fake broker's asserts hold");
+    }
 
     #[test]
     fn negotiates_the_highest_common_version() {

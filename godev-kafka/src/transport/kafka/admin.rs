@@ -100,7 +100,7 @@ pub async fn create_topic(brokers: &[String], topic: &str, partitions: i32) -> R
 /// The brokers could not be reached or do not know the topic.
 pub async fn end_offsets(brokers: &[String], topic: &str) -> Result<BTreeMap<i32, i64>> {
     let op = format!("end offsets of {topic}");
-    let mut conn = connect_any(brokers).await?;
+    let mut conn = connect_any(brokers, CLIENT_ID, TIMEOUT).await?;
     let leaders = leaders(&mut conn, topic).await?;
     let mut by_leader: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
     for (partition, leader) in &leaders {
@@ -123,15 +123,72 @@ pub async fn end_offsets(brokers: &[String], topic: &str) -> Result<BTreeMap<i32
 }
 
 /// Connects to the first of `brokers` that answers.
-async fn connect_any(brokers: &[String]) -> Result<Connection> {
+pub(crate) async fn connect_any(
+    brokers: &[String],
+    client_id: &str,
+    timeout: Duration,
+) -> Result<Connection> {
     let mut last = None;
     for broker in brokers {
-        match Connection::connect(broker, CLIENT_ID, TIMEOUT).await {
+        match Connection::connect(broker, client_id, timeout).await {
             Ok(conn) => return Ok(conn),
             Err(e) => last = Some(e),
         }
     }
     Err(last.unwrap_or_else(|| Error::transport("connect to the brokers", "no brokers", false)))
+}
+
+/// The partition counts of those of `topics` that exist and whose partitions all have a
+/// leader, from one Metadata request that creates no topic.
+///
+/// Topics the broker does not know, or answers for with an error (not authorised, invalid
+/// name, still being created), are left out: a group assigns what exists and rebalances
+/// when the rest appears, as the Java client does.
+///
+/// # Errors
+///
+/// The request failed, or the broker does not speak Metadata v4 (Kafka 0.11), the first
+/// version that can ask not to create topics.
+pub(crate) async fn partition_counts(
+    conn: &mut Connection,
+    topics: &[String],
+) -> Result<BTreeMap<String, i32>> {
+    if topics.is_empty() {
+        // An empty list asks for every topic in Metadata v0; nothing to ask here.
+        return Ok(BTreeMap::new());
+    }
+    let version = conn.version::<MetadataRequest>(ApiKey::Metadata)?;
+    if version < 4 {
+        return Err(Error::transport(
+            format!("metadata of {topics:?} on {}", conn.addr()),
+            "the broker lacks Metadata v4 (Kafka 0.11), which can ask not to create topics",
+            false,
+        ));
+    }
+    let request = MetadataRequest::default()
+        .with_topics(Some(
+            topics
+                .iter()
+                .map(|t| MetadataRequestTopic::default().with_name(Some(TopicName(sb(t)))))
+                .collect(),
+        ))
+        .with_allow_auto_topic_creation(false);
+    let response: MetadataResponse = conn.call(ApiKey::Metadata, version, &request, None).await?;
+    Ok(response
+        .topics
+        .iter()
+        .filter(|t| {
+            t.error_code == 0
+                && !t.partitions.is_empty()
+                && t.partitions.iter().all(|p| p.leader_id.0 >= 0)
+        })
+        .filter_map(|t| {
+            let name = t.name.as_ref()?.0.to_string();
+            topics
+                .contains(&name)
+                .then_some((name, t.partitions.len() as i32))
+        })
+        .collect())
 }
 
 /// Partition → its leader's address (`None` while it has none) of `topic`.
@@ -232,7 +289,7 @@ pub async fn committed_offsets(
     group: &str,
     topic: &str,
 ) -> Result<BTreeMap<i32, i64>> {
-    let mut conn = connect_any(brokers).await?;
+    let mut conn = connect_any(brokers, CLIENT_ID, TIMEOUT).await?;
     let partitions: Vec<TopicPartition> = leaders(&mut conn, topic)
         .await?
         .into_keys()

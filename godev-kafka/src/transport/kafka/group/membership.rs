@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
+use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
 use kafka_protocol::messages::leave_group_request::MemberIdentity;
 use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::{
@@ -20,12 +21,13 @@ use kafka_protocol::messages::{
 };
 use tokio::task::JoinHandle;
 
+use super::super::admin;
 use super::super::fetch::Fetcher;
 use super::super::wire::{self, Connection, sb};
 use super::assignor::{self, Subscription};
 use super::offsets::{self, CommitError};
 use super::{
-    connect_coordinator, decode_assignment, decode_subscription, encode_assignment,
+    client_ids, connect_coordinator, decode_assignment, decode_subscription, encode_assignment,
     encode_subscription,
 };
 use crate::transport::{BoxFuture, GroupMember, GroupOptions, Polled, TopicPartition};
@@ -35,9 +37,16 @@ use crate::{Error, Result};
 const METADATA_CHECK: Duration = Duration::from_secs(5);
 /// The longest a single fetch waits on the broker, so rebalances are noticed quickly.
 const MAX_FETCH_WAIT: Duration = Duration::from_millis(500);
+/// How long the leader waits for subscribed topics that do not exist yet, or have partitions
+/// without leaders (being created), before it assigns what exists.
+const SETTLE: Duration = Duration::from_secs(2);
+/// The pause between JoinGroups the coordinator answered with UNKNOWN_SERVER_ERROR: Kafka
+/// 3.9 does so to every member while one member's metadata does not parse.
+const SERVER_ERROR_BACKOFF: Duration = Duration::from_secs(1);
 
 /// Error codes of the group APIs.
 mod code {
+    pub(super) const UNKNOWN_SERVER_ERROR: i16 = -1;
     pub(super) const COORDINATOR_LOAD_IN_PROGRESS: i16 = 14;
     pub(super) const COORDINATOR_NOT_AVAILABLE: i16 = 15;
     pub(super) const NOT_COORDINATOR: i16 = 16;
@@ -80,8 +89,12 @@ pub(crate) struct KafkaMember {
     generation: i32,
     joined: bool,
     leader: bool,
-    /// Partition counts the leader assigned from.
+    /// The topics the members subscribed to, as the leader last read them.
+    subscribed: BTreeSet<String>,
+    /// Partition counts the leader assigned from: the subscribed topics that exist.
     counts: BTreeMap<String, i32>,
+    /// The leader's connection for metadata, made when first needed.
+    metadata: Option<Connection>,
     last_check: Instant,
     owned: Vec<TopicPartition>,
     positions: HashMap<TopicPartition, i64>,
@@ -123,7 +136,9 @@ impl KafkaMember {
             generation: -1,
             joined: false,
             leader: false,
+            subscribed: BTreeSet::new(),
             counts: BTreeMap::new(),
+            metadata: None,
             last_check: Instant::now(),
             owned: Vec::new(),
             positions: HashMap::new(),
@@ -184,6 +199,7 @@ impl KafkaMember {
         let metadata = encode_subscription(&self.options.topics)?;
         let deadline = Instant::now() + self.options.rebalance_timeout * 2;
         let mut attempt = 0u32;
+        let mut server_errors = 0u32;
         loop {
             attempt += 1;
             if Instant::now() >= deadline {
@@ -194,7 +210,12 @@ impl KafkaMember {
                 ));
             }
             if attempt > 1 {
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                let pause = if server_errors > 0 {
+                    SERVER_ERROR_BACKOFF
+                } else {
+                    Duration::from_millis(100)
+                };
+                tokio::time::sleep(pause).await;
             }
             let session_ms = self.options.session_timeout.as_millis() as i32;
             let rebalance_ms = self.options.rebalance_timeout.as_millis() as i32;
@@ -252,6 +273,18 @@ impl KafkaMember {
                     continue;
                 }
                 code::REBALANCE_IN_PROGRESS | code::ILLEGAL_GENERATION => continue,
+                // Not this member's fault (Kafka 3.9 answers so while another member's
+                // metadata does not parse): keep trying, the member may leave or expire.
+                code::UNKNOWN_SERVER_ERROR => {
+                    server_errors += 1;
+                    if server_errors == 1 {
+                        tracing::warn!(
+                            %group, member = %self.member_id,
+                            "the coordinator answered JoinGroup with UNKNOWN_SERVER_ERROR (another member's metadata may be malformed); retrying every {SERVER_ERROR_BACKOFF:?}"
+                        );
+                    }
+                    continue;
+                }
                 code => {
                     return Err(Error::transport(
                         op,
@@ -268,6 +301,7 @@ impl KafkaMember {
                 .map(|p| p.to_string())
                 .unwrap_or_default();
             self.leader = joined.leader.as_str() == self.member_id;
+            let leader = joined.leader.to_string();
             tracing::debug!(
                 %group, member = %self.member_id, generation = self.generation,
                 leader = self.leader, %protocol, "joined"
@@ -324,9 +358,17 @@ impl KafkaMember {
                     ));
                 }
             }
-            let mut owned: Vec<TopicPartition> = decode_assignment(&synced.assignment)?
+            let assigned = decode_assignment(&synced.assignment).unwrap_or_else(|error| {
+                tracing::warn!(
+                    %group, member = %self.member_id, generation = self.generation,
+                    %leader, %error,
+                    "the group leader's assignment for this member does not decode; owning nothing until the next rebalance"
+                );
+                Vec::new()
+            });
+            let mut owned: Vec<TopicPartition> = assigned
                 .into_iter()
-                .filter(|(t, _)| self.options.topics.contains(t))
+                .filter(|(t, p)| *p >= 0 && self.options.topics.contains(t))
                 .map(|(t, p)| TopicPartition::new(t, p))
                 .collect();
             owned.sort();
@@ -345,27 +387,49 @@ impl KafkaMember {
     }
 
     /// The leader's assignment for every member of `joined`.
+    ///
+    /// A member whose metadata does not decode is left out (it gets an empty assignment) and
+    /// named at warn; topics that do not exist are left out until they appear.
     async fn leader_assign(
         &mut self,
         joined: &JoinGroupResponse,
         protocol: &str,
     ) -> Result<Vec<SyncGroupRequestAssignment>> {
-        let mut members = Vec::new();
-        let mut topics = BTreeSet::new();
-        for m in &joined.members {
-            let subscribed = decode_subscription(&m.metadata)?;
-            topics.extend(subscribed.iter().cloned());
-            members.push(Subscription {
-                member_id: m.member_id.to_string(),
-                topics: subscribed,
-            });
+        let (members, rejected) = subscriptions(&joined.members);
+        if !rejected.is_empty() {
+            let group = self.options.group.clone();
+            let clients = match self.coordinator().await {
+                Ok(conn) => client_ids(conn, &group).await,
+                Err(_) => HashMap::new(),
+            };
+            for (member, error) in &rejected {
+                let client = clients.get(member).map_or("unknown", String::as_str);
+                tracing::warn!(
+                    %group, %member, %client, %error,
+                    "a member's subscription metadata does not decode; it is left out of the assignment"
+                );
+            }
         }
-        let deadline = Instant::now() + self.settings.request_timeout;
-        let counts = self
-            .fetcher
-            .partition_counts(topics.into_iter().collect(), deadline)
-            .await?;
-        let assignment = assignor::assign(protocol, &members, &counts);
+        self.subscribed = members
+            .iter()
+            .flat_map(|m| m.topics.iter().cloned())
+            .collect();
+        let counts = self.settled_counts().await?;
+        let missing: Vec<&String> = self
+            .subscribed
+            .iter()
+            .filter(|t| !counts.contains_key(*t))
+            .collect();
+        if !missing.is_empty() {
+            tracing::warn!(
+                group = %self.group(), topics = ?missing,
+                "subscribed topics do not exist (or have partitions without leaders); assigning the others, rebalancing when they appear"
+            );
+        }
+        let mut assignment = assignor::assign(protocol, &members, &counts);
+        for (member, _) in rejected {
+            assignment.entry(member).or_default();
+        }
         self.counts = counts;
         assignment
             .iter()
@@ -375,6 +439,49 @@ impl KafkaMember {
                     .with_assignment(encode_assignment(parts)?))
             })
             .collect()
+    }
+
+    /// The partition counts of the subscribed topics that exist, waiting up to [`SETTLE`]
+    /// for the others (a topic being created), and retrying failed requests until the
+    /// request timeout.
+    async fn settled_counts(&mut self) -> Result<BTreeMap<String, i32>> {
+        let now = Instant::now();
+        let (settle, deadline) = (now + SETTLE, now + self.settings.request_timeout);
+        loop {
+            match self.partition_counts().await {
+                Ok(counts) if counts.len() == self.subscribed.len() || Instant::now() >= settle => {
+                    return Ok(counts);
+                }
+                Ok(_) => {}
+                Err(e) if e.is_retriable() && Instant::now() < deadline => {
+                    tracing::debug!(group = %self.group(), error = %e, "metadata failed; retrying");
+                }
+                Err(e) => return Err(e),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// One read of the subscribed topics' partition counts (those that exist), on the
+    /// leader's metadata connection.
+    async fn partition_counts(&mut self) -> Result<BTreeMap<String, i32>> {
+        if self.metadata.as_ref().is_none_or(Connection::is_broken) {
+            self.metadata = None;
+            let conn = admin::connect_any(
+                &self.settings.brokers,
+                &self.settings.client_id,
+                self.settings.request_timeout,
+            )
+            .await?;
+            self.metadata = Some(conn);
+        }
+        let topics: Vec<String> = self.subscribed.iter().cloned().collect();
+        let conn = self.metadata.as_mut().expect("just connected");
+        let counts = admin::partition_counts(conn, &topics).await;
+        if counts.is_err() {
+            self.metadata = None;
+        }
+        counts
     }
 
     fn start_heartbeat(&mut self) -> Result<()> {
@@ -451,17 +558,16 @@ impl KafkaMember {
         Ok(())
     }
 
-    /// The leader's periodic check that the subscribed topics kept their partition counts.
+    /// The leader's periodic check that the subscribed topics kept their partition counts,
+    /// and that none appeared or vanished.
     async fn check_partition_counts(&mut self) -> Result<()> {
         self.last_check = Instant::now();
-        let topics: Vec<String> = self.counts.keys().cloned().collect();
-        if topics.is_empty() {
+        if self.subscribed.is_empty() {
             return Ok(());
         }
-        let deadline = Instant::now() + self.settings.request_timeout;
-        match self.fetcher.partition_counts(topics, deadline).await {
+        match self.partition_counts().await {
             Ok(counts) if counts != self.counts => {
-                tracing::info!(group = %self.group(), ?counts, "partition count changed; rebalancing");
+                tracing::info!(group = %self.group(), ?counts, "subscribed topics or their partition counts changed; rebalancing");
                 self.request_rejoin();
             }
             Ok(_) => {}
@@ -723,5 +829,62 @@ impl Heartbeat {
             .call(ApiKey::Heartbeat, version, &request, None)
             .await?;
         Ok(response.error_code)
+    }
+}
+/// The subscriptions in a JoinGroup response's member list, and the members whose metadata
+/// does not decode, each with why.
+fn subscriptions(members: &[JoinGroupResponseMember]) -> (Vec<Subscription>, Vec<(String, Error)>) {
+    let mut ok = Vec::new();
+    let mut rejected = Vec::new();
+    for m in members {
+        match decode_subscription(&m.metadata) {
+            Ok(topics) => ok.push(Subscription {
+                member_id: m.member_id.to_string(),
+                topics,
+            }),
+            Err(error) => rejected.push((m.member_id.to_string(), error)),
+        }
+    }
+    (ok, rejected)
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+
+    fn member(id: &str, metadata: Vec<u8>) -> JoinGroupResponseMember {
+        JoinGroupResponseMember::default()
+            .with_member_id(sb(id))
+            .with_metadata(Bytes::from(metadata))
+    }
+
+    /// Issue #12 F1 and F1b: a member whose metadata is hostile or malformed is left out, and
+    /// the well-formed members are still assigned.
+    #[test]
+    fn members_whose_metadata_does_not_decode_are_left_out() {
+        let good = encode_subscription(&["t".into()]).unwrap().to_vec();
+        let members = [
+            member("a-good", good.clone()),
+            member("b-huge-topics", vec![0, 0, 0x7f, 0xff, 0xff, 0xff]),
+            member(
+                "c-huge-owned",
+                vec![
+                    0, 1, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x7f, 0xff, 0xff, 0xff,
+                ],
+            ),
+            member("d-truncated", vec![0, 0, 0, 0, 0, 1, 0, 5, 0x61]),
+            member("e-good", good),
+        ];
+        let (ok, rejected) = subscriptions(&members);
+        let ids: Vec<&str> = ok.iter().map(|s| s.member_id.as_str()).collect();
+        assert_eq!(ids, ["a-good", "e-good"]);
+        let rejected: Vec<&str> = rejected.iter().map(|(m, _)| m.as_str()).collect();
+        assert_eq!(rejected, ["b-huge-topics", "c-huge-owned", "d-truncated"]);
+        let counts = BTreeMap::from([("t".to_string(), 4)]);
+        let assignment = assignor::assign("range", &ok, &counts);
+        assert_eq!(assignment["a-good"]["t"], [0, 1]);
+        assert_eq!(assignment["e-good"]["t"], [2, 3]);
     }
 }

@@ -234,18 +234,77 @@ fn encode_cloud_event<E: Event>(event: &E, source: &str) -> serde_json::Result<V
     Ok(out)
 }
 
+/// Writes the payload's members with the tag beside them, each member's value copied as the
+/// JSON text the payload wrote: no trip through `serde_json::Value`, which would turn integers
+/// beyond 64 bits into floats (and then the record would not decode into the event again).
 fn encode_tagged<E: Event>(event: &E) -> serde_json::Result<Vec<u8>> {
     let mut payload = Vec::with_capacity(256);
     event.write_payload(&mut payload)?;
-    let serde_json::Value::Object(mut members) = serde_json::from_slice(&payload)? else {
-        return Err(serde::ser::Error::custom(format_args!(
+    let not_an_object = || {
+        serde::ser::Error::custom(format_args!(
             "tagged JSON needs the payload of `{}` to be a JSON object",
             event.tag()
-        )));
+        ))
     };
-    let position = usize::from(members.keys().next().is_some_and(|k| k == "id"));
-    members.shift_insert(position, TAG_FIELD.to_owned(), event.tag().into());
-    serde_json::to_vec(&members)
+    if payload.trim_ascii_start().first() != Some(&b'{') {
+        return Err(not_an_object());
+    }
+    let Members(members) = serde_json::from_slice(&payload)?;
+    let tag = serde_json::to_string(event.tag())?;
+    // A member of the payload named like the tag gives way to the tag.
+    let mut entries: Vec<(&str, &str)> = members
+        .iter()
+        .filter(|(key, _)| key != TAG_FIELD)
+        .map(|(key, value)| (key.as_ref(), value.get()))
+        .collect();
+    let position = usize::from(members.first().is_some_and(|(key, _)| key == "id"));
+    entries.insert(position.min(entries.len()), (TAG_FIELD, &tag));
+    let mut out = Vec::with_capacity(payload.len() + TAG_FIELD.len() + tag.len() + 4);
+    out.push(b'{');
+    for (i, (key, value)) in entries.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        serde_json::to_writer(&mut out, key)?;
+        out.push(b':');
+        out.extend_from_slice(value.as_bytes());
+    }
+    out.push(b'}');
+    Ok(out)
+}
+
+/// The members of a JSON object in their order, each value kept as its JSON text.
+struct Members<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+
+impl<'de> Deserialize<'de> for Members<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        /// A member name, borrowed unless it has escapes.
+        #[derive(Deserialize)]
+        struct Key<'a>(#[serde(borrow)] Cow<'a, str>);
+
+        struct Visitor;
+
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Members<'de>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut members = Vec::with_capacity(map.size_hint().unwrap_or(8));
+                while let Some(Key(key)) = map.next_key()? {
+                    members.push((key, map.next_value()?));
+                }
+                Ok(Members(members))
+            }
+        }
+
+        deserializer.deserialize_map(Visitor)
+    }
 }
 
 /// Appends a random 128-bit id in UUID version 4 text form.
@@ -273,6 +332,87 @@ fn write_event_id(out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde::Serialize;
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize, godev_kafka_derive::Event)]
+    #[event(crate = "crate", topic = "t", name = "wide")]
+    struct Wide {
+        big: u128,
+        small: i128,
+    }
+
+    /// Issue #12 F2: integers beyond 64 bits came back as floats (`1.8446744073709552e+19`)
+    /// from a trip through `serde_json::Value`, and the record no longer decoded.
+    #[test]
+    fn tagged_integers_beyond_64_bits_survive_a_decode_and_encode() {
+        let record =
+            br#"{"event_type":"wide","big":18446744073709551616,"small":-18446744073709551617}"#;
+        let decoded = Codec::Tagged.decode::<Wide>(record).unwrap().data;
+        assert_eq!(decoded.big, 18_446_744_073_709_551_616);
+        let encoded = Codec::Tagged.encode(&decoded, "s").unwrap();
+        assert_eq!(std::str::from_utf8(&encoded), std::str::from_utf8(record));
+        assert_eq!(
+            Codec::Tagged.decode::<Wide>(&encoded).unwrap().data,
+            decoded
+        );
+
+        let extremes = Wide {
+            big: u128::MAX,
+            small: i128::MIN,
+        };
+        let encoded = Codec::Tagged.encode(&extremes, "s").unwrap();
+        assert_eq!(
+            std::str::from_utf8(&encoded).unwrap(),
+            format!(
+                r#"{{"event_type":"wide","big":{},"small":{}}}"#,
+                u128::MAX,
+                i128::MIN
+            )
+        );
+        assert_eq!(
+            Codec::Tagged.decode::<Wide>(&encoded).unwrap().data,
+            extremes
+        );
+    }
+
+    #[derive(Debug, Serialize, Deserialize, godev_kafka_derive::Event)]
+    #[event(crate = "crate", topic = "t", name = "raw")]
+    struct Raw {
+        id: i64,
+        number: Box<RawValue>,
+        nested: Box<RawValue>,
+    }
+
+    #[test]
+    fn tagged_json_numbers_of_any_size_are_copied_as_written() {
+        let record = br#"{"id":7,"event_type":"raw","number":340282366920938463463374607431768211457123,"nested":{"x":[1e400,-0.0,18446744073709551616]}}"#;
+        let decoded = Codec::Tagged.decode::<Raw>(record).unwrap().data;
+        let encoded = Codec::Tagged.encode(&decoded, "s").unwrap();
+        assert_eq!(std::str::from_utf8(&encoded), std::str::from_utf8(record));
+    }
+
+    #[test]
+    fn tagged_encoding_puts_the_tag_after_a_leading_id_and_replaces_a_payload_event_type() {
+        #[derive(Serialize, Deserialize, godev_kafka_derive::Event)]
+        #[event(crate = "crate", topic = "t", name = "named")]
+        struct Named {
+            #[serde(rename = "id")]
+            first: u8,
+            event_type: String,
+            #[serde(rename = "na\"me")]
+            name: String,
+        }
+        let event = Named {
+            first: 1,
+            event_type: "stale".into(),
+            name: "\u{1}x".into(),
+        };
+        let encoded = Codec::Tagged.encode(&event, "s").unwrap();
+        assert_eq!(
+            std::str::from_utf8(&encoded).unwrap(),
+            r#"{"id":1,"event_type":"named","na\"me":"\u0001x"}"#
+        );
+    }
 
     #[test]
     fn event_ids_are_version_4_uuids_and_unique() {

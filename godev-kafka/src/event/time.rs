@@ -9,7 +9,9 @@ const SECS_PER_DAY: i64 = 86_400;
 ///
 /// It formats exactly as Go's `time.Time` marshals to JSON (RFC 3339 with up to nine
 /// fractional digits, trailing zeros dropped, `Z` for UTC), so Go-kit timestamps survive a
-/// decode and re-encode byte for byte.
+/// decode and re-encode byte for byte. It reads what Go's `time.Parse` reads for RFC 3339,
+/// years 0000 to 9999 with an offset of at most ±23:59; second 60 (a leap second) is refused,
+/// as Go refuses it, so everything that parses displays as text that parses to the same value.
 ///
 /// # Examples
 ///
@@ -26,10 +28,20 @@ pub struct Timestamp {
     offset_seconds: i32,
 }
 
-/// Text that is not an RFC 3339 timestamp.
+/// Text that is not an RFC 3339 timestamp this type reads.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("`{0}` is not an RFC 3339 timestamp (expected YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM))")]
-pub struct TimestampError(String);
+#[error("`{text}` is not an RFC 3339 timestamp ({why})")]
+pub struct TimestampError {
+    text: String,
+    why: &'static str,
+}
+
+/// What a [`TimestampError`] says when the text does not have the layout at all.
+const EXPECTED_LAYOUT: &str = "expected YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)";
+/// What a [`TimestampError`] says about second 60.
+const LEAP_SECOND: &str = "second 60, a leap second, is not accepted: an instant is kept as \
+     Unix time, which has no leap seconds, so it could only be shown as the next minute \
+     (Go's time package refuses it too)";
 
 impl Timestamp {
     /// The current time, in UTC.
@@ -86,11 +98,22 @@ impl FromStr for Timestamp {
     type Err = TimestampError;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        parse(text).ok_or_else(|| TimestampError(text.to_owned()))
+        parse(text).map_err(|why| TimestampError {
+            text: text.to_owned(),
+            why,
+        })
     }
 }
 
-fn parse(text: &str) -> Option<Timestamp> {
+/// Parses RFC 3339 text; every instant it accepts is displayed as text it accepts again
+/// (second 60 is refused for that reason: see [`LEAP_SECOND`]).
+fn parse(text: &str) -> Result<Timestamp, &'static str> {
+    parse_layout(text).ok_or(EXPECTED_LAYOUT)?
+}
+
+/// The timestamp of `text`, `Some(Err(..))` when it has the layout but a value this type
+/// does not accept, `None` when it does not have the layout.
+fn parse_layout(text: &str) -> Option<Result<Timestamp, &'static str>> {
     let b = text.as_bytes();
     let num = |range: std::ops::Range<usize>| -> Option<i64> {
         let part = text.get(range)?;
@@ -140,13 +163,16 @@ fn parse(text: &str) -> Option<Timestamp> {
         }
         _ => return None,
     };
+    if second == 60 {
+        return Some(Err(LEAP_SECOND));
+    }
     let local_secs =
         days_from_civil(year, month, day) * SECS_PER_DAY + hour * 3600 + minute * 60 + second;
     let utc_secs = i128::from(local_secs) - i128::from(offset_seconds);
-    Some(Timestamp {
+    Some(Ok(Timestamp {
         unix_nanos: utc_secs * NANOS_PER_SEC + i128::from(nanos),
         offset_seconds,
-    })
+    }))
 }
 
 fn is_leap(year: i64) -> bool {
@@ -241,6 +267,87 @@ mod tests {
             "2025-01-01T00:00:00+7:00",
         ] {
             assert!(text.parse::<Timestamp>().is_err(), "{text}");
+        }
+    }
+
+    /// Issue #12 F3: second 60 was accepted and displayed as the next minute, here a year
+    /// the parser refuses (`10000-01-01T00:00:00Z`).
+    #[test]
+    fn refuses_second_60_and_says_why() {
+        for text in [
+            "9999-12-31T23:59:60Z",
+            "2016-12-31T23:59:60Z",
+            "2016-12-31T23:59:60.5+01:00",
+        ] {
+            let error = text.parse::<Timestamp>().unwrap_err().to_string();
+            assert!(error.contains("second 60"), "{text}: {error}");
+        }
+        let error = "2025-01-01T00:00:60 garbage"
+            .parse::<Timestamp>()
+            .unwrap_err();
+        assert!(error.to_string().contains("expected YYYY-MM-DD"), "{error}");
+    }
+
+    /// Re-parses the display of `text` when `text` parses; says whether it parsed.
+    fn display_reparses(text: &str) -> bool {
+        let Ok(parsed) = text.parse::<Timestamp>() else {
+            return false;
+        };
+        let shown = parsed.to_string();
+        let again: Timestamp = shown
+            .parse()
+            .unwrap_or_else(|e| panic!("{text:?} parses, its display {shown:?} does not: {e}"));
+        assert_eq!(
+            again, parsed,
+            "{text:?} displays as {shown:?}, another value"
+        );
+        assert_eq!(again.to_string(), shown, "{text:?}: display is not stable");
+        true
+    }
+
+    #[test]
+    fn everything_that_parses_displays_as_text_that_parses_to_the_same_value() {
+        // The corners of every field, each combined with all the others.
+        let mut accepted = 0;
+        for year in ["0000", "0001", "1969", "1970", "2000", "2100", "9999"] {
+            for month in 1..=12 {
+                for day in [1, 28, 29, 30, 31] {
+                    for time in ["00:00:00", "23:59:59", "23:59:60", "12:30:45"] {
+                        for fraction in ["", ".5", ".000000001", ".999999999"] {
+                            for offset in ["Z", "z", "+00:00", "-00:00", "+23:59", "-23:59"] {
+                                let text =
+                                    format!("{year}-{month:02}-{day:02}T{time}{fraction}{offset}");
+                                accepted += usize::from(display_reparses(&text));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        // 373 real dates (53 of the 60 day numbers a year, plus 02-29 in the leap years 0000
+        // and 2000) × the three times without second 60 × 4 fractions × 6 offsets.
+        assert_eq!(accepted, 373 * 3 * 4 * 6);
+        // Mutations of valid texts: any byte replaced by one of the bytes the layout uses.
+        let seeds = [
+            "9999-12-31T23:59:59.999999999-23:59",
+            "0000-01-01T00:00:00+23:59",
+            "2024-02-29T12:00:00Z",
+        ];
+        let alphabet = b"0123456789-:.+TZtz ";
+        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for round in 0..200_000 {
+            let mut bytes = seeds[round % seeds.len()].as_bytes().to_vec();
+            for _ in 0..1 + next() % 3 {
+                let at = (next() % bytes.len() as u64) as usize;
+                bytes[at] = alphabet[(next() % alphabet.len() as u64) as usize];
+            }
+            display_reparses(std::str::from_utf8(&bytes).unwrap());
         }
     }
 }

@@ -36,7 +36,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use dead_letter::{DeadLetter, DeadLetterReason};
-pub use replay::{ReplayReport, replay_dead_letters};
+pub use replay::{ReplayReport, SkippedLetter, replay_dead_letters};
 pub use settings::ConsumerSettings;
 
 use crate::dispatch::{Handler, Route, Router, States, UnknownTagPolicy};

@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 use tracing::Instrument;
 
 use super::ConsumerSettings;
-use super::dead_letter::{DeadLetter, DeadLetterReason};
+use super::dead_letter::{DeadLetter, DeadLetterReason, MAX_DEAD_LETTER_BYTES};
 use crate::dispatch::{Context, HandlerError, HandlerFuture, Route, States};
 use crate::partitioner::partition_for_key;
 use crate::transport::{OutgoingRecord, Record, TopicPartition, Transport};
@@ -272,10 +272,17 @@ async fn sleep_unless_stopping(delay: Duration, stopping: &AtomicBool) -> Result
 
 /// Writes `letter` to the record's dead-letter topic, retrying until it is acknowledged or
 /// the worker is told to stop (then the record stays uncommitted and is read again).
+///
+/// The letter is written in its compact form when that fits a dead letter's size limit,
+/// otherwise in bounded form (without the value; see [`DeadLetter`]). A write the topic
+/// refuses for good (too large for the topic's `max.message.bytes`, or another error that
+/// trying again would not change) is tried once more in bounded form; from then on, and for
+/// retriable failures (broker down), it is retried with backoff: the offset is committed only
+/// once the dead letter is stored.
 async fn dead_letter(
     env: &GroupEnv,
     record: &Record,
-    letter: DeadLetter,
+    mut letter: DeadLetter,
     handler_topic: Option<&str>,
     stopping: &AtomicBool,
 ) -> Outcome {
@@ -283,6 +290,16 @@ async fn dead_letter(
         || format!("{}{}", record.topic, env.settings.dead_letter_suffix),
         str::to_owned,
     );
+    let encoded = |written: serde_json::Result<_>| {
+        written.map_err(|source| Error::Encode {
+            tag: "dead letter",
+            source,
+        })
+    };
+    let (mut key, mut value) = match encoded(letter.prepare_record(record.key.as_deref())) {
+        Ok(written) => written,
+        Err(error) => return Outcome::Fatal(error),
+    };
     tracing::warn!(
         offset = record.offset,
         reason = ?letter.reason,
@@ -290,15 +307,10 @@ async fn dead_letter(
         dead_letter_topic = %topic,
         "record dead-lettered"
     );
-    let value = match serde_json::to_vec(&letter) {
-        Ok(value) => value,
-        Err(error) => {
-            return Outcome::Fatal(Error::Encode {
-                tag: "dead letter",
-                source: error,
-            });
-        }
-    };
+    if letter.value_omitted {
+        let why = format!("more than {MAX_DEAD_LETTER_BYTES} bytes in compact form");
+        log_bounded(record, &topic, &letter, &why);
+    }
     let mut attempt = 1;
     loop {
         let written = async {
@@ -310,13 +322,26 @@ async fn dead_letter(
             let out = OutgoingRecord {
                 topic: topic.clone(),
                 partition,
-                key: record.key.clone(),
+                key: key.clone(),
                 value: value.clone(),
             };
             env.transport.produce(out).await
         };
         match written.await {
             Ok(_) => return Outcome::Done,
+            // Refused for good (a closed transport is no refusal: the worker is stopping).
+            Err(error)
+                if !error.is_retriable()
+                    && !matches!(error, Error::Closed(_))
+                    && !letter.value_omitted =>
+            {
+                letter.make_bounded();
+                (key, value) = match encoded(letter.bounded_record(record.key.as_deref())) {
+                    Ok(written) => written,
+                    Err(error) => return Outcome::Fatal(error),
+                };
+                log_bounded(record, &topic, &letter, &error.to_string());
+            }
             Err(error) => {
                 let delay = backoff(env.settings.backoff, env.settings.max_backoff, attempt);
                 tracing::error!(%topic, error = %error, retry_in = ?delay, "dead-letter write failed; retrying");
@@ -327,6 +352,23 @@ async fn dead_letter(
             }
         }
     }
+}
+
+/// Says, at error, that the dead letter of `record` goes out without its value: where the
+/// record is, how large, and why (never the payload).
+fn log_bounded(record: &Record, dead_letter_topic: &str, letter: &DeadLetter, why: &str) {
+    tracing::error!(
+        topic = %record.topic,
+        partition = record.partition,
+        offset = record.offset,
+        value_bytes = record.value.len(),
+        key_bytes = record.key.as_ref().map_or(0, Vec::len),
+        key_omitted = letter.key_omitted,
+        %dead_letter_topic,
+        why,
+        "dead letter in bounded form, without the original value: the record is still at \
+         its offset in its topic, for as long as retention keeps it"
+    );
 }
 
 /// Runs a handler future, turning a panic into an error message.

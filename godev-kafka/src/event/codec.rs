@@ -391,6 +391,28 @@ mod tests {
         assert_eq!(std::str::from_utf8(&encoded), std::str::from_utf8(record));
     }
 
+    #[derive(Debug, PartialEq, Serialize, Deserialize, godev_kafka_derive::Event)]
+    #[event(crate = "crate", topic = "t", name = "metric.sampled")]
+    struct Sampled {
+        ratio: f64,
+    }
+
+    /// Found by the `tagged_value` fuzz target: without serde_json's `float_roundtrip`, this
+    /// value decoded one unit in the last place off (-1.0000000777777779e26 instead of the
+    /// nearest float, -1.0000000777777777e26), and changed again on re-encode and decode.
+    #[test]
+    fn floats_survive_a_decode_and_encode_in_both_codecs() {
+        let record = br#"{"event_type":"metric.sampled","ratio":-100000007777777777777777000.0}"#;
+        let first = Codec::Tagged.decode::<Sampled>(record).unwrap().data;
+        let nearest: f64 = "-100000007777777777777777000.0".parse().unwrap();
+        assert_eq!(first.ratio, nearest, "the correctly rounded value");
+        for codec in [Codec::Tagged, Codec::CloudEvents] {
+            let encoded = codec.encode(&first, "s").unwrap();
+            let again = codec.decode::<Sampled>(&encoded).unwrap().data;
+            assert_eq!(again, first, "{codec:?}");
+        }
+    }
+
     #[test]
     fn tagged_encoding_puts_the_tag_after_a_leading_id_and_replaces_a_payload_event_type() {
         #[derive(Serialize, Deserialize, godev_kafka_derive::Event)]

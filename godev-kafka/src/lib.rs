@@ -53,7 +53,13 @@
 //!   groups, idempotent producer, CloudEvents Kafka headers). Heavier to build.
 //! - `testcontainers`: lets `testing::broker()` start an `apache/kafka` container when no
 //!   address is configured and a Docker daemon answers.
+//! - `fuzzing`: exposes the internal decoders of untrusted bytes to the fuzz targets in
+//!   `fuzz/`. For those targets only: not API, no stability promise.
 
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+#[path = "fuzzing.rs"]
+pub mod __fuzz;
 pub mod config;
 pub mod consumer;
 pub mod dispatch;

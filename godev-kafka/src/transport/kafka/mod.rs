@@ -51,10 +51,10 @@
 pub mod admin;
 mod client;
 mod fetch;
-mod group;
+pub(crate) mod group; // pub(crate) for the fuzz entry points (feature `fuzzing`)
 mod guard;
 mod producer;
-mod wire;
+pub(crate) mod wire; // pub(crate) for the fuzz entry points (feature `fuzzing`)
 
 use std::time::{Duration, Instant};
 

@@ -35,6 +35,8 @@ use tokio::net::TcpStream;
 /// The bytes that aborted our members before issue #12: an array count of 2147483647 with
 /// nothing after it (68 GB as a subscription's topics, 120 GB as an assignment's topics).
 const HOSTILE: [u8; 6] = [0x00, 0x00, 0x7f, 0xff, 0xff, 0xff];
+const COORDINATOR_LOAD_IN_PROGRESS: i16 = 14;
+const COORDINATOR_NOT_AVAILABLE: i16 = 15;
 const REBALANCE_IN_PROGRESS: i16 = 27;
 const MEMBER_ID_REQUIRED: i16 = 79;
 
@@ -196,13 +198,23 @@ struct RawMember {
 impl RawMember {
     async fn new(brokers: &str, group: &str) -> Self {
         let mut bootstrap = Raw::connect(brokers.split(',').next().unwrap()).await;
-        let found: FindCoordinatorResponse = bootstrap
-            .call(
-                ApiKey::FindCoordinator,
-                2,
-                &FindCoordinatorRequest::default().with_key(sb(group)),
-            )
-            .await;
+        // A new broker answers COORDINATOR_NOT_AVAILABLE until its offsets topic exists.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        let found = loop {
+            let found: FindCoordinatorResponse = bootstrap
+                .call(
+                    ApiKey::FindCoordinator,
+                    2,
+                    &FindCoordinatorRequest::default().with_key(sb(group)),
+                )
+                .await;
+            if found.error_code != COORDINATOR_NOT_AVAILABLE
+                || tokio::time::Instant::now() >= deadline
+            {
+                break found;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
         assert_eq!(found.error_code, 0, "FindCoordinator");
         let addr = format!("{}:{}", found.host.as_str(), found.port);
         RawMember {
@@ -235,6 +247,10 @@ impl RawMember {
             .expect("JoinGroup answered within the rebalance timeout");
             if joined.error_code == MEMBER_ID_REQUIRED {
                 self.member_id = joined.member_id.to_string();
+                continue;
+            }
+            if joined.error_code == COORDINATOR_LOAD_IN_PROGRESS {
+                tokio::time::sleep(Duration::from_millis(200)).await;
                 continue;
             }
             if joined.error_code == 0 {
@@ -319,6 +335,47 @@ fn consumer(transport: &Arc<dyn Transport>, group: &str, topics: &TopicMap) -> C
         .unwrap()
 }
 
+/// What each test starts from: a group, its two topics (`refunds` created only when
+/// `refunds_exist`), a transport and a producer on Kafka 3.9.
+struct Setup {
+    brokers: String,
+    group: String,
+    orders: String,
+    refunds: String,
+    topics: TopicMap,
+    transport: Arc<dyn Transport>,
+    producer: Producer,
+}
+
+async fn setup(group: &str, refunds_exist: bool) -> Setup {
+    logs();
+    let brokers = support::brokers().await;
+    let group = testing::unique_name(group);
+    let orders = testing::unique_name("orders");
+    let refunds = testing::unique_name("refunds");
+    testing::create_topic(&brokers, &orders, 2).await.unwrap();
+    if refunds_exist {
+        testing::create_topic(&brokers, &refunds, 1).await.unwrap();
+    }
+    let topics = TopicMap::from_iter([("orders", orders.as_str()), ("refunds", refunds.as_str())]);
+    let transport: Arc<dyn Transport> = support::transport(&brokers).await;
+    let producer = Producer::with_transport(
+        transport.clone(),
+        topics.clone(),
+        Codec::default(),
+        "hostile-test",
+    );
+    Setup {
+        brokers,
+        group,
+        orders,
+        refunds,
+        topics,
+        transport,
+        producer,
+    }
+}
+
 async fn wait_handled(topic: &str, n: u32, running: &RunningConsumer) {
     support::wait_until(
         &format!("{n} orders of {topic} handled"),
@@ -339,15 +396,15 @@ async fn wait_handled(topic: &str, n: u32, running: &RunningConsumer) {
 /// and takes the partitions once the leader leaves.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_leader_handing_out_a_hostile_assignment_does_not_stop_our_member() {
-    logs();
-    let brokers = support::brokers().await;
-    let group = testing::unique_name("hostile-assignment");
-    let orders = testing::unique_name("orders");
-    let refunds = testing::unique_name("refunds");
-    testing::create_topic(&brokers, &orders, 2).await.unwrap();
-    testing::create_topic(&brokers, &refunds, 1).await.unwrap();
-    let topics = TopicMap::from_iter([("orders", orders.as_str()), ("refunds", refunds.as_str())]);
-
+    let Setup {
+        brokers,
+        group,
+        orders,
+        topics,
+        transport,
+        producer,
+        ..
+    } = setup("hostile-assignment", true).await;
     let mut raw = RawMember::new(&brokers, &group).await;
     assert!(
         raw.lead(&orders, Bytes::from_static(&HOSTILE))
@@ -355,7 +412,6 @@ async fn a_leader_handing_out_a_hostile_assignment_does_not_stop_our_member() {
             .is_empty()
     );
 
-    let transport: Arc<dyn Transport> = support::transport(&brokers).await;
     let running = consumer(&transport, &group, &topics).start();
     // Our member's JoinGroup starts a rebalance; the raw leader hears of it on a heartbeat,
     // joins again and hands our member the hostile bytes.
@@ -394,12 +450,6 @@ async fn a_leader_handing_out_a_hostile_assignment_does_not_stop_our_member() {
     let warning = logged(&group, "assignment for this member does not decode").remove(0);
     assert!(warning.contains("WARN"), "{warning}");
     assert!(warning.contains(&handed[0]), "names our member: {warning}");
-    let producer = Producer::with_transport(
-        transport.clone(),
-        topics.clone(),
-        Codec::default(),
-        "hostile-test",
-    );
     send_orders(&producer, 0..20).await;
     assert!(!running.has_stopped(), "our consumer is alive");
     assert!(
@@ -426,21 +476,15 @@ async fn a_leader_handing_out_a_hostile_assignment_does_not_stop_our_member() {
 /// the unit test `members_whose_metadata_does_not_decode_are_left_out` covers that path.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_member_joining_with_a_hostile_subscription_does_not_stop_our_consumer() {
-    logs();
-    let brokers = support::brokers().await;
-    let group = testing::unique_name("hostile-subscription");
-    let orders = testing::unique_name("orders");
-    let refunds = testing::unique_name("refunds");
-    testing::create_topic(&brokers, &orders, 2).await.unwrap();
-    testing::create_topic(&brokers, &refunds, 1).await.unwrap();
-    let topics = TopicMap::from_iter([("orders", orders.as_str()), ("refunds", refunds.as_str())]);
-    let transport: Arc<dyn Transport> = support::transport(&brokers).await;
-    let producer = Producer::with_transport(
-        transport.clone(),
-        topics.clone(),
-        Codec::default(),
-        "hostile-test",
-    );
+    let Setup {
+        brokers,
+        group,
+        orders,
+        topics,
+        transport,
+        producer,
+        ..
+    } = setup("hostile-subscription", true).await;
     let running = consumer(&transport, &group, &topics).start();
     send_orders(&producer, 0..10).await;
     wait_handled(&orders, 10, &running).await;
@@ -480,20 +524,15 @@ async fn a_member_joining_with_a_hostile_subscription_does_not_stop_our_consumer
 /// create the missing one, and rebalances onto it once it is created (issue #12 F6).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_missing_topic_is_not_created_and_is_consumed_once_it_exists() {
-    logs();
-    let brokers = support::brokers().await;
-    let group = testing::unique_name("missing-topic");
-    let orders = testing::unique_name("orders");
-    let refunds = testing::unique_name("refunds-later");
-    testing::create_topic(&brokers, &orders, 2).await.unwrap();
-    let topics = TopicMap::from_iter([("orders", orders.as_str()), ("refunds", refunds.as_str())]);
-    let transport: Arc<dyn Transport> = support::transport(&brokers).await;
-    let producer = Producer::with_transport(
-        transport.clone(),
-        topics.clone(),
-        Codec::default(),
-        "hostile-test",
-    );
+    let Setup {
+        brokers,
+        group,
+        orders,
+        refunds,
+        topics,
+        transport,
+        producer,
+    } = setup("missing-topic", false).await;
     let running = consumer(&transport, &group, &topics).start();
     send_orders(&producer, 0..10).await;
     wait_handled(&orders, 10, &running).await;

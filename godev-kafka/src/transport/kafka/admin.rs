@@ -157,23 +157,7 @@ pub(crate) async fn partition_counts(
         // An empty list asks for every topic in Metadata v0; nothing to ask here.
         return Ok(BTreeMap::new());
     }
-    let version = conn.version::<MetadataRequest>(ApiKey::Metadata)?;
-    if version < 4 {
-        return Err(Error::transport(
-            format!("metadata of {topics:?} on {}", conn.addr()),
-            "the broker lacks Metadata v4 (Kafka 0.11), which can ask not to create topics",
-            false,
-        ));
-    }
-    let request = MetadataRequest::default()
-        .with_topics(Some(
-            topics
-                .iter()
-                .map(|t| MetadataRequestTopic::default().with_name(Some(TopicName(sb(t)))))
-                .collect(),
-        ))
-        .with_allow_auto_topic_creation(false);
-    let response: MetadataResponse = conn.call(ApiKey::Metadata, version, &request, None).await?;
+    let response = metadata(conn, topics).await?;
     Ok(response
         .topics
         .iter()
@@ -191,16 +175,36 @@ pub(crate) async fn partition_counts(
         .collect())
 }
 
+/// The Metadata of `topics` (not empty), asked so that no topic is created.
+///
+/// # Errors
+///
+/// The request failed, or the broker does not speak Metadata v4 (Kafka 0.11), the first
+/// version that can ask not to create topics.
+async fn metadata(conn: &mut Connection, topics: &[String]) -> Result<MetadataResponse> {
+    let version = conn.version::<MetadataRequest>(ApiKey::Metadata)?;
+    if version < 4 {
+        return Err(Error::transport(
+            format!("metadata of {topics:?} on {}", conn.addr()),
+            "the broker lacks Metadata v4 (Kafka 0.11), which can ask not to create topics",
+            false,
+        ));
+    }
+    let request = MetadataRequest::default()
+        .with_topics(Some(
+            topics
+                .iter()
+                .map(|t| MetadataRequestTopic::default().with_name(Some(TopicName(sb(t)))))
+                .collect(),
+        ))
+        .with_allow_auto_topic_creation(false);
+    conn.call(ApiKey::Metadata, version, &request, None).await
+}
+
 /// Partition → its leader's address (`None` while it has none) of `topic`.
 async fn leaders(conn: &mut Connection, topic: &str) -> Result<BTreeMap<i32, Option<String>>> {
     let op = format!("metadata of {topic}");
-    let version = conn.version::<MetadataRequest>(ApiKey::Metadata)?;
-    let request = MetadataRequest::default()
-        .with_topics(Some(vec![
-            MetadataRequestTopic::default().with_name(Some(TopicName(sb(topic)))),
-        ]))
-        .with_allow_auto_topic_creation(false);
-    let response: MetadataResponse = conn.call(ApiKey::Metadata, version, &request, None).await?;
+    let response = metadata(conn, &[topic.to_owned()]).await?;
     let hosts: BTreeMap<BrokerId, String> = response
         .brokers
         .iter()

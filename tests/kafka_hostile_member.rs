@@ -5,7 +5,9 @@
 //! topic that does not exist consumes the others, creates nothing, and rebalances onto the
 //! topic once it is created.
 //!
-//! Run: `GODEV_KAFKA_BROKERS=127.0.0.1:9092 cargo test -p godev-kit --features broker-tests --test kafka_hostile_member`
+//! Run: `GODEV_KAFKA_BROKERS=127.0.0.1:9092 cargo test -p godev-kit --features broker-tests --test kafka_hostile_member`.
+//! The hostile-subscription test wedges its group inside the broker, so it starts a Kafka 3.9
+//! of its own on port 19192 with `dev/kafka` and restarts it.
 
 mod support;
 
@@ -29,6 +31,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
 use serde::{Deserialize, Serialize};
+use support::own_broker::OwnBroker;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -39,6 +42,9 @@ const COORDINATOR_LOAD_IN_PROGRESS: i16 = 14;
 const COORDINATOR_NOT_AVAILABLE: i16 = 15;
 const REBALANCE_IN_PROGRESS: i16 = 27;
 const MEMBER_ID_REQUIRED: i16 = 79;
+/// The port of this binary's own Kafka 3.9 (the fault tests' crashable broker uses it too;
+/// a lock file keeps the two apart).
+const OWN_BROKER_PORT: u16 = 19192;
 
 #[derive(Debug, Clone, Serialize, Deserialize, Event)]
 #[event(topic = "orders", name = "order.placed", key = "order")]
@@ -335,8 +341,8 @@ fn consumer(transport: &Arc<dyn Transport>, group: &str, topics: &TopicMap) -> C
         .unwrap()
 }
 
-/// What each test starts from: a group, its two topics (`refunds` created only when
-/// `refunds_exist`), a transport and a producer on Kafka 3.9.
+/// What each test starts from, on the broker at `brokers`: a group, its two topics
+/// (`refunds` created only when `refunds_exist`), a transport and a producer on Kafka 3.9.
 struct Setup {
     brokers: String,
     group: String,
@@ -347,39 +353,37 @@ struct Setup {
     producer: Producer,
 }
 
-async fn setup(group: &str, refunds_exist: bool) -> Setup {
+async fn setup(brokers: &str, group: &str, refunds_exist: bool) -> Setup {
     logs();
-    let brokers = support::brokers().await;
     let group = testing::unique_name(group);
     let orders = testing::unique_name("orders");
     let refunds = testing::unique_name("refunds");
-    testing::create_topic(&brokers, &orders, 2).await.unwrap();
+    testing::create_topic(brokers, &orders, 2).await.unwrap();
     if refunds_exist {
-        testing::create_topic(&brokers, &refunds, 1).await.unwrap();
+        testing::create_topic(brokers, &refunds, 1).await.unwrap();
     }
     let topics = TopicMap::from_iter([("orders", orders.as_str()), ("refunds", refunds.as_str())]);
-    let transport: Arc<dyn Transport> = support::transport(&brokers).await;
-    let producer = Producer::with_transport(
-        transport.clone(),
-        topics.clone(),
-        Codec::default(),
-        "hostile-test",
-    );
     Setup {
-        brokers,
+        brokers: brokers.to_owned(),
         group,
         orders,
         refunds,
+        transport: support::transport(brokers).await,
+        producer: producer(brokers, &topics).await,
         topics,
-        transport,
-        producer,
     }
 }
 
-async fn wait_handled(topic: &str, n: u32, running: &RunningConsumer) {
+/// A producer of its own transport on `brokers`.
+async fn producer(brokers: &str, topics: &TopicMap) -> Producer {
+    let transport: Arc<dyn Transport> = support::transport(brokers).await;
+    Producer::with_transport(transport, topics.clone(), Codec::default(), "hostile-test")
+}
+
+async fn wait_handled(topic: &str, n: u32, running: &RunningConsumer, timeout: Duration) {
     support::wait_until(
         &format!("{n} orders of {topic} handled"),
-        Duration::from_secs(60),
+        timeout,
         || async { handled(topic) == (0..n).collect::<Vec<_>>() || running.has_stopped() },
     )
     .await;
@@ -404,7 +408,7 @@ async fn a_leader_handing_out_a_hostile_assignment_does_not_stop_our_member() {
         transport,
         producer,
         ..
-    } = setup("hostile-assignment", true).await;
+    } = setup(&support::brokers().await, "hostile-assignment", true).await;
     let mut raw = RawMember::new(&brokers, &group).await;
     assert!(
         raw.lead(&orders, Bytes::from_static(&HOSTILE))
@@ -460,7 +464,7 @@ async fn a_leader_handing_out_a_hostile_assignment_does_not_stop_our_member() {
 
     stop.send(true).unwrap();
     leader.await.unwrap();
-    wait_handled(&orders, 20, &running).await;
+    wait_handled(&orders, 20, &running, Duration::from_secs(60)).await;
     running.shutdown().await.expect("clean shutdown");
 }
 
@@ -471,23 +475,32 @@ async fn a_leader_handing_out_a_hostile_assignment_does_not_stop_our_member() {
 /// with UNKNOWN_SERVER_ERROR, and the group stays in PreparingRebalance from then on (seen
 /// still so minutes later with both clients gone: a broker bug that no client can undo).
 /// Before issue #12 our consumer took that error as fatal and stopped. Now it warns and keeps
-/// trying to join, so it resumes once the broker serves the group again. A broker that does
-/// not parse subscriptions passes them to our leader instead, which leaves the member out:
-/// the unit test `members_whose_metadata_does_not_decode_are_left_out` covers that path.
+/// trying to join, so it resumes once the broker serves the group again: here, after the
+/// broker (one of this test's own, so no other test meets the wedged group) is restarted.
+/// A broker that does not parse subscriptions passes them to our leader instead, which leaves
+/// the member out: the unit test `members_whose_metadata_does_not_decode_are_left_out`
+/// covers that path.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_member_joining_with_a_hostile_subscription_does_not_stop_our_consumer() {
+    let broker = tokio::task::block_in_place(|| OwnBroker::start("3.9", OWN_BROKER_PORT));
     let Setup {
         brokers,
         group,
         orders,
         topics,
         transport,
-        producer,
         ..
-    } = setup("hostile-subscription", true).await;
+    } = setup(broker.address(), "hostile-subscription", true).await;
     let running = consumer(&transport, &group, &topics).start();
-    send_orders(&producer, 0..10).await;
-    wait_handled(&orders, 10, &running).await;
+    send_orders(&producer(&brokers, &topics).await, 0..10).await;
+    wait_handled(&orders, 10, &running, Duration::from_secs(60)).await;
+    // Handled and committed before the hostile member comes: a wedged group takes no commits,
+    // and the restart below must not hand these orders out again.
+    let committed = || async {
+        let offsets = testing::committed_offsets(&brokers, &group, &orders).await;
+        offsets.is_ok_and(|o| o.values().sum::<i64>() == 10)
+    };
+    support::wait_until("10 orders committed", Duration::from_secs(30), committed).await;
 
     // Kafka 3.9 never answers the raw member's JoinGroup: it runs in a task of its own.
     let mut raw = RawMember::new(&brokers, &group).await;
@@ -517,6 +530,16 @@ async fn a_member_joining_with_a_hostile_subscription_does_not_stop_our_consumer
         "the consumer stopped after a failed join"
     );
     join.abort();
+
+    // Restarted, the broker loads the group as last written (our member alone): the consumer,
+    // still retrying, joins again and handles what is sent from then on, each order once.
+    let down = tokio::task::block_in_place(|| {
+        broker.kill();
+        broker.restart()
+    });
+    eprintln!("broker restarted in {:.1}s", down.as_secs_f64());
+    send_orders(&producer(&brokers, &topics).await, 10..20).await;
+    wait_handled(&orders, 20, &running, Duration::from_secs(120)).await;
     running.shutdown().await.expect("clean shutdown");
 }
 
@@ -532,10 +555,10 @@ async fn a_missing_topic_is_not_created_and_is_consumed_once_it_exists() {
         topics,
         transport,
         producer,
-    } = setup("missing-topic", false).await;
+    } = setup(&support::brokers().await, "missing-topic", false).await;
     let running = consumer(&transport, &group, &topics).start();
     send_orders(&producer, 0..10).await;
-    wait_handled(&orders, 10, &running).await;
+    wait_handled(&orders, 10, &running, Duration::from_secs(60)).await;
     assert!(
         !logged(&group, "subscribed topics do not exist").is_empty(),
         "the leader said which topics it could not assign"
@@ -555,7 +578,7 @@ async fn a_missing_topic_is_not_created_and_is_consumed_once_it_exists() {
             .await
             .expect("send acknowledged");
     }
-    wait_handled(&refunds, 12, &running).await;
+    wait_handled(&refunds, 12, &running, Duration::from_secs(60)).await;
     let assigned: Vec<_> = running
         .status()
         .iter()

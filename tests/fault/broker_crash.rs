@@ -10,11 +10,11 @@ use std::time::{Duration, Instant};
 use godev_kafka::transport::Transport;
 use godev_kafka::{Consumer, TopicMap, testing};
 
-use super::broker::OwnBroker;
 use super::{
     Progress, TOPIC, consumer_settings, figure, handled, handled_count, on_tick, produce_stream,
     producer, sample,
 };
+use crate::support::own_broker::OwnBroker;
 use crate::support::{self, Backend};
 
 const EVENTS: u64 = 100_000;

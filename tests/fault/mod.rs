@@ -9,7 +9,6 @@
 
 #![allow(dead_code, unreachable_pub)]
 
-pub mod broker;
 pub mod broker_crash;
 pub mod member;
 pub mod member_crash;

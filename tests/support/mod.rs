@@ -12,6 +12,8 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod own_broker;
+
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

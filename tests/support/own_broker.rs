@@ -1,4 +1,5 @@
-//! A broker of one test's own (Kafka 3.9 or 4), on a dedicated port, that the test may crash.
+//! A broker of one test's own (Kafka 3.9 or 4), on a dedicated port, that the test may crash
+//! or restart (the fault tests, and a hostile member that leaves a group wedged in the broker).
 //!
 //! `dev/kafka start` formats fresh storage; `kill` SIGKILLs the broker's process group;
 //! `start --keep-data` restarts it on the same KRaft log, so topics, records and committed

@@ -12,8 +12,8 @@ use kafka_protocol::messages as m;
 use kafka_protocol::protocol::Message;
 
 use crate::Result;
+use crate::transport::connection;
 use crate::transport::kafka::group::{self, assignor};
-use crate::transport::kafka::wire;
 
 /// The topics of a member's JoinGroup metadata (a consumer-protocol subscription).
 ///
@@ -85,7 +85,7 @@ macro_rules! responses {
         ) -> Option<Result<(i32, Response)>> {
             let frame = Bytes::copy_from_slice(frame);
             Some(match key {
-                $(m::ApiKey::$name => wire::decode_response(frame, version)
+                $(m::ApiKey::$name => connection::decode_response(frame, version)
                     .map(|(id, r)| (id, Response::$name(r))),)*
                 _ => return None,
             })

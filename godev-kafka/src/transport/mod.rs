@@ -16,6 +16,8 @@
 
 #[cfg(feature = "confluent")]
 pub mod confluent;
+#[cfg(feature = "kafka")]
+pub(crate) mod connection; // pub(crate) for the fuzz entry points (feature `fuzzing`)
 #[cfg(any(feature = "kafka", feature = "confluent"))]
 pub mod detect;
 #[cfg(feature = "kafka")]

@@ -17,8 +17,8 @@ use kafka_protocol::messages::{
 };
 
 use super::group::{connect_coordinator, offsets};
-use super::wire::{self, Connection, sb};
 use crate::transport::TopicPartition;
+use crate::transport::connection::{self, Connection, sb};
 use crate::{Error, Result};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -41,7 +41,7 @@ pub async fn create_topic(brokers: &[String], topic: &str, partitions: i32) -> R
     let broker = brokers
         .first()
         .ok_or_else(|| Error::transport(&op, "no brokers", false))?;
-    let mut conn = Connection::connect(broker, CLIENT_ID, TIMEOUT).await?;
+    let conn = Connection::connect(broker, CLIENT_ID, TIMEOUT).await?;
     let version = conn.version::<CreateTopicsRequest>(ApiKey::CreateTopics)?;
     let request = CreateTopicsRequest::default()
         .with_timeout_ms(TIMEOUT.as_millis() as i32)
@@ -71,7 +71,7 @@ pub async fn create_topic(brokers: &[String], topic: &str, partitions: i32) -> R
                 .unwrap_or_default();
             return Err(Error::transport(
                 op,
-                format!("{} {message}", wire::error_name(t.error_code)),
+                format!("{} {message}", connection::error_name(t.error_code)),
                 false,
             ));
         }
@@ -100,8 +100,8 @@ pub async fn create_topic(brokers: &[String], topic: &str, partitions: i32) -> R
 /// The brokers could not be reached or do not know the topic.
 pub async fn end_offsets(brokers: &[String], topic: &str) -> Result<BTreeMap<i32, i64>> {
     let op = format!("end offsets of {topic}");
-    let mut conn = connect_any(brokers, CLIENT_ID, TIMEOUT).await?;
-    let leaders = leaders(&mut conn, topic).await?;
+    let conn = connect_any(brokers, CLIENT_ID, TIMEOUT).await?;
+    let leaders = leaders(&conn, topic).await?;
     let mut by_leader: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
     for (partition, leader) in &leaders {
         let leader = leader.as_deref().ok_or_else(|| {
@@ -112,10 +112,10 @@ pub async fn end_offsets(brokers: &[String], topic: &str) -> Result<BTreeMap<i32
     let mut ends = BTreeMap::new();
     for (leader, partitions) in by_leader {
         let offsets = if leader == conn.addr() {
-            latest_offsets(&mut conn, topic, &partitions).await?
+            latest_offsets(&conn, topic, &partitions).await?
         } else {
-            let mut leader = Connection::connect(leader, CLIENT_ID, TIMEOUT).await?;
-            latest_offsets(&mut leader, topic, &partitions).await?
+            let leader = Connection::connect(leader, CLIENT_ID, TIMEOUT).await?;
+            latest_offsets(&leader, topic, &partitions).await?
         };
         ends.extend(offsets);
     }
@@ -150,7 +150,7 @@ pub(crate) async fn connect_any(
 /// The request failed, or the broker does not speak Metadata v4 (Kafka 0.11), the first
 /// version that can ask not to create topics.
 pub(crate) async fn partition_counts(
-    conn: &mut Connection,
+    conn: &Connection,
     topics: &[String],
 ) -> Result<BTreeMap<String, i32>> {
     if topics.is_empty() {
@@ -181,7 +181,7 @@ pub(crate) async fn partition_counts(
 ///
 /// The request failed, or the broker does not speak Metadata v4 (Kafka 0.11), the first
 /// version that can ask not to create topics.
-async fn metadata(conn: &mut Connection, topics: &[String]) -> Result<MetadataResponse> {
+async fn metadata(conn: &Connection, topics: &[String]) -> Result<MetadataResponse> {
     let version = conn.version::<MetadataRequest>(ApiKey::Metadata)?;
     if version < 4 {
         return Err(Error::transport(
@@ -202,7 +202,7 @@ async fn metadata(conn: &mut Connection, topics: &[String]) -> Result<MetadataRe
 }
 
 /// Partition → its leader's address (`None` while it has none) of `topic`.
-async fn leaders(conn: &mut Connection, topic: &str) -> Result<BTreeMap<i32, Option<String>>> {
+async fn leaders(conn: &Connection, topic: &str) -> Result<BTreeMap<i32, Option<String>>> {
     let op = format!("metadata of {topic}");
     let response = metadata(conn, &[topic.to_owned()]).await?;
     let hosts: BTreeMap<BrokerId, String> = response
@@ -218,8 +218,8 @@ async fn leaders(conn: &mut Connection, topic: &str) -> Result<BTreeMap<i32, Opt
     if found.error_code != 0 {
         return Err(Error::transport(
             op,
-            wire::error_name(found.error_code),
-            wire::is_retriable(found.error_code),
+            connection::error_name(found.error_code),
+            connection::is_retriable(found.error_code),
         ));
     }
     Ok(found
@@ -231,7 +231,7 @@ async fn leaders(conn: &mut Connection, topic: &str) -> Result<BTreeMap<i32, Opt
 
 /// The latest offsets of `partitions` of `topic`, asked of their leader `conn`.
 async fn latest_offsets(
-    conn: &mut Connection,
+    conn: &Connection,
     topic: &str,
     partitions: &[i32],
 ) -> Result<BTreeMap<i32, i64>> {
@@ -272,9 +272,9 @@ async fn latest_offsets(
                 format!(
                     "partition {}: {}",
                     p.partition_index,
-                    wire::error_name(p.error_code)
+                    connection::error_name(p.error_code)
                 ),
-                wire::is_retriable(p.error_code),
+                connection::is_retriable(p.error_code),
             ));
         }
         ends.insert(p.partition_index, p.offset);
@@ -293,15 +293,15 @@ pub async fn committed_offsets(
     group: &str,
     topic: &str,
 ) -> Result<BTreeMap<i32, i64>> {
-    let mut conn = connect_any(brokers, CLIENT_ID, TIMEOUT).await?;
-    let partitions: Vec<TopicPartition> = leaders(&mut conn, topic)
+    let conn = connect_any(brokers, CLIENT_ID, TIMEOUT).await?;
+    let partitions: Vec<TopicPartition> = leaders(&conn, topic)
         .await?
         .into_keys()
         .map(|p| TopicPartition::new(topic, p))
         .collect();
     let deadline = Instant::now() + TIMEOUT;
-    let mut conn = connect_coordinator(brokers, CLIENT_ID, group, TIMEOUT, deadline).await?;
-    let committed = offsets::fetch_committed(&mut conn, group, &partitions).await?;
+    let conn = connect_coordinator(brokers, CLIENT_ID, group, TIMEOUT, deadline).await?;
+    let committed = offsets::fetch_committed(&conn, group, &partitions).await?;
     Ok(committed
         .into_iter()
         .map(|(tp, o)| (tp.partition, o))

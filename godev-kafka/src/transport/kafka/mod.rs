@@ -52,9 +52,7 @@ pub mod admin;
 mod client;
 mod fetch;
 pub(crate) mod group; // pub(crate) for the fuzz entry points (feature `fuzzing`)
-mod guard;
 mod producer;
-pub(crate) mod wire; // pub(crate) for the fuzz entry points (feature `fuzzing`)
 
 use std::time::{Duration, Instant};
 
@@ -64,7 +62,7 @@ use kafka_protocol::messages::ApiKey;
 use self::fetch::Fetcher;
 use self::group::membership::{KafkaMember, Settings};
 use self::producer::ProducerHandle;
-use self::wire::Connection;
+use crate::transport::connection::Connection;
 use crate::transport::partition_counts::PartitionCounts;
 use crate::transport::{BoxFuture, GroupMember, GroupOptions, OutgoingRecord, Transport};
 use crate::{Error, Result};

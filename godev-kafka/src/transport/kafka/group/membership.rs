@@ -23,13 +23,13 @@ use tokio::task::JoinHandle;
 
 use super::super::admin;
 use super::super::fetch::Fetcher;
-use super::super::wire::{self, Connection, sb};
 use super::assignor::{self, Subscription};
 use super::offsets::{self, CommitError};
 use super::{
     client_ids, connect_coordinator, decode_assignment, decode_subscription, encode_assignment,
     encode_subscription,
 };
+use crate::transport::connection::{self, Connection, sb};
 use crate::transport::{BoxFuture, GroupMember, GroupOptions, Polled, TopicPartition};
 use crate::{Error, Result};
 
@@ -159,7 +159,7 @@ impl KafkaMember {
     }
 
     /// The coordinator connection, found again if it was lost.
-    async fn coordinator(&mut self) -> Result<&mut Connection> {
+    async fn coordinator(&mut self) -> Result<&Connection> {
         let lost = std::mem::take(&mut self.shared.lock().expect("group state").lost_coordinator);
         if lost || self.coordinator.as_ref().is_none_or(Connection::is_broken) {
             self.coordinator = None;
@@ -174,7 +174,7 @@ impl KafkaMember {
             .await?;
             self.coordinator = Some(conn);
         }
-        Ok(self.coordinator.as_mut().expect("just connected"))
+        Ok(self.coordinator.as_ref().expect("just connected"))
     }
 
     fn stop_heartbeat(&mut self) {
@@ -288,8 +288,8 @@ impl KafkaMember {
                 code => {
                     return Err(Error::transport(
                         op,
-                        wire::error_name(code),
-                        wire::is_retriable(code),
+                        connection::error_name(code),
+                        connection::is_retriable(code),
                     ));
                 }
             }
@@ -353,8 +353,8 @@ impl KafkaMember {
                 code => {
                     return Err(Error::transport(
                         format!("sync group {group}"),
-                        wire::error_name(code),
-                        wire::is_retriable(code),
+                        connection::error_name(code),
+                        connection::is_retriable(code),
                     ));
                 }
             }
@@ -476,7 +476,7 @@ impl KafkaMember {
             self.metadata = Some(conn);
         }
         let topics: Vec<String> = self.subscribed.iter().cloned().collect();
-        let conn = self.metadata.as_mut().expect("just connected");
+        let conn = self.metadata.as_ref().expect("just connected");
         let counts = admin::partition_counts(conn, &topics).await;
         if counts.is_err() {
             self.metadata = None;
@@ -645,7 +645,7 @@ impl KafkaMember {
             match offsets::commit(conn, &group, generation, &member_id, offsets).await {
                 Ok(()) => return Ok(()),
                 Err(CommitError::Fenced(code)) => {
-                    tracing::info!(%group, generation, error = %wire::error_name(code), "commit fenced");
+                    tracing::info!(%group, generation, error = %connection::error_name(code), "commit fenced");
                     let mut shared = self.shared.lock().expect("group state");
                     shared.rejoin = true;
                     if code == code::UNKNOWN_MEMBER_ID {
@@ -695,8 +695,8 @@ impl KafkaMember {
         if code != 0 && code != code::UNKNOWN_MEMBER_ID {
             return Err(Error::transport(
                 format!("leave group {group}"),
-                wire::error_name(code),
-                wire::is_retriable(code),
+                connection::error_name(code),
+                connection::is_retriable(code),
             ));
         }
         tracing::info!(%group, member = %member_id, "left");
@@ -773,7 +773,7 @@ impl Heartbeat {
                     .await
                     .ok();
             }
-            let outcome = match conn.as_mut() {
+            let outcome = match conn.as_ref() {
                 Some(c) => self.beat(c).await,
                 None => Err(Error::transport(
                     "heartbeat",
@@ -792,19 +792,19 @@ impl Heartbeat {
                     shared.rejoin = true;
                 }
                 Ok(code @ (code::UNKNOWN_MEMBER_ID | code::ILLEGAL_GENERATION)) => {
-                    tracing::info!(group = %self.group, error = %wire::error_name(code), "member fenced; rejoining");
+                    tracing::info!(group = %self.group, error = %connection::error_name(code), "member fenced; rejoining");
                     shared.rejoin = true;
                     shared.reset_member |= code == code::UNKNOWN_MEMBER_ID;
                     return;
                 }
                 Ok(code @ (code::NOT_COORDINATOR | code::COORDINATOR_NOT_AVAILABLE)) => {
-                    tracing::info!(group = %self.group, error = %wire::error_name(code), "coordinator moved; rejoining");
+                    tracing::info!(group = %self.group, error = %connection::error_name(code), "coordinator moved; rejoining");
                     shared.rejoin = true;
                     shared.lost_coordinator = true;
                     return;
                 }
                 Ok(code) => {
-                    tracing::warn!(group = %self.group, error = %wire::error_name(code), "heartbeat refused");
+                    tracing::warn!(group = %self.group, error = %connection::error_name(code), "heartbeat refused");
                 }
                 Err(e) => {
                     tracing::debug!(group = %self.group, error = %e, "heartbeat failed");
@@ -819,7 +819,7 @@ impl Heartbeat {
         }
     }
 
-    async fn beat(&self, conn: &mut Connection) -> Result<i16> {
+    async fn beat(&self, conn: &Connection) -> Result<i16> {
         let version = conn.version::<HeartbeatRequest>(ApiKey::Heartbeat)?;
         let request = HeartbeatRequest::default()
             .with_group_id(GroupId(sb(&self.group)))

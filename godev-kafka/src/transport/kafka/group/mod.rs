@@ -32,7 +32,7 @@ use kafka_protocol::messages::{
     FindCoordinatorResponse, GroupId,
 };
 
-use super::wire::{self, Connection, sb};
+use crate::transport::connection::{self, Connection, sb};
 use crate::{Error, Result};
 
 /// Connects to the coordinator of `group`, asking the bootstrap brokers where it is.
@@ -78,7 +78,7 @@ async fn find_coordinator(
     group: &str,
     timeout: Duration,
 ) -> Result<String> {
-    let mut conn = Connection::connect(broker, client_id, timeout).await?;
+    let conn = Connection::connect(broker, client_id, timeout).await?;
     let version = conn.version::<FindCoordinatorRequest>(ApiKey::FindCoordinator)?;
     let mut request = FindCoordinatorRequest::default();
     if version >= 4 {
@@ -105,8 +105,8 @@ async fn find_coordinator(
     if code != 0 {
         return Err(Error::transport(
             format!("find coordinator of group {group}"),
-            wire::error_name(code),
-            wire::is_retriable(code),
+            connection::error_name(code),
+            connection::is_retriable(code),
         ));
     }
     Ok(format!("{host}:{port}"))
@@ -114,7 +114,7 @@ async fn find_coordinator(
 
 /// Member id → the client id the member connected with, as the coordinator of `group` knows
 /// them (DescribeGroups); empty when the coordinator cannot say. For log lines about members.
-pub(crate) async fn client_ids(conn: &mut Connection, group: &str) -> HashMap<String, String> {
+pub(crate) async fn client_ids(conn: &Connection, group: &str) -> HashMap<String, String> {
     let Ok(version) = conn.version::<DescribeGroupsRequest>(ApiKey::DescribeGroups) else {
         return HashMap::new();
     };

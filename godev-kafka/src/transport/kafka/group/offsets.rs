@@ -13,13 +13,13 @@ use kafka_protocol::messages::{
     OffsetFetchResponse, TopicName,
 };
 
-use super::super::wire::{self, Connection, sb};
 use crate::transport::TopicPartition;
+use crate::transport::connection::{self, Connection, sb};
 use crate::{Error, Result};
 
 /// The committed offsets of `partitions` in `group`; partitions without one are left out.
 pub(crate) async fn fetch_committed(
-    conn: &mut Connection,
+    conn: &Connection,
     group: &str,
     partitions: &[TopicPartition],
 ) -> Result<BTreeMap<TopicPartition, i64>> {
@@ -69,8 +69,8 @@ pub(crate) async fn fetch_committed(
         } else {
             Err(Error::transport(
                 op(),
-                wire::error_name(code),
-                wire::is_retriable(code),
+                connection::error_name(code),
+                connection::is_retriable(code),
             ))
         }
     };
@@ -121,7 +121,7 @@ pub(crate) enum CommitError {
 
 /// Commits `offsets` for `member_id` of `generation`.
 pub(crate) async fn commit(
-    conn: &mut Connection,
+    conn: &Connection,
     group: &str,
     generation: i32,
     member_id: &str,
@@ -177,15 +177,15 @@ pub(crate) async fn commit(
                 code @ (14..=16) => {
                     return Err(CommitError::Coordinator(Error::transport(
                         op(),
-                        wire::error_name(code),
+                        connection::error_name(code),
                         true,
                     )));
                 }
                 code => {
                     return Err(CommitError::Other(Error::transport(
                         format!("{}: {}[{}]", op(), t.name.as_str(), p.partition_index),
-                        wire::error_name(code),
-                        wire::is_retriable(code),
+                        connection::error_name(code),
+                        connection::is_retriable(code),
                     )));
                 }
             }

@@ -28,7 +28,7 @@
 //! (`FetchResponse.records`) is a bytes field here, skipped by its length.
 //!
 //! The [`Guarded`] trait names the layout of a response type, and
-//! [`Connection::call`](super::wire::Connection::call) requires it, so a response type
+//! [`Connection::call`](super::Connection::call) requires it, so a response type
 //! without a layout does not compile. The tests encode a populated message of every type at
 //! every version `kafka-protocol` knows and require the walk to account for exactly its bytes:
 //! a wrong table entry fails them, and so does a `kafka-protocol` upgrade that adds a version.
@@ -175,8 +175,8 @@ const NEVER: i16 = i16::MAX;
 
 /// A response type whose body [`check`] can walk before `kafka-protocol` decodes it.
 ///
-/// [`Connection::call`](super::wire::Connection::call) and
-/// [`decode_response`](super::wire::decode_response) require it, so every response the
+/// [`Connection::call`](super::Connection::call) and
+/// [`decode_response`](super::decode_response) require it, so every response the
 /// project decodes has a layout.
 pub(crate) trait Guarded {
     /// The wire layout of the body, for every version in the type's `Message::VERSIONS`.
@@ -1102,7 +1102,7 @@ mod tests {
 
     use super::*;
     use crate::Error;
-    use crate::transport::kafka::wire::decode_response;
+    use crate::transport::connection::decode_response;
 
     /// Applies `f` when `cond` holds: builds a message with only the fields of one version.
     trait When: Sized {

@@ -1,0 +1,84 @@
+//! The connection layer: every Kafka request the project writes itself goes through it.
+//!
+//! A [`Connection`] is one TCP connection to one broker. It knows framing, API versions,
+//! correlation ids and timeouts, and nothing about what is being asked: group membership,
+//! admin helpers and (next) the native backend's produce and fetch are its clients.
+//!
+//! # Guarantees
+//!
+//! - **Versions.** On connect the connection asks the broker for its API versions
+//!   (ApiVersions v0, which every broker since 0.10 answers); [`Connection::version`] then
+//!   picks, per API, the highest version both sides speak, or says there is none.
+//! - **Pipelining.** Several requests may be in flight on one connection at once, from any
+//!   number of tasks: each carries a fresh correlation id, and a reader task hands every
+//!   response to the caller whose id it echoes, in whatever order the broker answers.
+//! - **Bounded input.** A response frame longer than [`MAX_FRAME`](frame::MAX_FRAME) is refused before anything
+//!   is allocated for it, and every response body is walked by the [`guard`] against its
+//!   layout before `kafka-protocol` decodes it, so hostile counts are errors, not aborts.
+//! - **Timeouts.** A request that gets no answer within its timeout fails with a retriable
+//!   error; the connection stays usable (a late answer is matched by id and dropped).
+//!
+//! # Failure modes
+//!
+//! Anything that puts the byte stream in doubt breaks the connection: a read or write
+//! error, a frame over the cap, an answer to an id nobody asked, an answer that does not
+//! decode. Every request in flight then fails with a retriable [`Error::Transport`](crate::Error)
+//! naming the request and the broker, and [`Connection::is_broken`] tells the owner to
+//! connect again.
+
+mod broker;
+mod frame;
+pub(crate) mod guard; // pub(crate) for the fuzz entry points (feature `fuzzing`)
+
+pub(crate) use broker::Connection;
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) use frame::decode_response;
+
+use kafka_protocol::protocol::StrBytes;
+
+/// A broker's supported version range for one API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Range {
+    pub(crate) min: i16,
+    pub(crate) max: i16,
+}
+
+/// The highest version in both the broker's range and ours.
+pub(crate) fn negotiate(broker: Option<Range>, min: i16, max: i16) -> Option<i16> {
+    let broker = broker?;
+    let hi = broker.max.min(max);
+    let lo = broker.min.max(min);
+    (hi >= lo).then_some(hi)
+}
+
+/// A Kafka error code as its protocol name, e.g. `REBALANCE_IN_PROGRESS (27)`.
+pub(crate) fn error_name(code: i16) -> String {
+    match kafka_protocol::ResponseError::try_from_code(code) {
+        Some(e) => format!("{e} ({code})"),
+        None => "NONE (0)".to_owned(),
+    }
+}
+
+/// Whether a Kafka error code says that trying again may succeed.
+pub(crate) fn is_retriable(code: i16) -> bool {
+    kafka_protocol::ResponseError::try_from_code(code).is_some_and(|e| e.is_retriable())
+}
+
+/// A protocol string from a Rust string.
+pub(crate) fn sb(s: &str) -> StrBytes {
+    StrBytes::from_string(s.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn negotiates_the_highest_common_version() {
+        let broker = Some(Range { min: 0, max: 7 });
+        assert_eq!(negotiate(broker, 0, 9), Some(7));
+        assert_eq!(negotiate(broker, 2, 5), Some(5));
+        assert_eq!(negotiate(Some(Range { min: 3, max: 12 }), 0, 2), None);
+        assert_eq!(negotiate(None, 0, 2), None);
+    }
+}

@@ -18,8 +18,8 @@ use std::time::Duration;
 use bytes::{BufMut, Bytes, BytesMut};
 use godev_kafka::transport::Transport;
 use godev_kafka::{
-    Codec, Consumer, Context, Event, HandlerError, Producer, RunningConsumer, TopicMap, handler,
-    testing,
+    Codec, Consumer, Context, Event, HandlerError, KafkaCode, Producer, RunningConsumer, TopicMap,
+    handler, testing,
 };
 use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
 use kafka_protocol::messages::leave_group_request::MemberIdentity;
@@ -567,7 +567,7 @@ async fn a_missing_topic_is_not_created_and_is_consumed_once_it_exists() {
     assert!(
         missing
             .as_ref()
-            .is_err_and(|e| e.to_string().contains("UnknownTopicOrPartition")),
+            .is_err_and(|e| e.kafka_code() == Some(KafkaCode::UNKNOWN_TOPIC_OR_PARTITION)),
         "the consumer created no topic: {missing:?}"
     );
 

@@ -77,7 +77,7 @@ pub mod transport;
 pub use config::Config;
 pub use consumer::{Consumer, ConsumerSettings, RunningConsumer};
 pub use dispatch::{Context, Handler, HandlerError, Route, Router, UnknownTagPolicy};
-pub use error::{Error, Result};
+pub use error::{Error, KafkaCode, Result};
 pub use event::{Codec, Event};
 pub use godev_kafka_derive::{Event, handler};
 pub use manager::{Manager, Status};

@@ -21,7 +21,7 @@
 //! Records that cannot be handled never stop the consumer: malformed values, undecodable
 //! payloads, permanent handler errors, exhausted retries, panics and oversized values go to
 //! the dead-letter topic (`<topic>.dlq`) as a [`DeadLetter`]. Unknown tags follow the
-//! [`UnknownTagPolicy`](crate::UnknownTagPolicy).
+//! [`UnknownTagPolicy`].
 
 mod dead_letter;
 mod replay;

@@ -21,7 +21,7 @@ use tokio::task::JoinHandle;
 
 use super::frame::{correlation_id, decode_response, encode_request, read_frame};
 use super::guard::Guarded;
-use super::{Range, error_name, negotiate};
+use super::{Range, negotiate};
 use crate::{Error, Result};
 
 /// Requests queued for the writer before `call` waits for room.
@@ -125,11 +125,7 @@ impl Connection {
             .call(ApiKey::ApiVersions, 0, &ApiVersionsRequest::default(), None)
             .await?;
         if response.error_code != 0 {
-            return Err(Error::transport(
-                op(),
-                format!("ApiVersions error {}", error_name(response.error_code)),
-                false,
-            ));
+            return Err(Error::kafka(op(), response.error_code));
         }
         conn.versions = response
             .api_keys

@@ -27,10 +27,14 @@
 //! connect again.
 
 mod broker;
+mod cluster;
+#[cfg(test)]
+mod fake_broker;
 mod frame;
 pub(crate) mod guard; // pub(crate) for the fuzz entry points (feature `fuzzing`)
 
 pub(crate) use broker::Connection;
+pub(crate) use cluster::{Cluster, Purpose};
 #[cfg(any(test, feature = "fuzzing"))]
 pub(crate) use frame::decode_response;
 
@@ -49,19 +53,6 @@ pub(crate) fn negotiate(broker: Option<Range>, min: i16, max: i16) -> Option<i16
     let hi = broker.max.min(max);
     let lo = broker.min.max(min);
     (hi >= lo).then_some(hi)
-}
-
-/// A Kafka error code as its protocol name, e.g. `REBALANCE_IN_PROGRESS (27)`.
-pub(crate) fn error_name(code: i16) -> String {
-    match kafka_protocol::ResponseError::try_from_code(code) {
-        Some(e) => format!("{e} ({code})"),
-        None => "NONE (0)".to_owned(),
-    }
-}
-
-/// Whether a Kafka error code says that trying again may succeed.
-pub(crate) fn is_retriable(code: i16) -> bool {
-    kafka_protocol::ResponseError::try_from_code(code).is_some_and(|e| e.is_retriable())
 }
 
 /// A protocol string from a Rust string.

@@ -10,15 +10,14 @@ use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
-use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{
     ApiKey, BrokerId, CreateTopicsRequest, CreateTopicsResponse, ListOffsetsRequest,
-    ListOffsetsResponse, MetadataRequest, MetadataResponse, TopicName,
+    ListOffsetsResponse, TopicName,
 };
 
-use super::group::{connect_coordinator, offsets};
+use super::group::offsets;
 use crate::transport::TopicPartition;
-use crate::transport::connection::{self, Connection, sb};
+use crate::transport::connection::{Cluster, Connection, Purpose, sb};
 use crate::{Error, Result};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -38,10 +37,8 @@ const TOPIC_ALREADY_EXISTS: i16 = 36;
 /// The broker refused the topic, or its partitions had no leaders within 30 seconds.
 pub async fn create_topic(brokers: &[String], topic: &str, partitions: i32) -> Result<()> {
     let op = format!("create topic {topic}");
-    let broker = brokers
-        .first()
-        .ok_or_else(|| Error::transport(&op, "no brokers", false))?;
-    let conn = Connection::connect(broker, CLIENT_ID, TIMEOUT).await?;
+    let cluster = Cluster::new(brokers, CLIENT_ID, TIMEOUT);
+    let conn = cluster.any().await?;
     let version = conn.version::<CreateTopicsRequest>(ApiKey::CreateTopics)?;
     let request = CreateTopicsRequest::default()
         .with_timeout_ms(TIMEOUT.as_millis() as i32)
@@ -64,15 +61,10 @@ pub async fn create_topic(brokers: &[String], topic: &str, partitions: i32) -> R
         .await?;
     for t in &response.topics {
         if t.error_code != 0 && t.error_code != TOPIC_ALREADY_EXISTS {
-            let message = t
-                .error_message
-                .as_ref()
-                .map(|m| m.to_string())
-                .unwrap_or_default();
-            return Err(Error::transport(
+            return Err(Error::kafka_with(
                 op,
-                format!("{} {message}", connection::error_name(t.error_code)),
-                false,
+                t.error_code,
+                t.error_message.as_ref(),
             ));
         }
     }
@@ -80,7 +72,7 @@ pub async fn create_topic(brokers: &[String], topic: &str, partitions: i32) -> R
     // partition has a leader that answers ListOffsets.
     let deadline = Instant::now() + TIMEOUT;
     loop {
-        let last = match end_offsets(brokers, topic).await {
+        let last = match end_offsets_on(&cluster, topic).await {
             Ok(ends) if ends.len() >= partitions as usize => return Ok(()),
             Ok(ends) => format!("{} of {partitions} partitions answer", ends.len()),
             Err(e) if e.is_retriable() => e.to_string(),
@@ -99,9 +91,13 @@ pub async fn create_topic(brokers: &[String], topic: &str, partitions: i32) -> R
 ///
 /// The brokers could not be reached or do not know the topic.
 pub async fn end_offsets(brokers: &[String], topic: &str) -> Result<BTreeMap<i32, i64>> {
+    end_offsets_on(&Cluster::new(brokers, CLIENT_ID, TIMEOUT), topic).await
+}
+
+/// [`end_offsets`] on `cluster`, each partition asked of its leader.
+async fn end_offsets_on(cluster: &Cluster, topic: &str) -> Result<BTreeMap<i32, i64>> {
     let op = format!("end offsets of {topic}");
-    let conn = connect_any(brokers, CLIENT_ID, TIMEOUT).await?;
-    let leaders = leaders(&conn, topic).await?;
+    let leaders = cluster.leaders(topic).await?;
     let mut by_leader: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
     for (partition, leader) in &leaders {
         let leader = leader.as_deref().ok_or_else(|| {
@@ -111,122 +107,10 @@ pub async fn end_offsets(brokers: &[String], topic: &str) -> Result<BTreeMap<i32
     }
     let mut ends = BTreeMap::new();
     for (leader, partitions) in by_leader {
-        let offsets = if leader == conn.addr() {
-            latest_offsets(&conn, topic, &partitions).await?
-        } else {
-            let leader = Connection::connect(leader, CLIENT_ID, TIMEOUT).await?;
-            latest_offsets(&leader, topic, &partitions).await?
-        };
-        ends.extend(offsets);
+        let conn = cluster.connection(leader, Purpose::Normal).await?;
+        ends.extend(latest_offsets(&conn, topic, &partitions).await?);
     }
     Ok(ends)
-}
-
-/// Connects to the first of `brokers` that answers.
-pub(crate) async fn connect_any(
-    brokers: &[String],
-    client_id: &str,
-    timeout: Duration,
-) -> Result<Connection> {
-    let mut last = None;
-    for broker in brokers {
-        match Connection::connect(broker, client_id, timeout).await {
-            Ok(conn) => return Ok(conn),
-            Err(e) => last = Some(e),
-        }
-    }
-    Err(last.unwrap_or_else(|| Error::transport("connect to the brokers", "no brokers", false)))
-}
-
-/// The partition counts of those of `topics` that exist and whose partitions all have a
-/// leader, from one Metadata request that creates no topic.
-///
-/// Topics the broker does not know, or answers for with an error (not authorised, invalid
-/// name, still being created), are left out: a group assigns what exists and rebalances
-/// when the rest appears, as the Java client does.
-///
-/// # Errors
-///
-/// The request failed, or the broker does not speak Metadata v4 (Kafka 0.11), the first
-/// version that can ask not to create topics.
-pub(crate) async fn partition_counts(
-    conn: &Connection,
-    topics: &[String],
-) -> Result<BTreeMap<String, i32>> {
-    if topics.is_empty() {
-        // An empty list asks for every topic in Metadata v0; nothing to ask here.
-        return Ok(BTreeMap::new());
-    }
-    let response = metadata(conn, topics).await?;
-    Ok(response
-        .topics
-        .iter()
-        .filter(|t| {
-            t.error_code == 0
-                && !t.partitions.is_empty()
-                && t.partitions.iter().all(|p| p.leader_id.0 >= 0)
-        })
-        .filter_map(|t| {
-            let name = t.name.as_ref()?.0.to_string();
-            topics
-                .contains(&name)
-                .then_some((name, t.partitions.len() as i32))
-        })
-        .collect())
-}
-
-/// The Metadata of `topics` (not empty), asked so that no topic is created.
-///
-/// # Errors
-///
-/// The request failed, or the broker does not speak Metadata v4 (Kafka 0.11), the first
-/// version that can ask not to create topics.
-async fn metadata(conn: &Connection, topics: &[String]) -> Result<MetadataResponse> {
-    let version = conn.version::<MetadataRequest>(ApiKey::Metadata)?;
-    if version < 4 {
-        return Err(Error::transport(
-            format!("metadata of {topics:?} on {}", conn.addr()),
-            "the broker lacks Metadata v4 (Kafka 0.11), which can ask not to create topics",
-            false,
-        ));
-    }
-    let request = MetadataRequest::default()
-        .with_topics(Some(
-            topics
-                .iter()
-                .map(|t| MetadataRequestTopic::default().with_name(Some(TopicName(sb(t)))))
-                .collect(),
-        ))
-        .with_allow_auto_topic_creation(false);
-    conn.call(ApiKey::Metadata, version, &request, None).await
-}
-
-/// Partition → its leader's address (`None` while it has none) of `topic`.
-async fn leaders(conn: &Connection, topic: &str) -> Result<BTreeMap<i32, Option<String>>> {
-    let op = format!("metadata of {topic}");
-    let response = metadata(conn, &[topic.to_owned()]).await?;
-    let hosts: BTreeMap<BrokerId, String> = response
-        .brokers
-        .iter()
-        .map(|b| (b.node_id, format!("{}:{}", b.host.as_str(), b.port)))
-        .collect();
-    let found = response
-        .topics
-        .iter()
-        .find(|t| t.name.as_ref().is_some_and(|n| n.0.as_str() == topic))
-        .ok_or_else(|| Error::transport(&op, "the broker did not answer for the topic", true))?;
-    if found.error_code != 0 {
-        return Err(Error::transport(
-            op,
-            connection::error_name(found.error_code),
-            connection::is_retriable(found.error_code),
-        ));
-    }
-    Ok(found
-        .partitions
-        .iter()
-        .map(|p| (p.partition_index, hosts.get(&p.leader_id).cloned()))
-        .collect())
 }
 
 /// The latest offsets of `partitions` of `topic`, asked of their leader `conn`.
@@ -267,14 +151,9 @@ async fn latest_offsets(
     let mut ends = BTreeMap::new();
     for p in response.topics.iter().flat_map(|t| &t.partitions) {
         if p.error_code != 0 {
-            return Err(Error::transport(
-                &op,
-                format!(
-                    "partition {}: {}",
-                    p.partition_index,
-                    connection::error_name(p.error_code)
-                ),
-                connection::is_retriable(p.error_code),
+            return Err(Error::kafka(
+                format!("{op}: partition {}", p.partition_index),
+                p.error_code,
             ));
         }
         ends.insert(p.partition_index, p.offset);
@@ -293,14 +172,15 @@ pub async fn committed_offsets(
     group: &str,
     topic: &str,
 ) -> Result<BTreeMap<i32, i64>> {
-    let conn = connect_any(brokers, CLIENT_ID, TIMEOUT).await?;
-    let partitions: Vec<TopicPartition> = leaders(&conn, topic)
+    let cluster = Cluster::new(brokers, CLIENT_ID, TIMEOUT);
+    let partitions: Vec<TopicPartition> = cluster
+        .leaders(topic)
         .await?
         .into_keys()
         .map(|p| TopicPartition::new(topic, p))
         .collect();
     let deadline = Instant::now() + TIMEOUT;
-    let conn = connect_coordinator(brokers, CLIENT_ID, group, TIMEOUT, deadline).await?;
+    let conn = cluster.coordinator(group, deadline).await?;
     let committed = offsets::fetch_committed(&conn, group, &partitions).await?;
     Ok(committed
         .into_iter()

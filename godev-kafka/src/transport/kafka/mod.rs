@@ -62,7 +62,7 @@ use kafka_protocol::messages::ApiKey;
 use self::fetch::Fetcher;
 use self::group::membership::{KafkaMember, Settings};
 use self::producer::ProducerHandle;
-use crate::transport::connection::Connection;
+use crate::transport::connection::{Cluster, Connection};
 use crate::transport::partition_counts::PartitionCounts;
 use crate::transport::{BoxFuture, GroupMember, GroupOptions, OutgoingRecord, Transport};
 use crate::{Error, Result};
@@ -180,22 +180,12 @@ impl KafkaTransport {
                 message: "no brokers given; set at least one host:port".into(),
             });
         }
-        let mut last = None;
-        let mut conn = None;
-        for broker in &options.brokers {
-            match Connection::connect(broker, &options.client_id, options.request_timeout).await {
-                Ok(c) => {
-                    conn = Some(c);
-                    break;
-                }
-                Err(e) => last = Some(e),
-            }
-        }
-        let conn = match conn {
-            Some(c) => c,
-            None => return Err(last.expect("at least one broker was tried")),
-        };
-        check_versions(&conn)?;
+        let cluster = Cluster::new(
+            &options.brokers,
+            &options.client_id,
+            options.request_timeout,
+        );
+        check_versions(&*cluster.any().await?)?;
         let brokers = options.brokers.clone();
         let mut client = KafkaClient::new(brokers.clone());
         client.set_client_id(options.client_id.clone());

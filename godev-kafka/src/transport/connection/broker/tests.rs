@@ -2,73 +2,22 @@
 //! reads and answers, byte by byte.
 
 use bytes::BytesMut;
-use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::{
     HeartbeatRequest, HeartbeatResponse, JoinGroupRequest, JoinGroupResponse,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
 
 use super::*;
-
-/// Every exchange of these tests ends well within this.
-const DEADLINE: Duration = Duration::from_secs(10);
-
-/// Reads one request frame and answers its API key and correlation id.
-async fn read_request(stream: &mut TcpStream) -> std::io::Result<(i16, i32)> {
-    let len = stream.read_i32().await?;
-    let mut frame = vec![0u8; len as usize];
-    stream.read_exact(&mut frame).await?;
-    let key = i16::from_be_bytes([frame[0], frame[1]]);
-    let correlation = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
-    Ok((key, correlation))
-}
-
-/// Writes a response frame: length, correlation id (header v0), body.
-async fn write_response(stream: &mut TcpStream, correlation: i32, body: &[u8]) {
-    let mut frame = BytesMut::new();
-    frame.extend_from_slice(&(body.len() as i32 + 4).to_be_bytes());
-    frame.extend_from_slice(&correlation.to_be_bytes());
-    frame.extend_from_slice(body);
-    stream.write_all(&frame).await.unwrap();
-}
+use crate::transport::connection::fake_broker::{fake_broker, read_request, write_response};
 
 /// A HeartbeatResponse v0 body: the error code alone.
 fn heartbeat(code: i16) -> [u8; 2] {
     code.to_be_bytes()
 }
 
-/// A fake broker on a free port: accepts one client, answers its ApiVersions (JoinGroup up
-/// to v5, Heartbeat up to v0), then runs `script` on the stream.
-async fn fake_broker<F, Fut>(script: F) -> (String, JoinHandle<()>)
-where
-    F: FnOnce(TcpStream) -> Fut + Send + 'static,
-    Fut: Future<Output = ()> + Send,
-{
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    let broker = tokio::spawn(async move {
-        let (mut stream, _) = listener.accept().await.unwrap();
-        let (key, correlation) = read_request(&mut stream).await.unwrap();
-        assert_eq!(key, ApiKey::ApiVersions as i16);
-        let versions = ApiVersionsResponse::default().with_api_keys(vec![
-            ApiVersion::default()
-                .with_api_key(ApiKey::ApiVersions as i16)
-                .with_max_version(3),
-            ApiVersion::default()
-                .with_api_key(ApiKey::JoinGroup as i16)
-                .with_max_version(5),
-            ApiVersion::default()
-                .with_api_key(ApiKey::Heartbeat as i16)
-                .with_max_version(0),
-        ]);
-        let mut body = BytesMut::new();
-        versions.encode(&mut body, 0).unwrap();
-        write_response(&mut stream, correlation, &body).await;
-        script(stream).await;
-    });
-    (addr, broker)
-}
+/// Every exchange of these tests ends well within this.
+const DEADLINE: Duration = Duration::from_secs(10);
 
 async fn connect(addr: &str) -> Connection {
     Connection::connect(addr, "connection-test", Duration::from_secs(5))

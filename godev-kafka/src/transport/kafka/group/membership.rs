@@ -21,17 +21,15 @@ use kafka_protocol::messages::{
 };
 use tokio::task::JoinHandle;
 
-use super::super::admin;
 use super::super::fetch::Fetcher;
 use super::assignor::{self, Subscription};
 use super::offsets::{self, CommitError};
 use super::{
-    client_ids, connect_coordinator, decode_assignment, decode_subscription, encode_assignment,
-    encode_subscription,
+    client_ids, decode_assignment, decode_subscription, encode_assignment, encode_subscription,
 };
-use crate::transport::connection::{self, Connection, sb};
+use crate::transport::connection::{Cluster, Connection, Purpose, sb};
 use crate::transport::{BoxFuture, GroupMember, GroupOptions, Polled, TopicPartition};
-use crate::{Error, Result};
+use crate::{Error, KafkaCode, Result};
 
 /// How often the leader compares the subscribed topics' partition counts.
 const METADATA_CHECK: Duration = Duration::from_secs(5);
@@ -43,18 +41,6 @@ const SETTLE: Duration = Duration::from_secs(2);
 /// The pause between JoinGroups the coordinator answered with UNKNOWN_SERVER_ERROR: Kafka
 /// 3.9 does so to every member while one member's metadata does not parse.
 const SERVER_ERROR_BACKOFF: Duration = Duration::from_secs(1);
-
-/// Error codes of the group APIs.
-mod code {
-    pub(super) const UNKNOWN_SERVER_ERROR: i16 = -1;
-    pub(super) const COORDINATOR_LOAD_IN_PROGRESS: i16 = 14;
-    pub(super) const COORDINATOR_NOT_AVAILABLE: i16 = 15;
-    pub(super) const NOT_COORDINATOR: i16 = 16;
-    pub(super) const ILLEGAL_GENERATION: i16 = 22;
-    pub(super) const UNKNOWN_MEMBER_ID: i16 = 25;
-    pub(super) const REBALANCE_IN_PROGRESS: i16 = 27;
-    pub(super) const MEMBER_ID_REQUIRED: i16 = 79;
-}
 
 /// What the heartbeat task and the member share.
 #[derive(Debug, Default)]
@@ -81,7 +67,9 @@ pub(crate) struct Settings {
 pub(crate) struct KafkaMember {
     options: GroupOptions,
     settings: Settings,
-    coordinator: Option<Connection>,
+    /// This member's view of the cluster: its connections and metadata.
+    cluster: Arc<Cluster>,
+    coordinator: Option<Arc<Connection>>,
     shared: Arc<Mutex<Shared>>,
     heartbeat: Option<JoinHandle<()>>,
     fetcher: Fetcher,
@@ -93,8 +81,6 @@ pub(crate) struct KafkaMember {
     subscribed: BTreeSet<String>,
     /// Partition counts the leader assigned from: the subscribed topics that exist.
     counts: BTreeMap<String, i32>,
-    /// The leader's connection for metadata, made when first needed.
-    metadata: Option<Connection>,
     last_check: Instant,
     owned: Vec<TopicPartition>,
     positions: HashMap<TopicPartition, i64>,
@@ -112,14 +98,12 @@ impl KafkaMember {
             ));
         }
         let deadline = Instant::now() + settings.request_timeout;
-        let coordinator = connect_coordinator(
+        let cluster = Arc::new(Cluster::new(
             &settings.brokers,
             &settings.client_id,
-            &options.group,
             settings.request_timeout,
-            deadline,
-        )
-        .await?;
+        ));
+        let coordinator = cluster.coordinator(&options.group, deadline).await?;
         let fetcher = Fetcher::spawn(
             settings.brokers.clone(),
             settings.client_id.clone(),
@@ -128,6 +112,7 @@ impl KafkaMember {
         Ok(Self {
             options,
             settings,
+            cluster,
             coordinator: Some(coordinator),
             shared: Arc::default(),
             heartbeat: None,
@@ -138,7 +123,6 @@ impl KafkaMember {
             leader: false,
             subscribed: BTreeSet::new(),
             counts: BTreeMap::new(),
-            metadata: None,
             last_check: Instant::now(),
             owned: Vec::new(),
             positions: HashMap::new(),
@@ -161,17 +145,13 @@ impl KafkaMember {
     /// The coordinator connection, found again if it was lost.
     async fn coordinator(&mut self) -> Result<&Connection> {
         let lost = std::mem::take(&mut self.shared.lock().expect("group state").lost_coordinator);
-        if lost || self.coordinator.as_ref().is_none_or(Connection::is_broken) {
+        if lost || self.coordinator.as_ref().is_none_or(|c| c.is_broken()) {
             self.coordinator = None;
             let deadline = Instant::now() + self.options.rebalance_timeout;
-            let conn = connect_coordinator(
-                &self.settings.brokers,
-                &self.settings.client_id,
-                &self.options.group,
-                self.settings.request_timeout,
-                deadline,
-            )
-            .await?;
+            let conn = self
+                .cluster
+                .coordinator(&self.options.group, deadline)
+                .await?;
             self.coordinator = Some(conn);
         }
         Ok(self.coordinator.as_ref().expect("just connected"))
@@ -255,27 +235,27 @@ impl KafkaMember {
                 }
                 Err(e) => return Err(e),
             };
-            match joined.error_code {
-                0 => {}
-                code::MEMBER_ID_REQUIRED => {
+            match KafkaCode::new(joined.error_code) {
+                KafkaCode::NONE => {}
+                KafkaCode::MEMBER_ID_REQUIRED => {
                     self.member_id = joined.member_id.to_string();
                     attempt = 0;
                     continue;
                 }
-                code::UNKNOWN_MEMBER_ID => {
+                KafkaCode::UNKNOWN_MEMBER_ID => {
                     self.member_id.clear();
                     continue;
                 }
-                code::COORDINATOR_LOAD_IN_PROGRESS
-                | code::COORDINATOR_NOT_AVAILABLE
-                | code::NOT_COORDINATOR => {
+                KafkaCode::COORDINATOR_LOAD_IN_PROGRESS
+                | KafkaCode::COORDINATOR_NOT_AVAILABLE
+                | KafkaCode::NOT_COORDINATOR => {
                     self.coordinator = None;
                     continue;
                 }
-                code::REBALANCE_IN_PROGRESS | code::ILLEGAL_GENERATION => continue,
+                KafkaCode::REBALANCE_IN_PROGRESS | KafkaCode::ILLEGAL_GENERATION => continue,
                 // Not this member's fault (Kafka 3.9 answers so while another member's
                 // metadata does not parse): keep trying, the member may leave or expire.
-                code::UNKNOWN_SERVER_ERROR => {
+                KafkaCode::UNKNOWN_SERVER_ERROR => {
                     server_errors += 1;
                     if server_errors == 1 {
                         tracing::warn!(
@@ -286,11 +266,7 @@ impl KafkaMember {
                     continue;
                 }
                 code => {
-                    return Err(Error::transport(
-                        op,
-                        connection::error_name(code),
-                        connection::is_retriable(code),
-                    ));
+                    return Err(Error::kafka(op, code.code()));
                 }
             }
             self.member_id = joined.member_id.to_string();
@@ -337,25 +313,21 @@ impl KafkaMember {
                 }
                 Err(e) => return Err(e),
             };
-            match synced.error_code {
-                0 => {}
-                code::UNKNOWN_MEMBER_ID => {
+            match KafkaCode::new(synced.error_code) {
+                KafkaCode::NONE => {}
+                KafkaCode::UNKNOWN_MEMBER_ID => {
                     self.member_id.clear();
                     continue;
                 }
-                code::COORDINATOR_LOAD_IN_PROGRESS
-                | code::COORDINATOR_NOT_AVAILABLE
-                | code::NOT_COORDINATOR => {
+                KafkaCode::COORDINATOR_LOAD_IN_PROGRESS
+                | KafkaCode::COORDINATOR_NOT_AVAILABLE
+                | KafkaCode::NOT_COORDINATOR => {
                     self.coordinator = None;
                     continue;
                 }
-                code::REBALANCE_IN_PROGRESS | code::ILLEGAL_GENERATION => continue,
+                KafkaCode::REBALANCE_IN_PROGRESS | KafkaCode::ILLEGAL_GENERATION => continue,
                 code => {
-                    return Err(Error::transport(
-                        format!("sync group {group}"),
-                        connection::error_name(code),
-                        connection::is_retriable(code),
-                    ));
+                    return Err(Error::kafka(format!("sync group {group}"), code.code()));
                 }
             }
             let assigned = decode_assignment(&synced.assignment).unwrap_or_else(|error| {
@@ -462,26 +434,10 @@ impl KafkaMember {
         }
     }
 
-    /// One read of the subscribed topics' partition counts (those that exist), on the
-    /// leader's metadata connection.
-    async fn partition_counts(&mut self) -> Result<BTreeMap<String, i32>> {
-        if self.metadata.as_ref().is_none_or(Connection::is_broken) {
-            self.metadata = None;
-            let conn = admin::connect_any(
-                &self.settings.brokers,
-                &self.settings.client_id,
-                self.settings.request_timeout,
-            )
-            .await?;
-            self.metadata = Some(conn);
-        }
+    /// One read of the subscribed topics' partition counts (those that exist).
+    async fn partition_counts(&self) -> Result<BTreeMap<String, i32>> {
         let topics: Vec<String> = self.subscribed.iter().cloned().collect();
-        let conn = self.metadata.as_ref().expect("just connected");
-        let counts = admin::partition_counts(conn, &topics).await;
-        if counts.is_err() {
-            self.metadata = None;
-        }
-        counts
+        self.cluster.partition_counts(&topics).await
     }
 
     fn start_heartbeat(&mut self) -> Result<()> {
@@ -491,14 +447,13 @@ impl KafkaMember {
             .map(|c| c.addr().to_owned())
             .ok_or(Error::Closed("group coordinator connection"))?;
         let beat = Heartbeat {
+            cluster: self.cluster.clone(),
             addr,
-            client_id: self.settings.client_id.clone(),
             group: self.options.group.clone(),
             member_id: self.member_id.clone(),
             generation: self.generation,
             interval: self.options.heartbeat_interval,
             session_timeout: self.options.session_timeout,
-            request_timeout: self.settings.request_timeout,
             shared: self.shared.clone(),
         };
         self.heartbeat = Some(tokio::spawn(beat.run()));
@@ -645,10 +600,10 @@ impl KafkaMember {
             match offsets::commit(conn, &group, generation, &member_id, offsets).await {
                 Ok(()) => return Ok(()),
                 Err(CommitError::Fenced(code)) => {
-                    tracing::info!(%group, generation, error = %connection::error_name(code), "commit fenced");
+                    tracing::info!(%group, generation, error = %code, "commit fenced");
                     let mut shared = self.shared.lock().expect("group state");
                     shared.rejoin = true;
-                    if code == code::UNKNOWN_MEMBER_ID {
+                    if code == KafkaCode::UNKNOWN_MEMBER_ID {
                         shared.reset_member = true;
                     }
                     return Err(Error::Fenced { group, generation });
@@ -681,7 +636,7 @@ impl KafkaMember {
         let response: LeaveGroupResponse = conn
             .call(ApiKey::LeaveGroup, version, &request, None)
             .await?;
-        let code = if response.error_code != 0 {
+        let code = KafkaCode::new(if response.error_code != 0 {
             response.error_code
         } else {
             response
@@ -690,14 +645,10 @@ impl KafkaMember {
                 .map(|m| m.error_code)
                 .find(|c| *c != 0)
                 .unwrap_or(0)
-        };
+        });
         // A member the coordinator already forgot has left anyway.
-        if code != 0 && code != code::UNKNOWN_MEMBER_ID {
-            return Err(Error::transport(
-                format!("leave group {group}"),
-                connection::error_name(code),
-                connection::is_retriable(code),
-            ));
+        if code != KafkaCode::NONE && code != KafkaCode::UNKNOWN_MEMBER_ID {
+            return Err(Error::kafka(format!("leave group {group}"), code.code()));
         }
         tracing::info!(%group, member = %member_id, "left");
         Ok(())
@@ -751,64 +702,53 @@ impl GroupMember for KafkaMember {
 /// The heartbeat task of one generation.
 #[derive(Debug)]
 struct Heartbeat {
+    cluster: Arc<Cluster>,
     addr: String,
-    client_id: String,
     group: String,
     member_id: String,
     generation: i32,
     interval: Duration,
     session_timeout: Duration,
-    request_timeout: Duration,
     shared: Arc<Mutex<Shared>>,
 }
 
 impl Heartbeat {
     async fn run(self) {
-        let mut conn: Option<Connection> = None;
         let mut last_ok = Instant::now();
         loop {
             tokio::time::sleep(self.interval).await;
-            if conn.as_ref().is_none_or(Connection::is_broken) {
-                conn = Connection::connect(&self.addr, &self.client_id, self.request_timeout)
-                    .await
-                    .ok();
-            }
-            let outcome = match conn.as_ref() {
-                Some(c) => self.beat(c).await,
-                None => Err(Error::transport(
-                    "heartbeat",
-                    "no connection to the coordinator",
-                    true,
-                )),
+            // The member's own coordinator connection, made again if it broke.
+            let outcome = match self.cluster.connection(&self.addr, Purpose::Group).await {
+                Ok(conn) => self.beat(&conn).await,
+                Err(e) => Err(e),
             };
             let mut shared = self.shared.lock().expect("group state");
             match outcome {
-                Ok(0) => last_ok = Instant::now(),
-                Ok(code::REBALANCE_IN_PROGRESS) => {
+                Ok(KafkaCode::NONE) => last_ok = Instant::now(),
+                Ok(KafkaCode::REBALANCE_IN_PROGRESS) => {
                     last_ok = Instant::now();
                     if !shared.rejoin {
                         tracing::info!(group = %self.group, generation = self.generation, "rebalance in progress");
                     }
                     shared.rejoin = true;
                 }
-                Ok(code @ (code::UNKNOWN_MEMBER_ID | code::ILLEGAL_GENERATION)) => {
-                    tracing::info!(group = %self.group, error = %connection::error_name(code), "member fenced; rejoining");
+                Ok(code @ (KafkaCode::UNKNOWN_MEMBER_ID | KafkaCode::ILLEGAL_GENERATION)) => {
+                    tracing::info!(group = %self.group, error = %code, "member fenced; rejoining");
                     shared.rejoin = true;
-                    shared.reset_member |= code == code::UNKNOWN_MEMBER_ID;
+                    shared.reset_member |= code == KafkaCode::UNKNOWN_MEMBER_ID;
                     return;
                 }
-                Ok(code @ (code::NOT_COORDINATOR | code::COORDINATOR_NOT_AVAILABLE)) => {
-                    tracing::info!(group = %self.group, error = %connection::error_name(code), "coordinator moved; rejoining");
+                Ok(code @ (KafkaCode::NOT_COORDINATOR | KafkaCode::COORDINATOR_NOT_AVAILABLE)) => {
+                    tracing::info!(group = %self.group, error = %code, "coordinator moved; rejoining");
                     shared.rejoin = true;
                     shared.lost_coordinator = true;
                     return;
                 }
                 Ok(code) => {
-                    tracing::warn!(group = %self.group, error = %connection::error_name(code), "heartbeat refused");
+                    tracing::warn!(group = %self.group, error = %code, "heartbeat refused");
                 }
                 Err(e) => {
                     tracing::debug!(group = %self.group, error = %e, "heartbeat failed");
-                    conn = None;
                     if last_ok.elapsed() > self.session_timeout {
                         shared.rejoin = true;
                         shared.lost_coordinator = true;
@@ -819,7 +759,7 @@ impl Heartbeat {
         }
     }
 
-    async fn beat(&self, conn: &Connection) -> Result<i16> {
+    async fn beat(&self, conn: &Connection) -> Result<KafkaCode> {
         let version = conn.version::<HeartbeatRequest>(ApiKey::Heartbeat)?;
         let request = HeartbeatRequest::default()
             .with_group_id(GroupId(sb(&self.group)))
@@ -828,7 +768,7 @@ impl Heartbeat {
         let response: HeartbeatResponse = conn
             .call(ApiKey::Heartbeat, version, &request, None)
             .await?;
-        Ok(response.error_code)
+        Ok(KafkaCode::new(response.error_code))
     }
 }
 /// The subscriptions in a JoinGroup response's member list, and the members whose metadata

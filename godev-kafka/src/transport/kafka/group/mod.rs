@@ -25,92 +25,11 @@ pub(crate) use protocol::{
 };
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
 
-use kafka_protocol::messages::{
-    ApiKey, DescribeGroupsRequest, DescribeGroupsResponse, FindCoordinatorRequest,
-    FindCoordinatorResponse, GroupId,
-};
+use kafka_protocol::messages::{ApiKey, DescribeGroupsRequest, DescribeGroupsResponse, GroupId};
 
-use crate::transport::connection::{self, Connection, sb};
-use crate::{Error, Result};
-
-/// Connects to the coordinator of `group`, asking the bootstrap brokers where it is.
-///
-/// Retries while the coordinator is not available yet (a new group's offsets partition may
-/// still be loading) until `deadline`.
-pub(crate) async fn connect_coordinator(
-    brokers: &[String],
-    client_id: &str,
-    group: &str,
-    timeout: Duration,
-    deadline: Instant,
-) -> Result<Connection> {
-    let op = format!("find coordinator of group {group}");
-    let mut last: Option<Error> = None;
-    loop {
-        for broker in brokers {
-            match find_coordinator(broker, client_id, group, timeout).await {
-                Ok(addr) => match Connection::connect(&addr, client_id, timeout).await {
-                    Ok(conn) => return Ok(conn),
-                    Err(e) => last = Some(e),
-                },
-                Err(e) if e.is_retriable() => last = Some(e),
-                Err(e) => return Err(e),
-            }
-        }
-        if Instant::now() >= deadline {
-            return Err(Error::transport(
-                op,
-                last.map(|e| e.to_string())
-                    .unwrap_or_else(|| "no brokers given".into()),
-                true,
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-/// Asks `broker` for the coordinator of `group`; answers its `host:port`.
-async fn find_coordinator(
-    broker: &str,
-    client_id: &str,
-    group: &str,
-    timeout: Duration,
-) -> Result<String> {
-    let conn = Connection::connect(broker, client_id, timeout).await?;
-    let version = conn.version::<FindCoordinatorRequest>(ApiKey::FindCoordinator)?;
-    let mut request = FindCoordinatorRequest::default();
-    if version >= 4 {
-        request.coordinator_keys = vec![sb(group)];
-    } else {
-        request.key = sb(group);
-    }
-    let response: FindCoordinatorResponse = conn
-        .call(ApiKey::FindCoordinator, version, &request, None)
-        .await?;
-    let (code, host, port) = if version >= 4 {
-        let c = response
-            .coordinators
-            .first()
-            .ok_or_else(|| Error::transport("FindCoordinator", "empty coordinator list", true))?;
-        (c.error_code, c.host.to_string(), c.port)
-    } else {
-        (
-            response.error_code,
-            response.host.to_string(),
-            response.port,
-        )
-    };
-    if code != 0 {
-        return Err(Error::transport(
-            format!("find coordinator of group {group}"),
-            connection::error_name(code),
-            connection::is_retriable(code),
-        ));
-    }
-    Ok(format!("{host}:{port}"))
-}
+use crate::Result;
+use crate::transport::connection::{Connection, sb};
 
 /// Member id → the client id the member connected with, as the coordinator of `group` knows
 /// them (DescribeGroups); empty when the coordinator cannot say. For log lines about members.

@@ -14,8 +14,8 @@ use kafka_protocol::messages::{
 };
 
 use crate::transport::TopicPartition;
-use crate::transport::connection::{self, Connection, sb};
-use crate::{Error, Result};
+use crate::transport::connection::{Connection, sb};
+use crate::{Error, KafkaCode, Result};
 
 /// The committed offsets of `partitions` in `group`; partitions without one are left out.
 pub(crate) async fn fetch_committed(
@@ -67,11 +67,7 @@ pub(crate) async fn fetch_committed(
         if code == 0 {
             Ok(())
         } else {
-            Err(Error::transport(
-                op(),
-                connection::error_name(code),
-                connection::is_retriable(code),
-            ))
+            Err(Error::kafka(op(), code))
         }
     };
     if version >= 8 {
@@ -112,7 +108,7 @@ pub(crate) async fn fetch_committed(
 #[derive(Debug)]
 pub(crate) enum CommitError {
     /// The generation or member is stale, or a rebalance is under way (the code says which).
-    Fenced(i16),
+    Fenced(KafkaCode),
     /// The coordinator moved or is loading: find it again.
     Coordinator(Error),
     /// Anything else.
@@ -168,24 +164,23 @@ pub(crate) async fn commit(
         .map_err(CommitError::Coordinator)?;
     for t in &response.topics {
         for p in &t.partitions {
-            match p.error_code {
-                0 => {}
-                // ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID, REBALANCE_IN_PROGRESS, FENCED_INSTANCE_ID
-                // and the KIP-848 STALE_MEMBER_EPOCH.
-                code @ (22 | 25 | 27 | 82 | 113) => return Err(CommitError::Fenced(code)),
-                // COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE, NOT_COORDINATOR
-                code @ (14..=16) => {
-                    return Err(CommitError::Coordinator(Error::transport(
-                        op(),
-                        connection::error_name(code),
-                        true,
-                    )));
+            match KafkaCode::new(p.error_code) {
+                KafkaCode::NONE => {}
+                // STALE_MEMBER_EPOCH is KIP-848's.
+                code @ (KafkaCode::ILLEGAL_GENERATION
+                | KafkaCode::UNKNOWN_MEMBER_ID
+                | KafkaCode::REBALANCE_IN_PROGRESS
+                | KafkaCode::FENCED_INSTANCE_ID
+                | KafkaCode::STALE_MEMBER_EPOCH) => return Err(CommitError::Fenced(code)),
+                KafkaCode::COORDINATOR_LOAD_IN_PROGRESS
+                | KafkaCode::COORDINATOR_NOT_AVAILABLE
+                | KafkaCode::NOT_COORDINATOR => {
+                    return Err(CommitError::Coordinator(Error::kafka(op(), p.error_code)));
                 }
-                code => {
-                    return Err(CommitError::Other(Error::transport(
+                _ => {
+                    return Err(CommitError::Other(Error::kafka(
                         format!("{}: {}[{}]", op(), t.name.as_str(), p.partition_index),
-                        connection::error_name(code),
-                        connection::is_retriable(code),
+                        p.error_code,
                     )));
                 }
             }

@@ -1,0 +1,217 @@
+//! The cluster against fake brokers: connection reuse and replacement, backoff, and the
+//! metadata cache.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use bytes::BytesMut;
+use kafka_protocol::messages::BrokerId;
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::protocol::{Encodable, StrBytes};
+use tokio::net::TcpStream;
+
+use super::*;
+use crate::transport::connection::fake_broker::{listen, negotiate, read_request, write_response};
+
+/// Every wait of these tests ends well within this.
+const DEADLINE: Duration = Duration::from_secs(10);
+
+fn cluster(addr: &str) -> Cluster {
+    Cluster::new(&[addr.to_owned()], "cluster-test", Duration::from_secs(5))
+}
+
+#[test]
+fn the_backoff_doubles_from_50_ms_up_to_1_s() {
+    let waits: Vec<u128> = (0..8).map(|n| backoff(n).as_millis()).collect();
+    assert_eq!(waits, [0, 50, 100, 200, 400, 800, 1000, 1000]);
+    assert_eq!(backoff(u32::MAX), BACKOFF_MAX);
+}
+
+/// One connection per broker and purpose, shared while it works; a broken one is replaced.
+#[tokio::test]
+async fn a_working_connection_is_shared_and_a_broken_one_replaced() {
+    let (listener, addr) = listen().await;
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let (hang_up, hung_up) = tokio::sync::oneshot::channel::<()>();
+    let broker = tokio::spawn({
+        let accepted = accepted.clone();
+        async move {
+            let mut held: Vec<TcpStream> = Vec::new();
+            let mut hang_up = Some(hung_up);
+            loop {
+                tokio::select! {
+                    conn = listener.accept() => {
+                        let (mut stream, _) = conn.unwrap();
+                        negotiate(&mut stream).await;
+                        accepted.fetch_add(1, Ordering::SeqCst);
+                        held.push(stream);
+                    }
+                    _ = async { hang_up.as_mut().unwrap().await }, if hang_up.is_some() => {
+                        hang_up = None;
+                        held.remove(0); // the first connection: Normal
+                    }
+                }
+            }
+        }
+    });
+    let cluster = cluster(&addr);
+    let normal = cluster.connection(&addr, Purpose::Normal).await.unwrap();
+    let again = cluster.connection(&addr, Purpose::Normal).await.unwrap();
+    assert!(
+        Arc::ptr_eq(&normal, &again),
+        "the working connection is shared"
+    );
+    let group = cluster.connection(&addr, Purpose::Group).await.unwrap();
+    assert!(!Arc::ptr_eq(&normal, &group), "each purpose has its own");
+    assert_eq!(accepted.load(Ordering::SeqCst), 2);
+
+    hang_up.send(()).unwrap();
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while !normal.is_broken() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the hang-up was not noticed"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let fresh = cluster.connection(&addr, Purpose::Normal).await.unwrap();
+    assert!(
+        !Arc::ptr_eq(&normal, &fresh),
+        "a broken connection is replaced"
+    );
+    assert!(!fresh.is_broken());
+    assert_eq!(accepted.load(Ordering::SeqCst), 3);
+    let same_group = cluster.connection(&addr, Purpose::Group).await.unwrap();
+    assert!(
+        Arc::ptr_eq(&group, &same_group),
+        "the other purpose's connection is untouched"
+    );
+    broker.abort();
+}
+
+/// Failed attempts to reach a broker wait their backoff before the next: 0, 50, 100 ms.
+#[tokio::test(start_paused = true)]
+async fn attempts_after_a_failure_wait_their_backoff() {
+    // A port that was free a moment ago: connecting is refused at once.
+    let addr = {
+        let (listener, addr) = listen().await;
+        drop(listener);
+        addr
+    };
+    let cluster = cluster(&addr);
+    let mut waited = Vec::new();
+    for _ in 0..3 {
+        let started = tokio::time::Instant::now();
+        let e = cluster
+            .connection(&addr, Purpose::Normal)
+            .await
+            .unwrap_err();
+        assert!(e.is_retriable(), "{e}");
+        waited.push(started.elapsed().as_millis());
+    }
+    // Virtual time: only the backoff sleeps advance it.
+    assert_eq!(waited, [0, 50, 100]);
+}
+
+/// Topic `a` (two partitions led by node 1 at the broker's own address) and `missing`
+/// (UNKNOWN_TOPIC_OR_PARTITION), as Metadata v4.
+fn metadata_body(addr: &str) -> BytesMut {
+    let (host, port) = addr.rsplit_once(':').unwrap();
+    let partition = |i: i32| {
+        MetadataResponsePartition::default()
+            .with_partition_index(i)
+            .with_leader_id(BrokerId(1))
+    };
+    let response = MetadataResponse::default()
+        .with_brokers(vec![
+            MetadataResponseBroker::default()
+                .with_node_id(BrokerId(1))
+                .with_host(StrBytes::from_string(host.to_owned()))
+                .with_port(port.parse().unwrap()),
+        ])
+        .with_topics(vec![
+            MetadataResponseTopic::default()
+                .with_name(Some(TopicName(sb("a"))))
+                .with_partitions(vec![partition(0), partition(1)]),
+            MetadataResponseTopic::default()
+                .with_name(Some(TopicName(sb("missing"))))
+                .with_error_code(KafkaCode::UNKNOWN_TOPIC_OR_PARTITION.code()),
+        ]);
+    let mut body = BytesMut::new();
+    response.encode(&mut body, 4).unwrap();
+    body
+}
+
+/// Metadata is read from the cache while young enough, asked again when older or read
+/// fresh; leaders resolve to broker addresses.
+#[tokio::test]
+async fn metadata_is_cached_while_young_enough() {
+    let (listener, addr) = listen().await;
+    let asked = Arc::new(AtomicUsize::new(0));
+    let broker = tokio::spawn({
+        let (asked, addr) = (asked.clone(), addr.clone());
+        async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            negotiate(&mut stream).await;
+            loop {
+                let (key, correlation) = read_request(&mut stream).await.unwrap();
+                assert_eq!(key, ApiKey::Metadata as i16);
+                asked.fetch_add(1, Ordering::SeqCst);
+                write_response(&mut stream, correlation, &metadata_body(&addr)).await;
+            }
+        }
+    });
+    let cluster = cluster(&addr);
+    let topics = ["a".to_owned(), "missing".to_owned()];
+    let hour = Duration::from_secs(3600);
+
+    let read = cluster.metadata(&topics, hour).await.unwrap();
+    assert!(read["a"].is_ready());
+    assert_eq!(
+        read["a"].leaders,
+        BTreeMap::from([(0, Some(1)), (1, Some(1))])
+    );
+    assert_eq!(read["missing"].error, KafkaCode::UNKNOWN_TOPIC_OR_PARTITION);
+    assert!(!read["missing"].is_ready());
+    assert_eq!(asked.load(Ordering::SeqCst), 1);
+
+    cluster.metadata(&topics, hour).await.unwrap();
+    assert_eq!(
+        asked.load(Ordering::SeqCst),
+        1,
+        "young enough: from the cache"
+    );
+
+    let counts = cluster.partition_counts(&topics).await.unwrap();
+    assert_eq!(counts, BTreeMap::from([("a".to_owned(), 2)]));
+    assert_eq!(
+        asked.load(Ordering::SeqCst),
+        2,
+        "partition counts are read fresh"
+    );
+
+    // Not a wait for something to happen: it makes the cached read at least 5 ms old.
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    cluster
+        .metadata(&topics[..1], Duration::from_millis(5))
+        .await
+        .unwrap();
+    assert_eq!(
+        asked.load(Ordering::SeqCst),
+        3,
+        "older than asked for: read again"
+    );
+
+    let leaders = cluster.leaders("a").await.unwrap();
+    assert_eq!(
+        leaders,
+        BTreeMap::from([(0, Some(addr.clone())), (1, Some(addr.clone()))])
+    );
+    let missing = cluster.leaders("missing").await.unwrap_err();
+    assert_eq!(
+        missing.kafka_code(),
+        Some(KafkaCode::UNKNOWN_TOPIC_OR_PARTITION)
+    );
+    broker.abort();
+}

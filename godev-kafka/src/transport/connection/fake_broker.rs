@@ -1,0 +1,73 @@
+//! Fake brokers for the connection layer's tests: each test scripts what its broker reads
+//! and answers, byte by byte.
+
+use bytes::BytesMut;
+use kafka_protocol::messages::api_versions_response::ApiVersion;
+use kafka_protocol::messages::{ApiKey, ApiVersionsResponse};
+use kafka_protocol::protocol::Encodable;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+
+/// Reads one request frame and answers its API key and correlation id.
+pub(super) async fn read_request(stream: &mut TcpStream) -> std::io::Result<(i16, i32)> {
+    let len = stream.read_i32().await?;
+    let mut frame = vec![0u8; len as usize];
+    stream.read_exact(&mut frame).await?;
+    let key = i16::from_be_bytes([frame[0], frame[1]]);
+    let correlation = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
+    Ok((key, correlation))
+}
+
+/// Writes a response frame: length, correlation id (header v0), body.
+pub(super) async fn write_response(stream: &mut TcpStream, correlation: i32, body: &[u8]) {
+    let mut frame = BytesMut::new();
+    frame.extend_from_slice(&(body.len() as i32 + 4).to_be_bytes());
+    frame.extend_from_slice(&correlation.to_be_bytes());
+    frame.extend_from_slice(body);
+    stream.write_all(&frame).await.unwrap();
+}
+
+/// Answers a client's first request, its ApiVersions: JoinGroup up to v5, Heartbeat v0,
+/// Metadata up to v4 and FindCoordinator v0 (versions whose headers are v0).
+pub(super) async fn negotiate(stream: &mut TcpStream) {
+    let (key, correlation) = read_request(stream).await.unwrap();
+    assert_eq!(key, ApiKey::ApiVersions as i16);
+    let api = |key: ApiKey, max: i16| {
+        ApiVersion::default()
+            .with_api_key(key as i16)
+            .with_max_version(max)
+    };
+    let versions = ApiVersionsResponse::default().with_api_keys(vec![
+        api(ApiKey::ApiVersions, 3),
+        api(ApiKey::JoinGroup, 5),
+        api(ApiKey::Heartbeat, 0),
+        api(ApiKey::Metadata, 4),
+        api(ApiKey::FindCoordinator, 0),
+    ]);
+    let mut body = BytesMut::new();
+    versions.encode(&mut body, 0).unwrap();
+    write_response(stream, correlation, &body).await;
+}
+
+/// A listener on a free port and its `host:port`.
+pub(super) async fn listen() -> (TcpListener, String) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    (listener, addr)
+}
+
+/// A fake broker that accepts one client, [`negotiate`]s, then runs `script` on the stream.
+pub(super) async fn fake_broker<F, Fut>(script: F) -> (String, JoinHandle<()>)
+where
+    F: FnOnce(TcpStream) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send,
+{
+    let (listener, addr) = listen().await;
+    let broker = tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        negotiate(&mut stream).await;
+        script(stream).await;
+    });
+    (addr, broker)
+}

@@ -82,7 +82,8 @@ fn apply(owned: &mut BTreeSet<TopicPartition>, polled: &Polled) {
     match polled {
         Polled::Assigned(added) => owned.extend(added.iter().cloned()),
         Polled::Revoked(gone) => owned.retain(|tp| !gone.contains(tp)),
-        Polled::Records(_) | Polled::Idle => {}
+        Polled::Stalled(stalled) => panic!("nothing here should stall: {stalled:?}"),
+        _ => {}
     }
 }
 
@@ -248,7 +249,8 @@ fn spawn_member(
                         Err(e) => panic!("commit: {e}"),
                     }
                 }
-                Polled::Idle => {}
+                Polled::Stalled(stalled) => panic!("{name}: nothing should stall: {stalled:?}"),
+                _ => {}
             }
         }
         {

@@ -12,7 +12,7 @@
 mod support;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -31,6 +31,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
 use serde::{Deserialize, Serialize};
+use support::logs::logged;
 use support::own_broker::OwnBroker;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -92,39 +93,6 @@ async fn on_order(event: OrderPlaced, ctx: Context) -> Result<(), HandlerError> 
 async fn on_refund(event: RefundIssued, ctx: Context) -> Result<(), HandlerError> {
     note(&ctx, event.order);
     Ok(())
-}
-
-/// Warn and error lines of the whole process, as text.
-fn logs() -> &'static Mutex<Vec<u8>> {
-    static LOGS: OnceLock<Mutex<Vec<u8>>> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        #[derive(Clone, Copy)]
-        struct Sink;
-        impl std::io::Write for Sink {
-            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-                logs().lock().unwrap().extend_from_slice(buf);
-                Ok(buf.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
-        tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::WARN)
-            .with_ansi(false)
-            .with_writer(|| Sink)
-            .init();
-        Mutex::new(Vec::new())
-    })
-}
-
-/// The warn/error lines that mention `needle` and `group`.
-fn logged(group: &str, needle: &str) -> Vec<String> {
-    String::from_utf8_lossy(&logs().lock().unwrap())
-        .lines()
-        .filter(|l| l.contains(group) && l.contains(needle))
-        .map(str::to_owned)
-        .collect()
 }
 
 fn sb(s: &str) -> StrBytes {
@@ -354,7 +322,7 @@ struct Setup {
 }
 
 async fn setup(brokers: &str, group: &str, refunds_exist: bool) -> Setup {
-    logs();
+    support::logs::capture();
     let group = testing::unique_name(group);
     let orders = testing::unique_name("orders");
     let refunds = testing::unique_name("refunds");

@@ -246,6 +246,7 @@ impl Manager {
                         topics,
                         member_id: None,
                         assigned: Vec::new(),
+                        stalled: Vec::new(),
                     });
                 }
             }

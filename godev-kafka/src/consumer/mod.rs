@@ -40,7 +40,7 @@ pub use replay::{ReplayReport, SkippedLetter, replay_dead_letters};
 pub use settings::ConsumerSettings;
 
 use crate::dispatch::{Handler, Route, Router, States, UnknownTagPolicy};
-use crate::transport::{TopicPartition, Transport};
+use crate::transport::{StalledPartition, TopicPartition, Transport};
 use crate::{Codec, Config, Error, Result, TopicMap};
 use worker::GroupEnv;
 
@@ -229,6 +229,7 @@ impl Consumer {
                     topics: router.topics(),
                     member_id: None,
                     assigned: Vec::new(),
+                    stalled: Vec::new(),
                 }));
                 let env = Arc::new(GroupEnv {
                     group: router.group().to_owned(),
@@ -259,6 +260,9 @@ pub struct GroupStatus {
     pub member_id: Option<String>,
     /// The partitions currently assigned, sorted.
     pub assigned: Vec<TopicPartition>,
+    /// Assigned partitions the member stopped reading, and why (see
+    /// [`Polled::Stalled`](crate::transport::Polled::Stalled)); the others are handled.
+    pub stalled: Vec<StalledPartition>,
 }
 
 /// A running group: its status, shared with its task, and the task.

@@ -169,6 +169,18 @@ pub async fn replay_dead_letters(
                 }
             }
             Polled::Revoked(_) => assigned.clear(),
+            // A dead-letter partition that cannot be read cannot be replayed past.
+            Polled::Stalled(stalled) => {
+                let named: Vec<String> = stalled
+                    .iter()
+                    .map(|s| format!("{} at offset {}: {}", s.partition, s.offset, s.reason))
+                    .collect();
+                return Err(Error::transport(
+                    format!("replay {dead_letter_topic}"),
+                    format!("cannot read {}", named.join("; ")),
+                    false,
+                ));
+            }
         }
     }
     member.leave().await?;

@@ -8,7 +8,9 @@ use tokio::sync::watch;
 
 use super::GroupStatus;
 use super::worker::{GroupEnv, Worker};
-use crate::transport::{GroupMember, GroupOptions, Polled, Record, TopicPartition};
+use crate::transport::{
+    GroupMember, GroupOptions, Polled, Record, StalledPartition, TopicPartition,
+};
 use crate::{Error, Result};
 
 /// How long a poll waits while some partition is paused for backpressure.
@@ -151,6 +153,20 @@ async fn membership(
                 let drained = drain(revoked, settings.shutdown_timeout).await;
                 commit(member, &drained).await;
                 set_assignment(status, slots.keys().cloned().collect());
+                forget_stalled(status, &partitions);
+            }
+            Ok(Polled::Stalled(stalled)) => {
+                for stall in &stalled {
+                    tracing::error!(
+                        group = %env.group,
+                        topic = %stall.partition.topic,
+                        partition = stall.partition.partition,
+                        offset = stall.offset,
+                        reason = %stall.reason,
+                        "partition stalled: its records at this offset cannot be read; the other partitions go on, and it is read again when next assigned"
+                    );
+                }
+                add_stalled(status, stalled);
             }
             Ok(Polled::Idle) => {}
             // The coordinator no longer knows this member (evicted during a long drain,
@@ -310,6 +326,23 @@ async fn commit(member: &mut dyn GroupMember, positions: &[(TopicPartition, i64)
 fn set_member(status: &Mutex<GroupStatus>, member: &dyn GroupMember) {
     if let Ok(mut status) = status.lock() {
         status.member_id = Some(member.member_id());
+    }
+}
+
+fn add_stalled(status: &Mutex<GroupStatus>, stalled: Vec<StalledPartition>) {
+    if let Ok(mut status) = status.lock() {
+        for stall in stalled {
+            status.stalled.retain(|s| s.partition != stall.partition);
+            status.stalled.push(stall);
+        }
+        status.stalled.sort_by(|a, b| a.partition.cmp(&b.partition));
+    }
+}
+
+/// Revoked partitions are no longer stalled here: their next owner reads them again.
+fn forget_stalled(status: &Mutex<GroupStatus>, revoked: &[TopicPartition]) {
+    if let Ok(mut status) = status.lock() {
+        status.stalled.retain(|s| !revoked.contains(&s.partition));
     }
 }
 

@@ -134,6 +134,7 @@ impl GroupOptions {
 
 /// What a [`GroupMember::poll`] brought.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Polled {
     /// Records from assigned partitions, each partition's in offset order.
     Records(Vec<Record>),
@@ -141,8 +142,36 @@ pub enum Polled {
     Assigned(Vec<TopicPartition>),
     /// The member is about to lose these partitions: finish and commit them, then poll again.
     Revoked(Vec<TopicPartition>),
+    /// The member stopped reading these partitions: what is at their position cannot be
+    /// read (an undecodable or corrupt batch, a partition error that retrying cannot mend).
+    /// The other partitions go on; a stalled partition is read again once it is assigned
+    /// anew (the next rebalance) or the consumer restarts.
+    Stalled(Vec<StalledPartition>),
     /// Nothing arrived within the wait.
     Idle,
+}
+
+/// A partition its member stopped reading, and why. See [`Polled::Stalled`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StalledPartition {
+    /// The partition.
+    pub partition: TopicPartition,
+    /// Its position: the offset of the first record that was not read.
+    pub offset: i64,
+    /// What the client said (never record content).
+    pub reason: String,
+}
+
+impl StalledPartition {
+    /// `partition`, stalled at `offset` for `reason`.
+    pub fn new(partition: TopicPartition, offset: i64, reason: impl Into<String>) -> Self {
+        Self {
+            partition,
+            offset,
+            reason: reason.into(),
+        }
+    }
 }
 
 /// A backend: produce records, and join consumer groups.

@@ -11,7 +11,7 @@ use kafka::client::{FetchOffset, FetchPartition, KafkaClient};
 use kafka::error::{Error as KafkaError, KafkaCode};
 
 use super::client::{BlockingClient, connection_lost, reconnect, to_error};
-use crate::transport::{OffsetReset, Record, TopicPartition};
+use crate::transport::{OffsetReset, Record, StalledPartition, TopicPartition};
 use crate::{Error, Result};
 
 /// What one fetch brought.
@@ -21,6 +21,9 @@ pub(crate) struct Fetched {
     pub(crate) records: Vec<Record>,
     /// Partitions whose position is no longer in the log.
     pub(crate) out_of_range: Vec<TopicPartition>,
+    /// Partitions whose records at their position cannot be read (the `kafka` crate reads
+    /// no lz4 or zstd, and refuses a batch whose CRC does not match).
+    pub(crate) stalled: Vec<StalledPartition>,
 }
 
 /// A `kafka` crate client on its own thread, for one group member or one admin task.
@@ -179,15 +182,75 @@ fn fetch_blocking(
                 );
                 return Ok(out);
             }
-            return Err(error);
+            // The crate fails the whole response when one partition's data does not read.
+            isolate(client, positions, max_bytes, &error, &mut out)?;
+            return Ok(out);
         }
     };
+    if take(&responses, positions, &mut out) {
+        let topics: Vec<&str> = positions.iter().map(|(tp, _)| tp.topic.as_str()).collect();
+        let _ = client.load_metadata(&topics);
+    }
+    Ok(out)
+}
+
+/// After a fetch of `positions` failed with `error` (not retriable): asks for each partition
+/// alone, without waiting on the broker, so the partitions that read are read and those that
+/// fail the same way are [stalled](Fetched::stalled), each with the crate's reason.
+fn isolate(
+    client: &mut KafkaClient,
+    positions: &[(TopicPartition, i64)],
+    max_bytes: i32,
+    error: &Error,
+    out: &mut Fetched,
+) -> Result<()> {
+    if let [(tp, offset)] = positions {
+        out.stalled.push(StalledPartition::new(
+            tp.clone(),
+            *offset,
+            error.to_string(),
+        ));
+        return Ok(());
+    }
+    client
+        .set_fetch_max_wait_time(Duration::from_millis(1))
+        .map_err(|e| to_error("set fetch wait", &e))?;
+    for (tp, offset) in positions {
+        let one = [FetchPartition::new(&tp.topic, tp.partition, *offset).with_max_bytes(max_bytes)];
+        match client.fetch_messages(&one) {
+            Ok(responses) => {
+                take(&responses, &[(tp.clone(), *offset)], out);
+            }
+            Err(e) => {
+                let error = to_error(format!("fetch {tp}"), &e);
+                if error.is_retriable() {
+                    // Not this partition's data: it is tried again with the others next time.
+                    continue;
+                }
+                out.stalled.push(StalledPartition::new(
+                    tp.clone(),
+                    *offset,
+                    error.to_string(),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Moves the records of `responses` at or after the requested `positions` into `out`, and
+/// the partitions out of range; answers whether a partition error asks for fresh metadata.
+fn take(
+    responses: &[kafka::client::fetch::Response],
+    positions: &[(TopicPartition, i64)],
+    out: &mut Fetched,
+) -> bool {
     let requested: BTreeMap<(&str, i32), i64> = positions
         .iter()
         .map(|(tp, o)| ((tp.topic.as_str(), tp.partition), *o))
         .collect();
     let mut refresh = false;
-    for response in &responses {
+    for response in responses {
         for topic in response.topics() {
             for partition in topic.partitions() {
                 let tp = TopicPartition::new(topic.topic(), partition.partition());
@@ -220,11 +283,7 @@ fn fetch_blocking(
             }
         }
     }
-    if refresh {
-        let topics: Vec<&str> = positions.iter().map(|(tp, _)| tp.topic.as_str()).collect();
-        let _ = client.load_metadata(&topics);
-    }
-    Ok(out)
+    refresh
 }
 
 fn partition_counts_blocking(

@@ -28,7 +28,9 @@ use super::{
     client_ids, decode_assignment, decode_subscription, encode_assignment, encode_subscription,
 };
 use crate::transport::connection::{Cluster, Connection, Purpose, sb};
-use crate::transport::{BoxFuture, GroupMember, GroupOptions, Polled, TopicPartition};
+use crate::transport::{
+    BoxFuture, GroupMember, GroupOptions, Polled, StalledPartition, TopicPartition,
+};
 use crate::{Error, KafkaCode, Result};
 
 /// How often the leader compares the subscribed topics' partition counts.
@@ -85,6 +87,11 @@ pub(crate) struct KafkaMember {
     owned: Vec<TopicPartition>,
     positions: HashMap<TopicPartition, i64>,
     paused: BTreeSet<TopicPartition>,
+    /// Owned partitions that cannot be read at their position: not fetched until the next
+    /// assignment.
+    stalled: BTreeSet<TopicPartition>,
+    /// Stalls not reported to the runner yet.
+    new_stalls: Vec<StalledPartition>,
 }
 
 impl KafkaMember {
@@ -127,6 +134,8 @@ impl KafkaMember {
             owned: Vec::new(),
             positions: HashMap::new(),
             paused: BTreeSet::new(),
+            stalled: BTreeSet::new(),
+            new_stalls: Vec::new(),
         })
     }
 
@@ -539,6 +548,8 @@ impl KafkaMember {
                     let revoked = std::mem::take(&mut self.owned);
                     self.positions.clear();
                     self.paused.clear();
+                    self.stalled.clear();
+                    self.new_stalls.clear();
                     return Ok(Polled::Revoked(revoked));
                 }
                 self.join_group().await?;
@@ -549,10 +560,13 @@ impl KafkaMember {
                 self.check_partition_counts().await?;
                 continue;
             }
+            if !self.new_stalls.is_empty() {
+                return Ok(Polled::Stalled(std::mem::take(&mut self.new_stalls)));
+            }
             let positions: Vec<(TopicPartition, i64)> = self
                 .owned
                 .iter()
-                .filter(|tp| !self.paused.contains(*tp))
+                .filter(|tp| !self.paused.contains(*tp) && !self.stalled.contains(*tp))
                 .filter_map(|tp| self.positions.get(tp).map(|o| (tp.clone(), *o)))
                 .collect();
             let left = deadline.saturating_duration_since(Instant::now());
@@ -562,6 +576,13 @@ impl KafkaMember {
                 .await?;
             if !fetched.out_of_range.is_empty() {
                 self.reset_positions(fetched.out_of_range).await?;
+            }
+            for stall in fetched.stalled {
+                if self.positions.get(&stall.partition) == Some(&stall.offset)
+                    && self.stalled.insert(stall.partition.clone())
+                {
+                    self.new_stalls.push(stall);
+                }
             }
             if self.must_rejoin() {
                 continue;

@@ -13,7 +13,7 @@ use kafka_protocol::protocol::Message;
 
 use crate::Result;
 use crate::transport::connection;
-use crate::transport::kafka::group::{self, assignor};
+use crate::transport::group::{self, assignor};
 
 /// The topics of a member's JoinGroup metadata (a consumer-protocol subscription).
 ///

@@ -21,6 +21,8 @@ pub(crate) mod connection; // pub(crate) for the fuzz entry points (feature `fuz
 #[cfg(any(feature = "kafka", feature = "confluent"))]
 pub mod detect;
 #[cfg(feature = "kafka")]
+pub(crate) mod group; // pub(crate) for the fuzz entry points (feature `fuzzing`)
+#[cfg(feature = "kafka")]
 pub mod kafka;
 pub mod memory;
 #[cfg(any(feature = "kafka", feature = "confluent"))]

@@ -15,9 +15,9 @@ use kafka_protocol::messages::{
     ListOffsetsResponse, TopicName,
 };
 
-use super::group::offsets;
 use crate::transport::TopicPartition;
 use crate::transport::connection::{Cluster, Connection, Purpose, sb};
+use crate::transport::group::offsets;
 use crate::{Error, Result};
 
 const TIMEOUT: Duration = Duration::from_secs(30);

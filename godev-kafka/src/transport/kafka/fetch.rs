@@ -11,20 +11,9 @@ use kafka::client::{FetchOffset, FetchPartition, KafkaClient};
 use kafka::error::{Error as KafkaError, KafkaCode};
 
 use super::client::{BlockingClient, connection_lost, reconnect, to_error};
-use crate::transport::{OffsetReset, Record, StalledPartition, TopicPartition};
+use crate::transport::group::{Fetched, PartitionReader};
+use crate::transport::{BoxFuture, OffsetReset, Record, StalledPartition, TopicPartition};
 use crate::{Error, Result};
-
-/// What one fetch brought.
-#[derive(Debug, Default)]
-pub(crate) struct Fetched {
-    /// Records at or after the requested positions, each partition's in offset order.
-    pub(crate) records: Vec<Record>,
-    /// Partitions whose position is no longer in the log.
-    pub(crate) out_of_range: Vec<TopicPartition>,
-    /// Partitions whose records at their position cannot be read (the `kafka` crate reads
-    /// no lz4 or zstd, and refuses a batch whose CRC does not match).
-    pub(crate) stalled: Vec<StalledPartition>,
-}
 
 /// A `kafka` crate client on its own thread, for one group member or one admin task.
 #[derive(Debug)]
@@ -114,6 +103,24 @@ impl Fetcher {
                 ))
             })
             .await?
+    }
+}
+
+impl PartitionReader for Fetcher {
+    fn fetch(
+        &self,
+        positions: Vec<(TopicPartition, i64)>,
+        wait: Duration,
+    ) -> BoxFuture<'_, Result<Fetched>> {
+        Box::pin(Fetcher::fetch(self, positions, wait))
+    }
+
+    fn list_offsets(
+        &self,
+        topics: Vec<String>,
+        reset: OffsetReset,
+    ) -> BoxFuture<'_, Result<BTreeMap<TopicPartition, i64>>> {
+        Box::pin(Fetcher::list_offsets(self, topics, reset))
     }
 }
 

@@ -51,7 +51,6 @@
 pub mod admin;
 mod client;
 mod fetch;
-pub(crate) mod group; // pub(crate) for the fuzz entry points (feature `fuzzing`)
 mod producer;
 
 use std::time::{Duration, Instant};
@@ -60,9 +59,9 @@ use kafka::client::KafkaClient;
 use kafka_protocol::messages::ApiKey;
 
 use self::fetch::Fetcher;
-use self::group::membership::{KafkaMember, Settings};
 use self::producer::ProducerHandle;
 use crate::transport::connection::{Cluster, Connection};
+use crate::transport::group::membership::{ClassicMember, Settings};
 use crate::transport::partition_counts::PartitionCounts;
 use crate::transport::{BoxFuture, GroupMember, GroupOptions, OutgoingRecord, Transport};
 use crate::{Error, Result};
@@ -274,10 +273,14 @@ impl Transport for KafkaTransport {
             brokers: self.options.brokers.clone(),
             client_id: self.options.client_id.clone(),
             request_timeout: self.options.request_timeout,
-            max_bytes: self.options.fetch_max_bytes,
         };
+        let reader = Fetcher::spawn(
+            self.options.brokers.clone(),
+            self.options.client_id.clone(),
+            self.options.fetch_max_bytes,
+        );
         Box::pin(async move {
-            let member = KafkaMember::new(options, settings).await?;
+            let member = ClassicMember::new(options, settings, Box::new(reader?)).await?;
             Ok(Box::new(member) as Box<dyn GroupMember>)
         })
     }

@@ -6,7 +6,11 @@
 //! - [`offsets`]: OffsetFetch and generation-fenced OffsetCommit.
 //! - [`protocol`]: the member metadata and assignments, bounds-checked because they come from
 //!   other clients.
+//! - [`PartitionReader`]: what a member reads its partitions with, the backend's own fetch
+//!   path (the `kafka` crate's, or the native backend's).
 //!
+//! One implementation serves every backend that speaks the classic protocol; it runs on the
+//! [connection layer](crate::transport::connection).
 //! Member metadata uses the standard consumer protocol (`ConsumerProtocolSubscription` and
 //! `ConsumerProtocolAssignment`, version 0), so Kafka's own tools (`kafka-consumer-groups.sh
 //! --describe`) show the members, their assignment and the committed offsets.
@@ -19,6 +23,9 @@ pub(crate) mod assignor;
 pub(crate) mod membership;
 pub(crate) mod offsets;
 pub(crate) mod protocol;
+mod reader;
+
+pub(crate) use reader::{Fetched, PartitionReader};
 
 pub(crate) use protocol::{
     decode_assignment, decode_subscription, encode_assignment, encode_subscription,

@@ -21,11 +21,11 @@ use kafka_protocol::messages::{
 };
 use tokio::task::JoinHandle;
 
-use super::super::fetch::Fetcher;
 use super::assignor::{self, Subscription};
 use super::offsets::{self, CommitError};
 use super::{
-    client_ids, decode_assignment, decode_subscription, encode_assignment, encode_subscription,
+    PartitionReader, client_ids, decode_assignment, decode_subscription, encode_assignment,
+    encode_subscription,
 };
 use crate::transport::connection::{Cluster, Connection, Purpose, sb};
 use crate::transport::{
@@ -61,12 +61,11 @@ pub(crate) struct Settings {
     pub(crate) brokers: Vec<String>,
     pub(crate) client_id: String,
     pub(crate) request_timeout: Duration,
-    pub(crate) max_bytes: i32,
 }
 
 /// A member of one consumer group, speaking the classic group protocol.
 #[derive(Debug)]
-pub(crate) struct KafkaMember {
+pub(crate) struct ClassicMember {
     options: GroupOptions,
     settings: Settings,
     /// This member's view of the cluster: its connections and metadata.
@@ -74,7 +73,8 @@ pub(crate) struct KafkaMember {
     coordinator: Option<Arc<Connection>>,
     shared: Arc<Mutex<Shared>>,
     heartbeat: Option<JoinHandle<()>>,
-    fetcher: Fetcher,
+    /// The backend's fetch path.
+    fetcher: Box<dyn PartitionReader>,
     member_id: String,
     generation: i32,
     joined: bool,
@@ -94,9 +94,13 @@ pub(crate) struct KafkaMember {
     new_stalls: Vec<StalledPartition>,
 }
 
-impl KafkaMember {
+impl ClassicMember {
     /// A member of `options.group`, connected to its coordinator; it joins on the first poll.
-    pub(crate) async fn new(options: GroupOptions, settings: Settings) -> Result<Self> {
+    pub(crate) async fn new(
+        options: GroupOptions,
+        settings: Settings,
+        fetcher: Box<dyn PartitionReader>,
+    ) -> Result<Self> {
         if options.topics.is_empty() {
             return Err(Error::transport(
                 format!("join group {}", options.group),
@@ -111,11 +115,6 @@ impl KafkaMember {
             settings.request_timeout,
         ));
         let coordinator = cluster.coordinator(&options.group, deadline).await?;
-        let fetcher = Fetcher::spawn(
-            settings.brokers.clone(),
-            settings.client_id.clone(),
-            settings.max_bytes,
-        )?;
         Ok(Self {
             options,
             settings,
@@ -676,13 +675,13 @@ impl KafkaMember {
     }
 }
 
-impl Drop for KafkaMember {
+impl Drop for ClassicMember {
     fn drop(&mut self) {
         self.stop_heartbeat();
     }
 }
 
-impl GroupMember for KafkaMember {
+impl GroupMember for ClassicMember {
     fn poll(&mut self, wait: Duration) -> BoxFuture<'_, Result<Polled>> {
         Box::pin(self.poll_inner(wait))
     }

@@ -96,7 +96,7 @@ pub async fn connect(
                 topics.resolve(TRANSLATION_EVENTS_TOPIC),
                 &options.custom_topic,
             ] {
-                godev_kafka::transport::kafka::admin::create_topic(
+                godev_kafka::transport::admin::create_topic(
                     config.brokers(),
                     topic,
                     DEMO_PARTITIONS,

@@ -27,7 +27,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::transport::kafka::admin;
+use crate::transport::admin;
 use crate::{Error, Result};
 
 /// The `kafka` crate this backend is built on, for tests that talk to a broker without the

@@ -393,7 +393,7 @@ impl Config {
     /// `[kafka.producer]`, other options at the defaults of [`KafkaOptions::new`].
     #[cfg(feature = "kafka")]
     pub fn kafka_options(&self) -> KafkaOptions {
-        use crate::transport::kafka::{Acks, Compression};
+        use crate::transport::{Acks, Compression};
 
         let p = &self.producer;
         let mut options = KafkaOptions::new(self.brokers.iter().cloned());
@@ -444,7 +444,7 @@ impl Config {
     /// # Ok::<(), godev_kafka::Error>(())
     /// ```
     pub fn confluent_options(&self) -> ConfluentOptions {
-        use crate::transport::confluent::{Acks, Compression};
+        use crate::transport::{Acks, Compression};
 
         let p = &self.producer;
         let mut options = ConfluentOptions::new(self.brokers.iter().cloned());

@@ -147,7 +147,7 @@ fn a_full_file_sets_every_key() {
     );
     #[cfg(feature = "kafka")]
     {
-        use crate::transport::kafka::{Acks, Compression};
+        use crate::transport::{Acks, Compression};
         let options = config.kafka_options();
         let mut expected = KafkaOptions::new(["kafka-1:9092", "[::1]:9093", "10.0.0.3:9094"]);
         expected.acks = Acks::One;
@@ -161,7 +161,8 @@ fn a_full_file_sets_every_key() {
     }
     #[cfg(feature = "confluent")]
     {
-        use crate::transport::confluent::{Acks, Compression, ConfluentOptions};
+        use crate::transport::confluent::ConfluentOptions;
+        use crate::transport::{Acks, Compression};
         let options = config.confluent_options();
         let mut expected = ConfluentOptions::new(["kafka-1:9092", "[::1]:9093", "10.0.0.3:9094"]);
         expected.acks = Acks::One;
@@ -219,7 +220,7 @@ fn confluent_options_stay_idempotent_with_acks_all() {
     let config = load(&with("client = \"confluent\"\n"), &[]).unwrap();
     let options = config.confluent_options();
     assert!(options.idempotence);
-    assert_eq!(options.acks, crate::transport::confluent::Acks::All);
+    assert_eq!(options.acks, crate::transport::Acks::All);
 }
 
 #[test]

@@ -14,18 +14,20 @@
 //! - [`GroupMember::commit`] is fenced by generation: a member that lost a partition gets
 //!   [`Error::Fenced`](crate::Error::Fenced) instead of overwriting the new owner's offsets.
 
+#[cfg(any(feature = "kafka", feature = "native"))]
+pub mod admin;
 #[cfg(feature = "confluent")]
 pub mod confluent;
-#[cfg(feature = "kafka")]
+#[cfg(any(feature = "kafka", feature = "native"))]
 pub(crate) mod connection; // pub(crate) for the fuzz entry points (feature `fuzzing`)
-#[cfg(any(feature = "kafka", feature = "confluent"))]
+#[cfg(any(feature = "kafka", feature = "confluent", feature = "native"))]
 pub mod detect;
-#[cfg(feature = "kafka")]
+#[cfg(any(feature = "kafka", feature = "native"))]
 pub(crate) mod group; // pub(crate) for the fuzz entry points (feature `fuzzing`)
 #[cfg(feature = "kafka")]
 pub mod kafka;
 pub mod memory;
-#[cfg(any(feature = "kafka", feature = "confluent"))]
+#[cfg(any(feature = "kafka", feature = "confluent", feature = "native"))]
 mod partition_counts;
 
 use std::collections::BTreeMap;
@@ -90,6 +92,50 @@ pub struct OutgoingRecord {
     pub key: Option<Vec<u8>>,
     /// The value.
     pub value: Vec<u8>,
+}
+
+/// How many acknowledgements a produce waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Acks {
+    /// No acknowledgement: the record may be lost unseen, and sends report no offset (-1).
+    /// Turns idempotence off.
+    None,
+    /// The leader wrote the record (turns idempotence off).
+    One,
+    /// Every in-sync replica wrote the record.
+    #[default]
+    All,
+}
+
+/// How record batches are compressed. The `kafka` backend knows `None`, `Gzip` and `Snappy`
+/// and refuses the others when it connects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Compression {
+    /// Not compressed.
+    #[default]
+    None,
+    /// gzip.
+    Gzip,
+    /// Snappy.
+    Snappy,
+    /// LZ4.
+    Lz4,
+    /// Zstandard (Kafka 2.1 and later).
+    Zstd,
+}
+
+impl Compression {
+    /// The name Kafka's clients and `compression.type` use: `none`, `gzip`, `snappy`, `lz4`,
+    /// `zstd`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Compression::None => "none",
+            Compression::Gzip => "gzip",
+            Compression::Snappy => "snappy",
+            Compression::Lz4 => "lz4",
+            Compression::Zstd => "zstd",
+        }
+    }
 }
 
 /// Where a group member starts in a partition that has no committed offset.

@@ -117,46 +117,7 @@ pub use ::confluent_kafka;
 #[cfg(doc)]
 use confluent_kafka::consumer::ConsumerRebalanceListener;
 
-/// How many acknowledgements a produce waits for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Acks {
-    /// No acknowledgement: the record may be lost unseen, and sends report no offset (-1).
-    /// Turns idempotence off.
-    None,
-    /// The leader wrote the record (turns idempotence off).
-    One,
-    /// Every in-sync replica wrote the record.
-    #[default]
-    All,
-}
-
-/// How record batches are compressed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Compression {
-    /// Not compressed.
-    #[default]
-    None,
-    /// gzip.
-    Gzip,
-    /// Snappy.
-    Snappy,
-    /// LZ4.
-    Lz4,
-    /// Zstandard.
-    Zstd,
-}
-
-impl Compression {
-    fn config_value(self) -> &'static str {
-        match self {
-            Compression::None => "none",
-            Compression::Gzip => "gzip",
-            Compression::Snappy => "snappy",
-            Compression::Lz4 => "lz4",
-            Compression::Zstd => "zstd",
-        }
-    }
-}
+pub use crate::transport::{Acks, Compression};
 
 /// How to reach the brokers, how to produce, how members join.
 ///
@@ -263,10 +224,7 @@ impl ConfluentOptions {
         props.extend([
             ("acks".to_string(), acks.to_string()),
             ("enable.idempotence".into(), idempotent.to_string()),
-            (
-                "compression.type".into(),
-                self.compression.config_value().into(),
-            ),
+            ("compression.type".into(), self.compression.as_str().into()),
             ("linger.ms".into(), millis(self.linger).to_string()),
             ("delivery.timeout.ms".into(), millis(delivery).to_string()),
         ]);

@@ -48,7 +48,6 @@
 //!   cooperative rebalancing (KIP-429) and no KIP-848 consumer groups.
 //! - The admin helpers' CreateTopics needs Kafka 0.11+ (v2 is the lowest `kafka-protocol` knows).
 
-pub mod admin;
 mod client;
 mod fetch;
 mod producer;
@@ -60,43 +59,29 @@ use kafka_protocol::messages::ApiKey;
 
 use self::fetch::Fetcher;
 use self::producer::ProducerHandle;
+use crate::transport::admin;
 use crate::transport::connection::{Cluster, Connection};
 use crate::transport::group::membership::{ClassicMember, Settings};
 use crate::transport::partition_counts::PartitionCounts;
 use crate::transport::{BoxFuture, GroupMember, GroupOptions, OutgoingRecord, Transport};
 use crate::{Error, Result};
 
-/// How many acknowledgements a produce request waits for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Acks {
-    /// None: fire and forget; the offset is unknown (`-1`).
-    None,
-    /// The leader wrote the record.
-    One,
-    /// Every in-sync replica wrote the record.
-    #[default]
-    All,
-}
+pub use crate::transport::{Acks, Compression};
 
-/// How record batches are compressed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Compression {
-    /// Not compressed.
-    #[default]
-    None,
-    /// gzip.
-    Gzip,
-    /// Snappy.
-    Snappy,
-}
-
-impl From<Compression> for kafka::client::Compression {
-    fn from(c: Compression) -> Self {
-        match c {
-            Compression::None => kafka::client::Compression::NONE,
-            Compression::Gzip => kafka::client::Compression::GZIP,
-            Compression::Snappy => kafka::client::Compression::SNAPPY,
-        }
+/// The `kafka` crate's codec for `compression`; it has none for lz4 and zstd.
+fn crate_compression(compression: Compression) -> Result<kafka::client::Compression> {
+    match compression {
+        Compression::None => Ok(kafka::client::Compression::NONE),
+        Compression::Gzip => Ok(kafka::client::Compression::GZIP),
+        Compression::Snappy => Ok(kafka::client::Compression::SNAPPY),
+        other => Err(Error::transport(
+            "start the kafka producer",
+            format!(
+                "the `kafka` backend compresses with gzip or snappy only, not {}; use the                  native or the confluent backend for it",
+                other.as_str()
+            ),
+            false,
+        )),
     }
 }
 
@@ -185,10 +170,11 @@ impl KafkaTransport {
             options.request_timeout,
         );
         check_versions(&*cluster.any().await?)?;
+        let compression = crate_compression(options.compression)?;
         let brokers = options.brokers.clone();
         let mut client = KafkaClient::new(brokers.clone());
         client.set_client_id(options.client_id.clone());
-        let producer = ProducerHandle::spawn(client, &options)?;
+        let producer = ProducerHandle::spawn(client, &options, compression)?;
         let metadata = Fetcher::spawn(brokers, options.client_id.clone(), options.fetch_max_bytes)?;
         Ok(Self {
             options,

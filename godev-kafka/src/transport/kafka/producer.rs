@@ -39,7 +39,11 @@ pub(crate) struct ProducerHandle {
 
 impl ProducerHandle {
     /// Starts the producer thread on a producer built from `client`.
-    pub(crate) fn spawn(client: KafkaClient, options: &KafkaOptions) -> Result<Self> {
+    pub(crate) fn spawn(
+        client: KafkaClient,
+        options: &KafkaOptions,
+        compression: kafka::client::Compression,
+    ) -> Result<Self> {
         let acks = match options.acks {
             Acks::None => RequiredAcks::None,
             Acks::One => RequiredAcks::One,
@@ -48,7 +52,7 @@ impl ProducerHandle {
         let producer = Producer::from_client(client)
             .with_required_acks(acks)
             .with_ack_timeout(options.request_timeout)
-            .with_compression(options.compression.into())
+            .with_compression(compression)
             .with_client_id(options.client_id.clone())
             .create()
             .map_err(|e| to_error("create producer", &e))?;

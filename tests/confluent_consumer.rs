@@ -116,7 +116,8 @@ async fn a_revocation_waits_for_the_next_poll_before_the_partitions_move() {
         assert!(Instant::now() < deadline, "no revocation within 30 s");
         match first.poll(Duration::from_millis(200)).await.expect("poll") {
             Polled::Revoked(partitions) => break partitions,
-            Polled::Records(_) | Polled::Idle | Polled::Assigned(_) => {}
+            Polled::Stalled(stalled) => panic!("nothing here should stall: {stalled:?}"),
+            _ => {}
         }
     };
     assert!(
@@ -167,7 +168,8 @@ async fn poll_until_assigned(member: &mut dyn GroupMember, at_least: usize) -> V
         match member.poll(Duration::from_millis(200)).await.expect("poll") {
             Polled::Assigned(added) => owned.extend(added),
             Polled::Revoked(gone) => owned.retain(|tp| !gone.contains(tp)),
-            Polled::Records(_) | Polled::Idle => {}
+            Polled::Stalled(stalled) => panic!("nothing here should stall: {stalled:?}"),
+            _ => {}
         }
     }
     owned

@@ -316,16 +316,23 @@ async fn describe(
     support::kafka_tool(backend, "consumer-groups", &args).await
 }
 
-/// How `--describe --members --verbose` shows a member's partitions of `topic`: Kafka 3.9
-/// (classic groups) as `(0,1)`; Kafka 4 (KIP-848 groups) as `topic:0,1` in the current- and
-/// target-assignment columns.
-#[cfg_attr(not(feature = "confluent"), allow(unused_variables))]
+/// How `--describe --members --verbose` shows a member's partitions of `topic`: Kafka 3.9's
+/// tool as `(0,1)`; Kafka 4's as `topic:0,1` (in the current-assignment column for classic
+/// members, and in the target-assignment column too for KIP-848 ones).
+#[cfg_attr(
+    not(any(feature = "confluent", feature = "native")),
+    allow(unused_variables)
+)]
 fn shown_assignment(backend: Backend, topic: &str, partitions: &BTreeSet<i32>) -> String {
     let list: Vec<String> = partitions.iter().map(ToString::to_string).collect();
     match backend {
         Backend::Kafka => format!("({})", list.join(",")),
         #[cfg(feature = "confluent")]
         Backend::Confluent => format!("{topic}:{}", list.join(",")),
+        #[cfg(feature = "native")]
+        Backend::Native3 => format!("({})", list.join(",")),
+        #[cfg(feature = "native")]
+        Backend::Native4 => format!("{topic}:{}", list.join(",")),
     }
 }
 

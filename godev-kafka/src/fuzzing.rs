@@ -15,6 +15,12 @@ use crate::Result;
 use crate::transport::connection;
 use crate::transport::group::{self, assignor};
 
+/// Decodes `data` as one partition's fetched record batches (RecordBatch v2, every codec),
+/// read uncommitted and read committed; returns, whatever the bytes.
+pub fn decode_record_batches(data: &[u8]) {
+    crate::transport::native::batch::fuzz_decode(data);
+}
+
 /// The topics of a member's JoinGroup metadata (a consumer-protocol subscription).
 ///
 /// # Errors

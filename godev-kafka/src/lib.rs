@@ -47,6 +47,9 @@
 //!
 //! - `kafka` (default): the backend on the pure-Rust `kafka` crate, for Kafka 0.10 to 3.9,
 //!   with consumer-group membership implemented in this crate.
+//! - `native`: the project's own client on `kafka-protocol`, for Kafka 0.11 to 4.x: record
+//!   batches written and read here with every codec, an idempotent producer, the same
+//!   classic group membership as `kafka`.
 //! - `testing`: helpers that find a real broker for tests (`GODEV_KAFKA_BROKERS`) and make
 //!   unique topic and group names, and create topics.
 //! - `confluent`: the backend on the `confluent-kafka` crate, for Kafka 4 (KIP-848 consumer

@@ -301,7 +301,7 @@ async fn shutdown_all(running: Vec<RunningConsumer>) -> Result<()> {
 /// fits.
 async fn connect_transport(config: &Config) -> Result<Arc<dyn Transport>> {
     let client = match config.client() {
-        #[cfg(any(feature = "kafka", feature = "confluent"))]
+        #[cfg(any(feature = "kafka", feature = "confluent", feature = "native"))]
         Client::Auto => {
             let broker = crate::transport::detect::detect_broker(config.brokers()).await?;
             let client = broker.recommended_client();
@@ -326,11 +326,15 @@ async fn connect_transport(config: &Config) -> Result<Arc<dyn Transport>> {
             crate::transport::confluent::ConfluentTransport::connect(config.confluent_options())
                 .await?,
         ),
+        #[cfg(feature = "native")]
+        Client::Native => Arc::new(
+            crate::transport::native::NativeTransport::connect(config.native_options()).await?,
+        ),
         #[allow(unreachable_patterns)]
         other => {
             let message = match (config.client(), other) {
                 (_, Client::Auto) => "`auto` needs a broker backend, and this build has none; \
-                                      enable the cargo feature `kafka` or `confluent` of godev-kafka"
+                                      enable the cargo feature `kafka`, `native` or `confluent` of godev-kafka"
                     .to_owned(),
                 (Client::Auto, _) => format!(
                     "`auto` chose `{other}` for the broker, which is not in this build; enable \

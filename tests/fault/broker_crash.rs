@@ -28,6 +28,10 @@ pub fn test(backend: Backend) {
         Backend::Kafka => OwnBroker::start("3.9", 19192),
         #[cfg(feature = "confluent")]
         Backend::Confluent => OwnBroker::start("4", 19194),
+        #[cfg(feature = "native")]
+        Backend::Native3 => OwnBroker::start("3.9", 19192),
+        #[cfg(feature = "native")]
+        Backend::Native4 => OwnBroker::start("4", 19194),
     };
     crate::runtime().block_on(run(backend, &broker));
 }

@@ -1,6 +1,7 @@
 //! Group members as separate OS processes: the test binary run again as
 //! `fault_tolerance member <backend> <brokers> <topic> <group> <out-file> <delay-ms>
-//! <session-ms>`, where `<backend>` is `kafka` or `confluent` ([`Backend::client`]).
+//! <session-ms>`, where `<backend>` is the backend's test prefix (`kafka_3`, `confluent_4`,
+//! `native_3`, `native_4`: [`prefix`](super::prefix)).
 //!
 //! A member runs a [`Consumer`] with [`on_tick`](super::on_tick) until SIGTERM
 //! ([`godev_kafka::shutdown_signal`]), then [`RunningConsumer::shutdown`]. It appends to its
@@ -240,7 +241,7 @@ impl Setup {
         let child = Command::new(std::env::current_exe().expect("own executable"))
             .arg("member")
             .args([
-                self.backend.client(),
+                super::prefix(self.backend),
                 &self.brokers,
                 &self.topic,
                 &self.group,

@@ -39,6 +39,10 @@ pub fn backends() -> Vec<Backend> {
         Backend::Kafka,
         #[cfg(feature = "confluent")]
         Backend::Confluent,
+        #[cfg(feature = "native")]
+        Backend::Native3,
+        #[cfg(feature = "native")]
+        Backend::Native4,
     ]
 }
 
@@ -51,12 +55,16 @@ pub fn prefix(backend: Backend) -> &'static str {
         Backend::Kafka => "kafka_3",
         #[cfg(feature = "confluent")]
         Backend::Confluent => "confluent_4",
+        #[cfg(feature = "native")]
+        Backend::Native3 => "native_3",
+        #[cfg(feature = "native")]
+        Backend::Native4 => "native_4",
     }
 }
 
-/// The backend whose [`Backend::client`] is `name` (how a member process is told its backend).
+/// The backend whose [`prefix`] is `name` (how a member process is told its backend).
 pub fn backend_named(name: &str) -> Option<Backend> {
-    backends().into_iter().find(|b| b.client() == name)
+    backends().into_iter().find(|b| prefix(*b) == name)
 }
 
 /// A transport of `backend` for `brokers`, whose requests time out after `request_timeout`.
@@ -93,6 +101,20 @@ pub async fn transport(
             options.request_timeout = request_timeout;
             Arc::new(
                 ConfluentTransport::connect(options)
+                    .await
+                    .unwrap_or_else(|e| panic!("connect to {brokers}: {e}")),
+            )
+        }
+        #[cfg(feature = "native")]
+        Backend::Native3 | Backend::Native4 => {
+            use godev_kafka::transport::native::{NativeOptions, NativeTransport};
+            let mut options = NativeOptions::new(brokers.split(','));
+            options.client_id = client_id.into();
+            options.linger = Duration::from_millis(5);
+            options.request_timeout = request_timeout;
+            options.delivery_timeout = request_timeout * 4;
+            Arc::new(
+                NativeTransport::connect(options)
                     .await
                     .unwrap_or_else(|e| panic!("connect to {brokers}: {e}")),
             )
@@ -271,6 +293,8 @@ pub fn consumer_settings(backend: Backend, session: Duration) -> ConsumerSetting
         Backend::Kafka => Duration::from_millis(300),
         #[cfg(feature = "confluent")]
         Backend::Confluent => Duration::from_millis(500),
+        #[cfg(feature = "native")]
+        Backend::Native3 | Backend::Native4 => Duration::from_millis(300),
     };
     ConsumerSettings {
         session_timeout: session,

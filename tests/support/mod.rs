@@ -31,6 +31,12 @@ pub enum Backend {
     /// The `confluent-kafka` backend, on Kafka 4.
     #[cfg(feature = "confluent")]
     Confluent,
+    /// The `native` backend, on Kafka 3.9.
+    #[cfg(feature = "native")]
+    Native3,
+    /// The `native` backend, on Kafka 4.
+    #[cfg(feature = "native")]
+    Native4,
 }
 
 impl Backend {
@@ -40,6 +46,8 @@ impl Backend {
             Backend::Kafka => "kafka",
             #[cfg(feature = "confluent")]
             Backend::Confluent => "confluent",
+            #[cfg(feature = "native")]
+            Backend::Native3 | Backend::Native4 => "native",
         }
     }
 
@@ -49,6 +57,10 @@ impl Backend {
             Backend::Kafka => testing::broker().await,
             #[cfg(feature = "confluent")]
             Backend::Confluent => testing::kafka4_broker().await,
+            #[cfg(feature = "native")]
+            Backend::Native3 => testing::broker().await,
+            #[cfg(feature = "native")]
+            Backend::Native4 => testing::kafka4_broker().await,
         };
         brokers.unwrap_or_else(|e| panic!("{e}"))
     }
@@ -59,6 +71,8 @@ impl Backend {
             Backend::Kafka => transport(brokers).await,
             #[cfg(feature = "confluent")]
             Backend::Confluent => confluent_transport(brokers).await,
+            #[cfg(feature = "native")]
+            Backend::Native3 | Backend::Native4 => native_transport(brokers).await,
         }
     }
 
@@ -80,6 +94,10 @@ impl Backend {
             Backend::Kafka => "3.9",
             #[cfg(feature = "confluent")]
             Backend::Confluent => "4",
+            #[cfg(feature = "native")]
+            Backend::Native3 => "3.9",
+            #[cfg(feature = "native")]
+            Backend::Native4 => "4",
         }
     }
 
@@ -98,8 +116,8 @@ impl Backend {
 }
 
 /// Instantiates `async fn name(backend: Backend)` tests once per backend: as
-/// `kafka_3::name` on Kafka 3.9 and, with the feature `confluent`, as `confluent_4::name` on
-/// Kafka 4. Each runs on its own four-worker runtime: the confluent crate keeps several tasks
+/// `kafka_3::name` on Kafka 3.9; with the feature `confluent`, as `confluent_4::name` on
+/// Kafka 4; with the feature `native`, as `native_3::name` and `native_4::name`. Each runs on its own four-worker runtime: the confluent crate keeps several tasks
 /// per client busy, and a test may block a worker on a child process (kcat, `dev/kafka tool`).
 #[macro_export]
 macro_rules! on_each_backend {
@@ -121,6 +139,24 @@ macro_rules! on_each_backend {
                 }
             )+
         }
+        #[cfg(feature = "native")]
+        mod native_3 {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $test() {
+                    super::$test($crate::support::Backend::Native3).await
+                }
+            )+
+        }
+        #[cfg(feature = "native")]
+        mod native_4 {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $test() {
+                    super::$test($crate::support::Backend::Native4).await
+                }
+            )+
+        }
     };
 }
 
@@ -138,6 +174,23 @@ pub async fn confluent_transport(
         ConfluentTransport::connect(options)
             .await
             .expect("connect to the Kafka 4 test broker"),
+    )
+}
+
+/// A `native` transport for `brokers` with a short linger.
+#[cfg(feature = "native")]
+pub async fn native_transport(
+    brokers: &str,
+) -> Arc<godev_kafka::transport::native::NativeTransport> {
+    use godev_kafka::transport::native::{NativeOptions, NativeTransport};
+    let mut options = NativeOptions::new(brokers.split(','));
+    options.client_id = "godev-kafka-tests".into();
+    options.linger = Duration::from_millis(2);
+    options.request_timeout = Duration::from_secs(20);
+    Arc::new(
+        NativeTransport::connect(options)
+            .await
+            .expect("connect to the test broker"),
     )
 }
 

@@ -113,6 +113,8 @@ use crate::topics::TopicMap;
 use crate::transport::confluent::ConfluentOptions;
 #[cfg(feature = "kafka")]
 use crate::transport::kafka::KafkaOptions;
+#[cfg(feature = "native")]
+use crate::transport::native::NativeOptions;
 use crate::{Error, Result};
 
 /// The CloudEvents `source` when the config names none.
@@ -124,10 +126,11 @@ const LOCAL_BROKER: &str = "127.0.0.1:9092";
 
 /// Which transport carries the records.
 ///
-/// | Broker | `kafka` | `confluent` | `auto` picks |
-/// |---|---|---|---|
-/// | Kafka 0.10 to 3.9 | yes | 3.7 to 3.9 with KIP-848 groups switched on | `kafka` |
-/// | Kafka 4.0 and later | refused at start-up, naming the fix | yes | `confluent` |
+/// | Broker | `kafka` | `confluent` | `native` | `auto` picks |
+/// |---|---|---|---|---|
+/// | Kafka 0.10 | yes | no | no | `kafka` |
+/// | Kafka 0.11 to 3.9 | yes | 3.7 to 3.9 with KIP-848 groups switched on | yes | `native` if built, else `kafka` |
+/// | Kafka 4.0 and later | refused at start-up, naming the fix | yes | yes | `native` if built, else `confluent` |
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[non_exhaustive]
 pub enum Client {
@@ -138,8 +141,12 @@ pub enum Client {
     /// A real broker, through the `confluent-kafka` backend (`client = "confluent"`; Kafka 4
     /// and later). Needs the cargo feature `confluent`.
     Confluent,
-    /// Whichever of [`Kafka`](Client::Kafka) and [`Confluent`](Client::Confluent) fits the
-    /// broker, asked with an ApiVersions request at start-up (`client = "auto"`).
+    /// A real broker, through the project's own client (`client = "native"`; Kafka 0.11 to
+    /// 4.x). Needs the cargo feature `native`.
+    Native,
+    /// [`Native`](Client::Native) when this build has it, else whichever of
+    /// [`Kafka`](Client::Kafka) and [`Confluent`](Client::Confluent) fits the broker, asked
+    /// with an ApiVersions request at start-up (`client = "auto"`).
     Auto,
     /// The in-process [`MemoryTransport`](crate::transport::memory), for demos and tests
     /// (`client = "memory"`).
@@ -147,11 +154,12 @@ pub enum Client {
 }
 
 impl Client {
-    /// The name the config file uses: `kafka`, `confluent`, `auto`, `memory`.
+    /// The name the config file uses: `kafka`, `confluent`, `native`, `auto`, `memory`.
     pub fn as_str(self) -> &'static str {
         match self {
             Client::Kafka => "kafka",
             Client::Confluent => "confluent",
+            Client::Native => "native",
             Client::Auto => "auto",
             Client::Memory => "memory",
         }
@@ -393,26 +401,10 @@ impl Config {
     /// `[kafka.producer]`, other options at the defaults of [`KafkaOptions::new`].
     #[cfg(feature = "kafka")]
     pub fn kafka_options(&self) -> KafkaOptions {
-        use crate::transport::{Acks, Compression};
-
         let p = &self.producer;
         let mut options = KafkaOptions::new(self.brokers.iter().cloned());
-        if let Some(acks) = p.acks {
-            options.acks = match acks {
-                "all" => Acks::All,
-                "one" => Acks::One,
-                "none" => Acks::None,
-                other => unreachable!("acks `{other}` passed the schema"),
-            };
-        }
-        if let Some(compression) = p.compression {
-            options.compression = match compression {
-                "none" => Compression::None,
-                "gzip" => Compression::Gzip,
-                "snappy" => Compression::Snappy,
-                other => unreachable!("compression `{other}` passed the schema"),
-            };
-        }
+        options.acks = self.acks().unwrap_or(options.acks);
+        options.compression = self.compression().unwrap_or(options.compression);
         options.linger = p.linger.unwrap_or(options.linger);
         options.batch_size = p.batch_size.unwrap_or(options.batch_size);
         options.retries = p.retries.unwrap_or(options.retries);
@@ -444,27 +436,11 @@ impl Config {
     /// # Ok::<(), godev_kafka::Error>(())
     /// ```
     pub fn confluent_options(&self) -> ConfluentOptions {
-        use crate::transport::{Acks, Compression};
-
         let p = &self.producer;
         let mut options = ConfluentOptions::new(self.brokers.iter().cloned());
-        if let Some(acks) = p.acks {
-            options.acks = match acks {
-                "all" => Acks::All,
-                "one" => Acks::One,
-                "none" => Acks::None,
-                other => unreachable!("acks `{other}` passed the schema"),
-            };
-        }
-        options.idempotence = options.acks == Acks::All;
-        if let Some(compression) = p.compression {
-            options.compression = match compression {
-                "none" => Compression::None,
-                "gzip" => Compression::Gzip,
-                "snappy" => Compression::Snappy,
-                other => unreachable!("compression `{other}` passed the schema"),
-            };
-        }
+        options.acks = self.acks().unwrap_or(options.acks);
+        options.idempotence = options.acks == crate::transport::Acks::All;
+        options.compression = self.compression().unwrap_or(options.compression);
         options.linger = p.linger.unwrap_or(options.linger);
         options.request_timeout = p.request_timeout.unwrap_or(options.request_timeout);
         let largest = self.largest_fetch();
@@ -473,11 +449,82 @@ impl Config {
     }
 }
 
+#[cfg(feature = "native")]
 impl Config {
+    /// The options of the `native` backend (feature `native`): the brokers and
+    /// `[kafka.producer]` (`acks`, `compression`, `linger_ms`, `retry_backoff_ms`,
+    /// `request_timeout_ms`), other options at the defaults of [`NativeOptions::new`].
+    /// `acks = "all"` (the default) keeps the producer idempotent.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use godev_kafka::transport::{Acks, Compression};
+    ///
+    /// let toml = "[kafka]\nbrokers = [\"b:9092\"]\ngroup_id = \"g\"\nclient = \"native\"\n\
+    ///             [kafka.producer]\nacks = \"one\"\ncompression = \"lz4\"\n";
+    /// let config = godev_kafka::Config::from_toml(toml, "config.toml", |_| None)?;
+    /// let options = config.native_options();
+    /// assert_eq!(options.acks, Acks::One);
+    /// assert_eq!(options.compression, Compression::Lz4);
+    /// assert!(!options.idempotence);
+    /// # Ok::<(), godev_kafka::Error>(())
+    /// ```
+    pub fn native_options(&self) -> NativeOptions {
+        let p = &self.producer;
+        let mut options = NativeOptions::new(self.brokers.iter().cloned());
+        options.acks = self.acks().unwrap_or(options.acks);
+        options.idempotence = options.acks == crate::transport::Acks::All;
+        options.compression = self.compression().unwrap_or(options.compression);
+        options.linger = p.linger.unwrap_or(options.linger);
+        options.retry_backoff = p.retry_backoff.unwrap_or(options.retry_backoff);
+        options.request_timeout = p.request_timeout.unwrap_or(options.request_timeout);
+        let largest = self.largest_fetch();
+        options.fetch_partition_max_bytes = options.fetch_partition_max_bytes.max(largest);
+        options
+    }
+}
+
+impl Config {
+    /// `kafka.producer.acks`, if set.
+    #[cfg_attr(
+        not(any(feature = "kafka", feature = "confluent", feature = "native")),
+        allow(dead_code)
+    )]
+    fn acks(&self) -> Option<crate::transport::Acks> {
+        use crate::transport::Acks;
+        self.producer.acks.map(|acks| match acks {
+            "all" => Acks::All,
+            "one" => Acks::One,
+            "none" => Acks::None,
+            other => unreachable!("acks `{other}` passed the schema"),
+        })
+    }
+
+    /// `kafka.producer.compression`, if set.
+    #[cfg_attr(
+        not(any(feature = "kafka", feature = "confluent", feature = "native")),
+        allow(dead_code)
+    )]
+    fn compression(&self) -> Option<crate::transport::Compression> {
+        use crate::transport::Compression;
+        self.producer.compression.map(|c| match c {
+            "none" => Compression::None,
+            "gzip" => Compression::Gzip,
+            "snappy" => Compression::Snappy,
+            "lz4" => Compression::Lz4,
+            "zstd" => Compression::Zstd,
+            other => unreachable!("compression `{other}` passed the schema"),
+        })
+    }
+
     /// The fetch size a consumer needs so that a record larger than the fetch limit reaches
     /// the consumer's oversized-record check (and the dead-letter topic) instead of stalling
     /// its partition: `max_record_bytes` plus room for the batch overhead.
-    #[cfg_attr(not(any(feature = "kafka", feature = "confluent")), allow(dead_code))]
+    #[cfg_attr(
+        not(any(feature = "kafka", feature = "confluent", feature = "native")),
+        allow(dead_code)
+    )]
     fn largest_fetch(&self) -> i32 {
         let largest = self.consumer.max_record_bytes.saturating_add(64 * 1024);
         i32::try_from(largest).unwrap_or(i32::MAX)

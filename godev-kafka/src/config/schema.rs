@@ -114,10 +114,10 @@ const fn count(min: u64) -> Kind {
 /// The only top-level table.
 pub(super) const ROOT: &str = "kafka";
 
-pub(super) const CLIENTS: &[&str] = &["kafka", "confluent", "auto", "memory"];
+pub(super) const CLIENTS: &[&str] = &["kafka", "confluent", "native", "auto", "memory"];
 pub(super) const CODECS: &[&str] = &["cloudevents", "tagged"];
 pub(super) const ACKS: &[&str] = &["all", "one", "none"];
-pub(super) const COMPRESSIONS: &[&str] = &["none", "gzip", "snappy"];
+pub(super) const COMPRESSIONS: &[&str] = &["none", "gzip", "snappy", "lz4", "zstd"];
 pub(super) const OFFSET_RESETS: &[&str] = &["earliest", "latest"];
 pub(super) const UNKNOWN_TAGS: &[&str] = &["skip", "dead_letter", "fail"];
 

@@ -182,6 +182,8 @@ fn every_client_name_is_accepted_from_the_file_and_the_environment() {
         ("memory", Client::Memory),
         #[cfg(feature = "confluent")]
         ("confluent", Client::Confluent),
+        #[cfg(feature = "native")]
+        ("native", Client::Native),
     ];
     for (name, client) in cases {
         let from_file = load(&with(&format!("client = \"{name}\"\n")), &[]).unwrap();
@@ -190,6 +192,45 @@ fn every_client_name_is_accepted_from_the_file_and_the_environment() {
         let from_env = load(MINIMAL, &[("KAFKA_CLIENT", name)]).unwrap();
         assert_eq!(from_env.client(), client);
     }
+}
+
+/// A build without the `native` backend refuses it when the config is read.
+#[cfg(not(feature = "native"))]
+#[test]
+fn native_without_its_feature_is_refused_at_load() {
+    assert_fails(
+        &with("client = \"native\"\n"),
+        &[],
+        "kafka.client",
+        "`native` is not in this build: enable the cargo feature `native` of godev-kafka",
+    );
+}
+
+/// The `kafka` backend cannot write lz4 or zstd: refused at load, naming the backends that can.
+#[test]
+fn lz4_and_zstd_with_the_kafka_backend_are_refused_at_load() {
+    for codec in ["lz4", "zstd"] {
+        assert_fails(
+            &format!(
+                "{}[kafka.producer]\ncompression = \"{codec}\"\n",
+                with("client = \"kafka\"\n")
+            ),
+            &[],
+            "kafka.producer.compression",
+            &format!(
+                "the `kafka` backend cannot write {codec} batches (the `kafka` crate knows gzip \
+                 and snappy); use `client = \"native\"` or `\"confluent\"`, or gzip or snappy"
+            ),
+        );
+    }
+    let memory = load(
+        &format!(
+            "{}[kafka.producer]\ncompression = \"zstd\"\n",
+            with("client = \"memory\"\n")
+        ),
+        &[],
+    );
+    assert!(memory.is_ok(), "{memory:?}");
 }
 
 /// A build without the `confluent` backend refuses it when the config is read, not when the
@@ -245,6 +286,12 @@ fn every_accepted_value_of_every_choice_is_read() {
             for choice in choices {
                 if cfg!(not(feature = "confluent")) && *choice == "confluent" {
                     continue; // refused by such a build: confluent_without_its_feature_...
+                }
+                if cfg!(not(feature = "native")) && *choice == "native" {
+                    continue; // refused by such a build: native_without_its_feature_...
+                }
+                if key.name == "compression" && matches!(*choice, "lz4" | "zstd") {
+                    continue; // refused with the default client: lz4_and_zstd_with_the_kafka_...
                 }
                 let var = section.env_var(key);
                 let config = load(MINIMAL, &[(&var, choice)]);
@@ -640,7 +687,7 @@ fn values_outside_the_accepted_ones() {
         &with("client = \"rdkafka\"\n"),
         &[],
         "kafka.client",
-        "expected one of `kafka`, `confluent`, `auto`, `memory`, found `rdkafka`",
+        "expected one of `kafka`, `confluent`, `native`, `auto`, `memory`, found `rdkafka`",
     );
     assert_fails(
         MINIMAL,

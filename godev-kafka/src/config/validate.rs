@@ -49,11 +49,12 @@ pub(super) fn build(raw: Raw) -> Result<Config> {
     }
 
     let enabled = |key: &Key| raw.get(&CONTROL, key).is_none_or(Setting::bool);
+    let client = client(&raw)?;
 
     Ok(Config {
         brokers: brokers.list().to_vec(),
         group_id: group_id.str().to_owned(),
-        client: client(&raw)?,
+        client,
         codec: match choice(&raw, &KAFKA, &CODEC) {
             None | Some("cloudevents") => Codec::CloudEvents,
             Some("tagged") => Codec::Tagged,
@@ -65,7 +66,7 @@ pub(super) fn build(raw: Raw) -> Result<Config> {
         topics,
         producer_enabled: enabled(&PRODUCER_ENABLED),
         consumer_enabled: enabled(&CONSUMER_ENABLED),
-        producer: producer(&raw),
+        producer: producer(&raw, compression(&raw, client)?),
         consumer: consumer(&raw)?,
         unknown_tag: match choice(&raw, &CONSUMER, &UNKNOWN_TAG) {
             None | Some("skip") => UnknownTagPolicy::Skip,
@@ -91,10 +92,40 @@ fn client(raw: &Raw) -> Result<Client> {
             }
             Client::Confluent
         }
+        Some("native") => {
+            if cfg!(not(feature = "native")) {
+                let setting = raw.get(&KAFKA, &CLIENT).expect("the client was set");
+                return Err(error(
+                    &setting.name,
+                    "`native` is not in this build: enable the cargo feature `native` of \
+                     godev-kafka",
+                ));
+            }
+            Client::Native
+        }
         Some("auto") => Client::Auto,
         Some("memory") => Client::Memory,
         Some(other) => unreachable!("client `{other}` passed the schema"),
     })
+}
+
+/// `kafka.producer.compression` as far as `client` can honour it: the `kafka` backend writes
+/// gzip and snappy only.
+fn compression(raw: &Raw, client: Client) -> Result<Option<&'static str>> {
+    let compression = static_choice(raw, &PRODUCER, &COMPRESSION);
+    if client == Client::Kafka
+        && let Some(codec @ ("lz4" | "zstd")) = compression
+    {
+        let setting = raw.get(&PRODUCER, &COMPRESSION).expect("it was set");
+        return Err(error(
+            &setting.name,
+            format!(
+                "the `kafka` backend cannot write {codec} batches (the `kafka` crate knows gzip \
+                 and snappy); use `client = \"native\"` or `\"confluent\"`, or gzip or snappy"
+            ),
+        ));
+    }
+    Ok(compression)
 }
 
 fn choice<'r>(raw: &'r Raw, section: &Section, key: &Key) -> Option<&'r str> {
@@ -121,10 +152,10 @@ fn count(raw: &Raw, section: &Section, key: &Key) -> Option<usize> {
     raw.get(section, key).map(|s| s.int() as usize)
 }
 
-fn producer(raw: &Raw) -> ProducerOverrides {
+fn producer(raw: &Raw, compression: Option<&'static str>) -> ProducerOverrides {
     ProducerOverrides {
         acks: static_choice(raw, &PRODUCER, &ACKS_KEY),
-        compression: static_choice(raw, &PRODUCER, &COMPRESSION),
+        compression,
         linger: millis(raw, &PRODUCER, &LINGER_MS),
         batch_size: count(raw, &PRODUCER, &BATCH_SIZE),
         retries: raw.get(&PRODUCER, &RETRIES).map(|s| s.int() as u32),

@@ -40,10 +40,14 @@ impl BrokerFeatures {
         self.apis.contains_key(&CONSUMER_GROUP_HEARTBEAT)
     }
 
-    /// The backend for this broker: [`Client::Confluent`] for Kafka 4+, else
-    /// [`Client::Kafka`].
+    /// The backend for this broker: [`Client::Native`] when this build has it and the
+    /// broker is Kafka 0.11 or later (Fetch v4, RecordBatch v2); else [`Client::Confluent`]
+    /// for Kafka 4+ and [`Client::Kafka`] for older brokers.
     pub fn recommended_client(&self) -> Client {
-        if self.is_kafka4() {
+        let batches = self.apis.get(&FETCH).is_some_and(|(_, max)| *max >= 4);
+        if cfg!(feature = "native") && batches {
+            Client::Native
+        } else if self.is_kafka4() {
             Client::Confluent
         } else {
             Client::Kafka
@@ -60,7 +64,7 @@ impl BrokerFeatures {
 /// use godev_kafka::transport::detect::detect_broker;
 ///
 /// let broker = detect_broker(&["127.0.0.1:9094".to_string()]).await?;
-/// assert_eq!(broker.recommended_client(), godev_kafka::config::Client::Confluent);
+/// assert!(broker.is_kafka4());
 /// # Ok(()) }
 /// ```
 ///
@@ -156,13 +160,28 @@ mod tests {
         };
         assert!(features.is_kafka4());
         assert!(features.advertises_kip848());
-        assert_eq!(features.recommended_client(), Client::Confluent);
+        let kafka4 = if cfg!(feature = "native") {
+            Client::Native
+        } else {
+            Client::Confluent
+        };
+        assert_eq!(features.recommended_client(), kafka4);
 
         let old = BrokerFeatures {
             broker: "b:1".into(),
             apis: BTreeMap::from([(FETCH, (0, 16))]),
         };
-        assert_eq!(old.recommended_client(), Client::Kafka);
+        let kafka3 = if cfg!(feature = "native") {
+            Client::Native
+        } else {
+            Client::Kafka
+        };
+        assert_eq!(old.recommended_client(), kafka3);
+        let ancient = BrokerFeatures {
+            broker: "b:1".into(),
+            apis: BTreeMap::from([(FETCH, (0, 3))]),
+        };
+        assert_eq!(ancient.recommended_client(), Client::Kafka);
         assert!(parse_v0(&body[..12]).is_err());
     }
 }

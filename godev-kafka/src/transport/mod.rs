@@ -27,6 +27,8 @@ pub(crate) mod group; // pub(crate) for the fuzz entry points (feature `fuzzing`
 #[cfg(feature = "kafka")]
 pub mod kafka;
 pub mod memory;
+#[cfg(feature = "native")]
+pub mod native;
 #[cfg(any(feature = "kafka", feature = "confluent", feature = "native"))]
 mod partition_counts;
 

@@ -280,6 +280,44 @@ impl Connection {
     }
 }
 
+impl Connection {
+    /// Sends `request` without waiting for an answer, for the one request a broker does not
+    /// answer: Produce with `acks = 0`.
+    ///
+    /// # Errors
+    ///
+    /// The connection is broken or closed (retriable).
+    #[cfg(feature = "native")]
+    pub(crate) async fn send_only<Req>(
+        &self,
+        key: ApiKey,
+        version: i16,
+        request: &Req,
+    ) -> Result<()>
+    where
+        Req: Encodable + HeaderVersion,
+    {
+        let op = || format!("{key:?} v{version} to broker {}", self.addr);
+        if let Some(reason) = &self.shared.calls().failure {
+            return Err(Error::transport(
+                op(),
+                format!("connection is broken: {reason}"),
+                true,
+            ));
+        }
+        let id = self
+            .correlation
+            .fetch_add(1, Ordering::Relaxed)
+            .wrapping_add(1);
+        let frame = encode_request(key, version, id, &self.client_id, request)
+            .map_err(|e| Error::transport(op(), e, false))?;
+        self.queue
+            .send(frame)
+            .await
+            .map_err(|_| Error::transport(op(), "connection closed", true))
+    }
+}
+
 impl Drop for Connection {
     fn drop(&mut self) {
         self.writer.abort();

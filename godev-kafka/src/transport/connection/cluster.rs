@@ -38,6 +38,12 @@ pub(crate) enum Purpose {
     Normal,
     /// The group coordinator: JoinGroup, SyncGroup, Heartbeat, OffsetCommit, LeaveGroup.
     Group,
+    /// Fetch long-polls, which the broker holds up to their wait.
+    #[cfg(feature = "native")]
+    Fetch,
+    /// Produce requests, pipelined up to the producer's in-flight limit.
+    #[cfg(feature = "native")]
+    Produce,
 }
 
 /// One topic as the metadata last described it.
@@ -207,7 +213,53 @@ impl Cluster {
         };
         if !stale.is_empty() {
             let conn = self.any().await?;
-            let response = metadata_request(&conn, &stale).await?;
+            let response = metadata_request(&conn, &stale, false).await?;
+            self.remember(&response);
+        }
+        let cache = self.cache();
+        Ok(topics
+            .iter()
+            .filter_map(|t| Some((t.clone(), cache.topics.get(t)?.1.clone())))
+            .collect())
+    }
+
+    /// The partition count of `topic`, asking with topic creation on, so that a broker with
+    /// `auto.create.topics.enable` creates a missing topic, as the Java producer does; waits
+    /// until every partition has a leader, until `deadline`.
+    ///
+    /// # Errors
+    ///
+    /// No broker answered, the broker refused the topic, or it had no leaders by `deadline`.
+    #[cfg(feature = "native")]
+    pub(crate) async fn partition_count_creating(
+        &self,
+        topic: &str,
+        deadline: Instant,
+    ) -> Result<i32> {
+        let topics = [topic.to_owned()];
+        loop {
+            let conn = self.any().await?;
+            let response = metadata_request(&conn, &topics, true).await?;
+            self.remember(&response);
+            let found = self.cache().topics.get(topic).map(|(_, t)| t.clone());
+            let last = match found {
+                Some(t) if t.is_ready() => return Ok(t.leaders.len() as i32),
+                Some(t) if t.error != KafkaCode::NONE && !t.error.is_retriable() => {
+                    return Err(Error::kafka(format!("metadata of {topic}"), t.error.code()));
+                }
+                Some(t) if t.error != KafkaCode::NONE => t.error.to_string(),
+                _ => "partitions without a leader".to_owned(),
+            };
+            if Instant::now() >= deadline {
+                return Err(Error::transport(format!("metadata of {topic}"), last, true));
+            }
+            tokio::time::sleep(COORDINATOR_RETRY).await;
+        }
+    }
+
+    /// Puts what a Metadata answer says into the cache.
+    fn remember(&self, response: &MetadataResponse) {
+        {
             let now = Instant::now();
             let mut cache = self.cache();
             cache.brokers = response
@@ -236,11 +288,13 @@ impl Cluster {
                 cache.topics.insert(name, (now, Arc::new(topic)));
             }
         }
-        let cache = self.cache();
-        Ok(topics
-            .iter()
-            .filter_map(|t| Some((t.clone(), cache.topics.get(t)?.1.clone())))
-            .collect())
+    }
+
+    /// Forgets what the metadata said of `topic`: its next read asks the broker (after a
+    /// `NOT_LEADER_OR_FOLLOWER`, an `UNKNOWN_TOPIC_OR_PARTITION` or a lost leader).
+    #[cfg(feature = "native")]
+    pub(crate) fn invalidate(&self, topic: &str) {
+        self.cache().topics.remove(topic);
     }
 
     /// The partition counts of those of `topics` that exist and whose partitions all have a
@@ -356,8 +410,12 @@ impl Cluster {
     }
 }
 
-/// The Metadata of `topics` (not empty), asked so that no topic is created.
-async fn metadata_request(conn: &Connection, topics: &[String]) -> Result<MetadataResponse> {
+/// The Metadata of `topics` (not empty), asked so that no topic is created unless `create`.
+async fn metadata_request(
+    conn: &Connection,
+    topics: &[String],
+    create: bool,
+) -> Result<MetadataResponse> {
     let version = conn.version::<MetadataRequest>(ApiKey::Metadata)?;
     if version < 4 {
         return Err(Error::transport(
@@ -373,7 +431,7 @@ async fn metadata_request(conn: &Connection, topics: &[String]) -> Result<Metada
                 .map(|t| MetadataRequestTopic::default().with_name(Some(TopicName(sb(t)))))
                 .collect(),
         ))
-        .with_allow_auto_topic_creation(false);
+        .with_allow_auto_topic_creation(create);
     conn.call(ApiKey::Metadata, version, &request, None).await
 }
 

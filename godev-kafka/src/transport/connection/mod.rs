@@ -29,7 +29,7 @@
 mod broker;
 mod cluster;
 #[cfg(test)]
-mod fake_broker;
+pub(crate) mod fake_broker;
 mod frame;
 pub(crate) mod guard; // pub(crate) for the fuzz entry points (feature `fuzzing`)
 

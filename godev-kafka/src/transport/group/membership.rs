@@ -597,6 +597,16 @@ impl ClassicMember {
                 let tp = TopicPartition::new(r.topic.clone(), r.partition);
                 self.positions.insert(tp, r.offset + 1);
             }
+            // After the records: a skip past records no consumer sees (control or aborted
+            // ones) never jumps over records of this fetch.
+            for (tp, next) in fetched.skipped_to {
+                if let Some(position) = self.positions.get_mut(&tp)
+                    && next > *position
+                    && !self.paused.contains(&tp)
+                {
+                    *position = next;
+                }
+            }
             if !records.is_empty() {
                 return Ok(Polled::Records(records));
             }

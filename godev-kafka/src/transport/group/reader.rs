@@ -13,6 +13,9 @@ pub(crate) struct Fetched {
     pub(crate) records: Vec<Record>,
     /// Partitions whose position is no longer in the log.
     pub(crate) out_of_range: Vec<TopicPartition>,
+    /// Partitions whose position moves past what holds no record for the consumer (control
+    /// records of transactions, aborted records) to this offset.
+    pub(crate) skipped_to: Vec<(TopicPartition, i64)>,
     /// Partitions whose records at their position cannot be read: the member stops fetching
     /// them until its next assignment.
     pub(crate) stalled: Vec<StalledPartition>,

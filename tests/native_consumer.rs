@@ -1,0 +1,336 @@
+//! What only the `native` backend does, on Kafka 3.9 and Kafka 4 (issue #13): batches in
+//! every codec, written by kcat (a client that is not ours), are dispatched; our producer's
+//! batches in every codec are read by kcat; a 3 MiB record arrives through a 1 MiB
+//! per-partition fetch size.
+//!
+//! Run: `GODEV_KAFKA_BROKERS=127.0.0.1:9092 GODEV_KAFKA4_BROKERS=127.0.0.1:9094 cargo test -p godev-kit --features broker-tests,native --test native_consumer`
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use godev_kafka::transport::native::{NativeOptions, NativeTransport};
+use godev_kafka::transport::{Compression, Transport};
+use godev_kafka::{
+    Codec, Consumer, Context, Event, HandlerError, Producer, TopicMap, handler, testing,
+};
+use serde::{Deserialize, Serialize};
+use support::Backend;
+
+#[derive(Debug, Clone, Serialize, Deserialize, Event)]
+#[event(topic = "orders", name = "order.placed", key = "order")]
+struct OrderPlaced {
+    order: u32,
+    note: String,
+}
+
+/// One handled order: partition, order number, length of its note.
+type Seen = (i32, u32, usize);
+
+/// Topic → the orders handled, in order of handling.
+static HANDLED: Mutex<BTreeMap<String, Vec<Seen>>> = Mutex::new(BTreeMap::new());
+
+#[handler]
+async fn on_order(event: OrderPlaced, ctx: Context) -> Result<(), HandlerError> {
+    HANDLED
+        .lock()
+        .unwrap()
+        .entry(ctx.topic().to_owned())
+        .or_default()
+        .push((ctx.partition(), event.order, event.note.len()));
+    Ok(())
+}
+
+fn handled(topic: &str) -> Vec<Seen> {
+    HANDLED
+        .lock()
+        .unwrap()
+        .get(topic)
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// Writes orders `range` to `partition` of `topic` with kcat, compressed with `codec`.
+fn kcat_orders(
+    brokers: &str,
+    topic: &str,
+    partition: i32,
+    codec: &str,
+    range: std::ops::Range<u32>,
+) {
+    use std::io::Write;
+    let mut child = std::process::Command::new(support::kcat())
+        .args([
+            "-P",
+            "-b",
+            brokers,
+            "-t",
+            topic,
+            "-p",
+            &partition.to_string(),
+            "-z",
+            codec,
+        ])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("run kcat");
+    {
+        let mut stdin = child.stdin.take().unwrap();
+        for order in range {
+            writeln!(
+                stdin,
+                r#"{{"event_type":"order.placed","order":{order},"note":"{codec}"}}"#
+            )
+            .unwrap();
+        }
+    }
+    assert!(child.wait().unwrap().success(), "kcat produced the records");
+}
+
+fn consumer(transport: Arc<dyn Transport>, topic: &str, backend: Backend) -> Consumer {
+    let mut settings = backend.consumer_settings();
+    settings.max_record_bytes = 4 * 1024 * 1024;
+    Consumer::builder_shared(transport, testing::unique_name("native-group"))
+        .topics(TopicMap::from_iter([("orders", topic)]))
+        .codec(Codec::Tagged)
+        .settings(settings)
+        .handler::<on_order>()
+        .build()
+        .unwrap()
+}
+
+/// `native_3::` and `native_4::` of each test.
+macro_rules! on_native {
+    ($($test:ident),+ $(,)?) => {
+        mod native_3 {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $test() {
+                    super::$test(super::Backend::Native3).await
+                }
+            )+
+        }
+        mod native_4 {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $test() {
+                    super::$test(super::Backend::Native4).await
+                }
+            )+
+        }
+    };
+}
+
+on_native!(
+    batches_in_every_codec_written_by_kcat_are_dispatched,
+    our_batches_in_every_codec_are_read_by_kcat,
+    a_3_mib_record_arrives_through_a_1_mib_fetch_size,
+);
+
+const CODECS: [&str; 5] = ["none", "gzip", "snappy", "lz4", "zstd"];
+
+async fn batches_in_every_codec_written_by_kcat_are_dispatched(backend: Backend) {
+    let brokers = backend.brokers().await;
+    let topic = testing::unique_name("native-codecs");
+    testing::create_topic(&brokers, &topic, CODECS.len() as i32)
+        .await
+        .unwrap();
+    for (partition, codec) in CODECS.iter().enumerate() {
+        let first = partition as u32 * 10;
+        kcat_orders(&brokers, &topic, partition as i32, codec, first..first + 10);
+    }
+    let running = consumer(backend.transport(&brokers).await, &topic, backend).start();
+    support::wait_until("50 orders handled", Duration::from_secs(60), || async {
+        handled(&topic).len() >= 50 || running.has_stopped()
+    })
+    .await;
+    assert!(!running.has_stopped(), "the consumer stopped");
+    let stalled: Vec<_> = running
+        .status()
+        .into_iter()
+        .flat_map(|g| g.stalled)
+        .collect();
+    assert!(stalled.is_empty(), "{stalled:?}");
+    let seen = handled(&topic);
+    assert_eq!(seen.len(), 50, "each once: {seen:?}");
+    for (partition, codec) in CODECS.iter().enumerate() {
+        let first = partition as u32 * 10;
+        let orders: Vec<u32> = seen
+            .iter()
+            .filter(|(p, _, _)| *p == partition as i32)
+            .map(|(_, order, _)| *order)
+            .collect();
+        assert_eq!(
+            orders,
+            (first..first + 10).collect::<Vec<_>>(),
+            "{codec}, in order"
+        );
+    }
+    running.shutdown().await.unwrap();
+}
+
+async fn our_batches_in_every_codec_are_read_by_kcat(backend: Backend) {
+    let brokers = backend.brokers().await;
+    for (compression, name) in [
+        (Compression::None, "none"),
+        (Compression::Gzip, "gzip"),
+        (Compression::Snappy, "snappy"),
+        (Compression::Lz4, "lz4"),
+        (Compression::Zstd, "zstd"),
+    ] {
+        let topic = testing::unique_name(&format!("native-write-{name}"));
+        testing::create_topic(&brokers, &topic, 1).await.unwrap();
+        let mut options = NativeOptions::new(brokers.split(','));
+        options.compression = compression;
+        options.linger = Duration::from_millis(20);
+        let transport: Arc<dyn Transport> =
+            Arc::new(NativeTransport::connect(options).await.unwrap());
+        let producer = Producer::with_transport(
+            transport.clone(),
+            TopicMap::from_iter([("orders", topic.as_str())]),
+            Codec::Tagged,
+            "native-test",
+        );
+        // Sent together, so that they share a batch, which the codec compresses.
+        let sends: Vec<_> = (0..20u32)
+            .map(|order| {
+                let producer = &producer;
+                async move {
+                    producer
+                        .send(&OrderPlaced {
+                            order,
+                            note: name.into(),
+                        })
+                        .await
+                }
+            })
+            .collect();
+        for result in futures_lite(sends).await {
+            result.expect("acknowledged");
+        }
+        let mut command = std::process::Command::new(support::kcat());
+        command.args([
+            "-C",
+            "-b",
+            &brokers,
+            "-t",
+            &topic,
+            "-o",
+            "beginning",
+            "-e",
+            "-q",
+            "-f",
+            "%k|%s\n",
+        ]);
+        let output = tokio::task::spawn_blocking(move || command.output().expect("run kcat"))
+            .await
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "kcat: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let text = String::from_utf8(output.stdout).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 20, "{name}: {text}");
+        for (order, line) in lines.iter().enumerate() {
+            assert_eq!(
+                *line,
+                format!(
+                    r#"{order}|{{"event_type":"order.placed","order":{order},"note":"{name}"}}"#
+                ),
+                "{name}"
+            );
+        }
+        transport.close().await.unwrap();
+    }
+}
+
+/// Awaits every future of `futures`, all at once (no `futures` crate here).
+async fn futures_lite<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
+    let mut pinned: Vec<_> = futures.into_iter().map(Box::pin).collect();
+    let mut out: Vec<Option<F::Output>> = (0..pinned.len()).map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (slot, future) in out.iter_mut().zip(pinned.iter_mut()) {
+            if slot.is_none() {
+                match future.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => *slot = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    out.into_iter().map(|v| v.expect("ready")).collect()
+}
+
+async fn a_3_mib_record_arrives_through_a_1_mib_fetch_size(backend: Backend) {
+    let brokers = backend.brokers().await;
+    let topic = testing::unique_name("native-large");
+    testing::create_topic(&brokers, &topic, 1).await.unwrap();
+    let output = support::kafka_tool(
+        backend,
+        "configs",
+        &[
+            "--bootstrap-server",
+            &brokers,
+            "--alter",
+            "--entity-type",
+            "topics",
+            "--entity-name",
+            &topic,
+            "--add-config",
+            "max.message.bytes=8388608",
+        ],
+    )
+    .await;
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let options = NativeOptions::new(brokers.split(','));
+    assert_eq!(
+        options.fetch_partition_max_bytes,
+        1024 * 1024,
+        "the default"
+    );
+    let transport: Arc<dyn Transport> = Arc::new(NativeTransport::connect(options).await.unwrap());
+    let producer = Producer::with_transport(
+        transport.clone(),
+        TopicMap::from_iter([("orders", topic.as_str())]),
+        Codec::Tagged,
+        "native-test",
+    );
+    let big = "x".repeat(3 * 1024 * 1024);
+    producer
+        .send(&OrderPlaced {
+            order: 1,
+            note: big.clone(),
+        })
+        .await
+        .expect("the broker takes a 3 MiB record");
+    producer
+        .send(&OrderPlaced {
+            order: 2,
+            note: "small".into(),
+        })
+        .await
+        .expect("acknowledged");
+    let running = consumer(transport, &topic, backend).start();
+    support::wait_until("both orders handled", Duration::from_secs(60), || async {
+        handled(&topic).len() >= 2 || running.has_stopped()
+    })
+    .await;
+    assert!(!running.has_stopped(), "the consumer stopped");
+    assert_eq!(handled(&topic), vec![(0, 1, big.len()), (0, 2, 5)]);
+    running.shutdown().await.unwrap();
+}

@@ -1,15 +1,15 @@
 //! Records the `confluent` backend writes on Kafka 4 carry the CloudEvents Kafka headers,
-//! read back with the `confluent-kafka` crate's own consumer.
+//! read back with the `confluent-kafka` crate's own consumer; headers kcat writes reach the
+//! handler's `Context`.
 //!
 //! Run: `GODEV_KAFKA4_BROKERS=127.0.0.1:9094 cargo test -p godev-kit --features broker-tests,confluent --test confluent_headers`
 
 mod support;
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use godev_kafka::transport::Transport;
 use godev_kafka::transport::confluent::confluent_kafka::common::TopicPartition as KafkaPartition;
 use godev_kafka::transport::confluent::confluent_kafka::common::header::{
     Header as _, Headers as _,
@@ -18,7 +18,8 @@ use godev_kafka::transport::confluent::confluent_kafka::common::serialization::B
 use godev_kafka::transport::confluent::confluent_kafka::consumer::{
     Consumer as _, ConsumerConfig, KafkaConsumer,
 };
-use godev_kafka::{Codec, Event, Producer, TopicMap};
+use godev_kafka::transport::{Header, Transport};
+use godev_kafka::{Codec, Consumer, Context, Event, HandlerError, Producer, TopicMap, handler};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Event)]
@@ -124,4 +125,79 @@ async fn cloud_events_records_carry_the_kafka_binding_headers_and_others_none() 
         headers.is_empty(),
         "the Go kit's JSON gets no headers: {headers:?}"
     );
+}
+
+/// The headers of each user handled: user id, `ctx.headers()`.
+static SEEN: Mutex<Vec<(u64, Vec<Header>)>> = Mutex::new(Vec::new());
+
+#[handler]
+async fn on_user(event: UserCreated, ctx: Context) -> Result<(), HandlerError> {
+    SEEN.lock()
+        .unwrap()
+        .push((event.user_id, ctx.headers().to_vec()));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn headers_written_by_kcat_reach_the_context() {
+    use std::io::Write;
+    let backend = support::Backend::Confluent;
+    let brokers = backend.brokers().await;
+    let topic = godev_kafka::testing::unique_name("c-kcat-headers");
+    let transport = support::confluent_transport(&brokers).await;
+    transport.admin().create_topic(&topic, 1).await.unwrap();
+    let mut child = std::process::Command::new(support::kcat())
+        .args(["-P", "-b", &brokers, "-t", &topic])
+        .args([
+            "-H",
+            "hop=gateway",
+            "-H",
+            "tenant",
+            "-H",
+            "hop=billing",
+            "-H",
+            "empty=",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("run kcat");
+    {
+        let mut stdin = child.stdin.take().unwrap();
+        for user_id in 1..=2 {
+            writeln!(
+                stdin,
+                r#"{{"event_type":"user.created","user_id":{user_id},"email":"u@example.com"}}"#
+            )
+            .unwrap();
+        }
+    }
+    assert!(child.wait().unwrap().success(), "kcat produced the records");
+    let running = Consumer::builder_shared(
+        transport as Arc<dyn Transport>,
+        godev_kafka::testing::unique_name("c-kcat-headers"),
+    )
+    .topics(TopicMap::from_iter([("users", topic.as_str())]))
+    .codec(Codec::Tagged)
+    .settings(backend.consumer_settings())
+    .handler::<on_user>()
+    .build()
+    .unwrap()
+    .start();
+    support::wait_until("2 users handled", Duration::from_secs(60), || async {
+        SEEN.lock().unwrap().len() >= 2 || running.has_stopped()
+    })
+    .await;
+    assert!(!running.has_stopped(), "the consumer stopped");
+    let expected = vec![
+        Header::new("hop", "gateway"),
+        Header::null("tenant"),
+        Header::new("hop", "billing"),
+        Header::new("empty", ""),
+    ];
+    assert_eq!(
+        *SEEN.lock().unwrap(),
+        [(1, expected.clone()), (2, expected)],
+        "in order, with their values"
+    );
+    running.shutdown().await.unwrap();
 }

@@ -271,13 +271,13 @@ async fn hostile_records_are_dead_lettered_within_bounds_and_their_partition_mov
 
 /// A dead letter as the consumer writes it, for `value` at `origin_topic[partition]@offset`.
 fn letter(origin_topic: &str, partition: i32, offset: i64, value: &[u8]) -> Vec<u8> {
-    let record = Record {
-        topic: origin_topic.to_owned(),
+    let record = Record::new(
+        origin_topic,
         partition,
         offset,
-        key: Some(format!("key-{offset}").into_bytes()),
-        value: value.to_vec(),
-    };
+        Some(format!("key-{offset}").into_bytes()),
+        value,
+    );
     let letter = DeadLetter::from_record(&record, "g", DeadLetterReason::Permanent, "boom".into());
     serde_json::to_vec(&letter).unwrap()
 }

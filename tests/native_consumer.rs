@@ -1,7 +1,7 @@
 //! What only the `native` backend does, on Kafka 3.9 and Kafka 4 (issue #13): batches in
-//! every codec, written by kcat (a client that is not ours), are dispatched; our producer's
-//! batches in every codec are read by kcat; a 3 MiB record arrives through a 1 MiB
-//! per-partition fetch size.
+//! every codec, written by kcat (a client that is not ours), are dispatched; headers kcat
+//! writes reach the handler's `Context`; our producer's batches in every codec are read by
+//! kcat; a 3 MiB record arrives through a 1 MiB per-partition fetch size.
 //!
 //! Run: `GODEV_KAFKA_BROKERS=127.0.0.1:9092 GODEV_KAFKA4_BROKERS=127.0.0.1:9094 cargo test -p godev-kit --features broker-tests,native --test native_consumer`
 
@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use godev_kafka::transport::native::{NativeOptions, NativeTransport};
-use godev_kafka::transport::{Compression, Transport};
+use godev_kafka::transport::{Compression, Header, Transport};
 use godev_kafka::{
     Codec, Consumer, Context, Event, HandlerError, Producer, TopicMap, handler, testing,
 };
@@ -29,8 +29,14 @@ struct OrderPlaced {
 /// One handled order: partition, order number, length of its note.
 type Seen = (i32, u32, usize);
 
+/// One handled order's headers: partition, order number, `ctx.headers()`, `ctx.header("hop")`.
+type SeenHeaders = (i32, u32, Vec<Header>, Option<Vec<u8>>);
+
 /// Topic → the orders handled, in order of handling.
 static HANDLED: Mutex<BTreeMap<String, Vec<Seen>>> = Mutex::new(BTreeMap::new());
+
+/// Topic → the headers of the orders handled, in order of handling.
+static HEADERS: Mutex<BTreeMap<String, Vec<SeenHeaders>>> = Mutex::new(BTreeMap::new());
 
 #[handler]
 async fn on_order(event: OrderPlaced, ctx: Context) -> Result<(), HandlerError> {
@@ -40,6 +46,17 @@ async fn on_order(event: OrderPlaced, ctx: Context) -> Result<(), HandlerError> 
         .entry(ctx.topic().to_owned())
         .or_default()
         .push((ctx.partition(), event.order, event.note.len()));
+    HEADERS
+        .lock()
+        .unwrap()
+        .entry(ctx.topic().to_owned())
+        .or_default()
+        .push((
+            ctx.partition(),
+            event.order,
+            ctx.headers().to_vec(),
+            ctx.header("hop").map(<[u8]>::to_vec),
+        ));
     Ok(())
 }
 
@@ -52,12 +69,14 @@ fn handled(topic: &str) -> Vec<Seen> {
         .unwrap_or_default()
 }
 
-/// Writes orders `range` to `partition` of `topic` with kcat, compressed with `codec`.
+/// Writes orders `range` to `partition` of `topic` with kcat, compressed with `codec`, each
+/// with the `headers` (`name=value`, or `name` for a null value), in order.
 fn kcat_orders(
     brokers: &str,
     topic: &str,
     partition: i32,
     codec: &str,
+    headers: &[&str],
     range: std::ops::Range<u32>,
 ) {
     use std::io::Write;
@@ -73,6 +92,7 @@ fn kcat_orders(
             "-z",
             codec,
         ])
+        .args(headers.iter().flat_map(|h| ["-H", *h]))
         .stdin(std::process::Stdio::piped())
         .spawn()
         .expect("run kcat");
@@ -125,6 +145,7 @@ macro_rules! on_native {
 
 on_native!(
     batches_in_every_codec_written_by_kcat_are_dispatched,
+    headers_written_by_kcat_reach_the_context,
     our_batches_in_every_codec_are_read_by_kcat,
     a_3_mib_record_arrives_through_a_1_mib_fetch_size,
 );
@@ -139,7 +160,14 @@ async fn batches_in_every_codec_written_by_kcat_are_dispatched(backend: Backend)
         .unwrap();
     for (partition, codec) in CODECS.iter().enumerate() {
         let first = partition as u32 * 10;
-        kcat_orders(&brokers, &topic, partition as i32, codec, first..first + 10);
+        kcat_orders(
+            &brokers,
+            &topic,
+            partition as i32,
+            codec,
+            &[],
+            first..first + 10,
+        );
     }
     let running = consumer(backend.transport(&brokers).await, &topic, backend).start();
     support::wait_until("50 orders handled", Duration::from_secs(60), || async {
@@ -166,6 +194,62 @@ async fn batches_in_every_codec_written_by_kcat_are_dispatched(backend: Backend)
             orders,
             (first..first + 10).collect::<Vec<_>>(),
             "{codec}, in order"
+        );
+    }
+    running.shutdown().await.unwrap();
+}
+
+/// Issue #13: kcat's headers, a repeated key, a null value, an empty one and a value holding
+/// `=` among them, reach `Context::headers` in order, from a plain and a compressed batch.
+async fn headers_written_by_kcat_reach_the_context(backend: Backend) {
+    let brokers = backend.brokers().await;
+    let topic = testing::unique_name("native-headers");
+    testing::create_topic(&brokers, &topic, 2).await.unwrap();
+    let written = [
+        "trace=t-1",
+        "hop=gateway",
+        "tenant",
+        "hop=billing",
+        "empty=",
+        "note=a=b",
+    ];
+    kcat_orders(&brokers, &topic, 0, "none", &written, 0..3);
+    kcat_orders(&brokers, &topic, 1, "zstd", &written, 3..6);
+    let running = consumer(backend.transport(&brokers).await, &topic, backend).start();
+    let seen = || {
+        HEADERS
+            .lock()
+            .unwrap()
+            .get(&topic)
+            .cloned()
+            .unwrap_or_default()
+    };
+    support::wait_until("6 orders handled", Duration::from_secs(60), || async {
+        seen().len() >= 6 || running.has_stopped()
+    })
+    .await;
+    assert!(!running.has_stopped(), "the consumer stopped");
+    let expected = vec![
+        Header::new("trace", "t-1"),
+        Header::new("hop", "gateway"),
+        Header::null("tenant"),
+        Header::new("hop", "billing"),
+        Header::new("empty", ""),
+        Header::new("note", "a=b"),
+    ];
+    let mut seen = seen();
+    assert_eq!(seen.len(), 6, "each once: {seen:?}");
+    seen.sort_by_key(|(_, order, _, _)| *order);
+    for (partition, order, headers, hop) in seen {
+        assert_eq!(partition, i32::from(order >= 3), "order {order}");
+        assert_eq!(
+            headers, expected,
+            "order {order}: in order, with their values"
+        );
+        assert_eq!(
+            hop.as_deref(),
+            Some(&b"billing"[..]),
+            "order {order}: the last hop"
         );
     }
     running.shutdown().await.unwrap();

@@ -11,13 +11,13 @@ use godev_kafka::transport::{
 };
 
 fn letter(origin_partition: i32, origin_offset: i64, key: &[u8], value: &[u8]) -> Vec<u8> {
-    let record = Record {
-        topic: "payments".into(),
-        partition: origin_partition,
-        offset: origin_offset,
-        key: Some(key.to_vec()),
-        value: value.to_vec(),
-    };
+    let record = Record::new(
+        "payments",
+        origin_partition,
+        origin_offset,
+        Some(key.to_vec()),
+        value,
+    );
     let mut letter =
         DeadLetter::from_record(&record, "g", DeadLetterReason::Permanent, "boom".into());
     letter.attempts = 1;
@@ -111,13 +111,7 @@ async fn good_letters_behind_ones_that_cannot_be_replayed_are_replayed_and_the_b
             r#""origin_topic":"no such topic""#,
         );
     let bounded = {
-        let record = Record {
-            topic: "payments".into(),
-            partition: 0,
-            offset: 7,
-            key: None,
-            value: vec![0x01; 2 << 20],
-        };
+        let record = Record::new("payments", 0, 7, None, vec![0x01; 2 << 20]);
         let letter =
             DeadLetter::from_record(&record, "g", DeadLetterReason::Oversized, "big".into());
         assert!(letter.value_omitted);

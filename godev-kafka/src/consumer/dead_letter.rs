@@ -4,7 +4,7 @@ use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::event::Timestamp;
-use crate::transport::Record;
+use crate::transport::{Header, Record};
 
 /// Why a record was dead-lettered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,29 +64,37 @@ const BASE64: GeneralPurpose = GeneralPurpose::new(
 /// The dead-letter record's Kafka key is the original key. The original value is kept byte
 /// for byte: in `value` as a string when it is UTF-8 and its JSON string is at most twice
 /// its size, otherwise in `value_base64`; the same holds for the key (`key` /
-/// `key_base64`). `value_len` and `key_len` are the original sizes in bytes.
+/// `key_base64`). `value_len` and `key_len` are the original sizes in bytes. The original
+/// record's headers, when it had any, are in `headers`, in their order, each value kept the
+/// same way (`value` or `value_base64`; neither for a null value); a record without headers
+/// gets no `headers` field.
 ///
 /// ```json
 /// {"origin_topic":"user-events","origin_partition":2,"origin_offset":41,
 ///  "group":"godev-kit-group","tag":"user.created","handler":"app::on_created",
 ///  "reason":"retries_exhausted","error":"database unavailable","attempts":5,
 ///  "failed_at":"2026-11-28T14:00:00.123Z","key":"1","value":"{\"id\":1,...}",
-///  "key_len":1,"value_len":182}
+///  "key_len":1,"value_len":182,"headers":[{"key":"traceparent","value":"00-4bf9-01"}]}
 /// ```
+///
+/// Headers may hold credentials: a dead-letter topic holds them as the origin topic did, so
+/// give it the same access rules. Replay writes back the key and value, not the headers.
 ///
 /// A dead letter stays within 990 000 bytes (value and key), below the broker's default
 /// `max.message.bytes`: the tag is cut to 256 bytes and the error text to 4 KiB (with a
-/// note of the full size), key and value go to base64 when that makes the letter fit, and
-/// otherwise the letter is written in **bounded form**: without the value
-/// (`"value_omitted":true`), and without the key when it is over 1 KiB (`"key_omitted":true`,
-/// the Kafka key left out too), keeping where the record was, why it failed and its sizes.
+/// note of the full size), key, value and header values go to base64 when that makes the
+/// letter fit, and otherwise the letter is written in **bounded form**: without the value
+/// (`"value_omitted":true`) and the headers (`"headers_omitted":true` when there were some),
+/// and without the key when it is over 1 KiB (`"key_omitted":true`, the Kafka key left out
+/// too), keeping where the record was, why it failed and its sizes.
 /// A letter the dead-letter topic refuses (too large for its limit, or any other refusal
 /// that trying again would not change) is written in bounded form as well. A bounded letter
 /// cannot be replayed: the original is still at `origin_offset` of `origin_topic`, for as
 /// long as the topic's retention keeps it.
 ///
-/// Letters written before `value_len`, `key_len`, `value_omitted` and `key_omitted` existed
-/// read as they always did (the sizes absent, the flags false).
+/// Letters written before `value_len`, `key_len`, `value_omitted`, `key_omitted`, `headers`
+/// and `headers_omitted` existed read as they always did (the sizes absent, no headers, the
+/// flags false).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeadLetter {
     /// The topic the record was read from.
@@ -133,12 +141,65 @@ pub struct DeadLetter {
     /// The bounded form left the key out too (it was over 1 KiB).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub key_omitted: bool,
+    /// The original record's headers, in order; empty when it had none (or in bounded form).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<DeadLetterHeader>,
+    /// The letter is in bounded form and the record had headers: they were left out.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub headers_omitted: bool,
+}
+
+/// One header of the record a [`DeadLetter`] is about: its key, and its value as text when
+/// it is UTF-8 and its JSON string is at most twice its size, otherwise in base64; neither
+/// for a null value.
+///
+/// ```json
+/// {"key":"traceparent","value":"00-4bf9-01"}
+/// {"key":"signature","value_base64":"//4A"}
+/// {"key":"tenant"}
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct DeadLetterHeader {
+    /// The header's key.
+    pub key: String,
+    /// The value as text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    /// The value in base64, when it is not kept as text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_base64: Option<String>,
+}
+
+impl DeadLetterHeader {
+    /// `header` in a dead letter's form.
+    pub fn from_header(header: &Header) -> Self {
+        let (value, value_base64) = header.value.as_deref().map_or((None, None), compact);
+        Self {
+            key: header.key.clone(),
+            value,
+            value_base64,
+        }
+    }
+
+    /// The original header: its value `None` when it was null (or its base64 is damaged).
+    pub fn original(&self) -> Header {
+        let value = match (&self.value, &self.value_base64) {
+            (Some(text), _) => Some(text.clone().into_bytes()),
+            (None, Some(encoded)) => BASE64.decode(encoded).ok(),
+            (None, None) => None,
+        };
+        Header {
+            key: self.key.clone(),
+            value,
+        }
+    }
 }
 
 impl DeadLetter {
     /// A dead letter for `record`, given up on by `group` for `reason`; tag, handler and
-    /// attempts start empty. Key and value are kept in their compact form; a value larger
-    /// than a dead letter can be is left out at once (bounded form).
+    /// attempts start empty. Key, value and headers are kept in their compact form; a value
+    /// larger than a dead letter can be is left out at once (bounded form).
     pub fn from_record(
         record: &Record,
         group: &str,
@@ -174,6 +235,12 @@ impl DeadLetter {
             value_len: Some(record.value.len() as u64),
             value_omitted,
             key_omitted: false,
+            headers: record
+                .headers
+                .iter()
+                .map(DeadLetterHeader::from_header)
+                .collect(),
+            headers_omitted: false,
         };
         if value_omitted {
             letter.make_bounded();
@@ -188,6 +255,15 @@ impl DeadLetter {
             (None, Some(encoded)) => BASE64.decode(encoded).ok(),
             (None, None) => None,
         }
+    }
+
+    /// The original headers, in order (none when the record had none or they were left
+    /// out; see [`DeadLetterHeader::original`]).
+    pub fn original_headers(&self) -> Vec<Header> {
+        self.headers
+            .iter()
+            .map(DeadLetterHeader::original)
+            .collect()
     }
 
     /// The original value bytes (empty when the value was left out or is damaged).
@@ -246,9 +322,10 @@ impl DeadLetter {
     }
 
     /// The dead-letter record for this letter, key and value, within
-    /// [`MAX_DEAD_LETTER_BYTES`]: as it is when it fits, with key and value in base64 when
-    /// that makes it fit, otherwise in bounded form. Cuts the tag, handler and error text to
-    /// their bounds first. `original_key` is the key of the record the letter is about.
+    /// [`MAX_DEAD_LETTER_BYTES`]: as it is when it fits, with key, value and header values in
+    /// base64 when that makes it fit, otherwise in bounded form. Cuts the tag, handler and
+    /// error text to their bounds first. `original_key` is the key of the record the letter
+    /// is about.
     ///
     /// # Errors
     ///
@@ -270,9 +347,12 @@ impl DeadLetter {
             if value.len() + key_bytes <= MAX_DEAD_LETTER_BYTES {
                 return Ok((original_key.map(<[u8]>::to_vec), value));
             }
-            if shorter_in_base64(&mut self.key, &mut self.key_base64)
-                | shorter_in_base64(&mut self.value, &mut self.value_base64)
-            {
+            let mut shorter = shorter_in_base64(&mut self.key, &mut self.key_base64)
+                | shorter_in_base64(&mut self.value, &mut self.value_base64);
+            for header in &mut self.headers {
+                shorter |= shorter_in_base64(&mut header.value, &mut header.value_base64);
+            }
+            if shorter {
                 let value = serde_json::to_vec(self)?;
                 if value.len() + key_bytes <= MAX_DEAD_LETTER_BYTES {
                     return Ok((original_key.map(<[u8]>::to_vec), value));
@@ -283,12 +363,16 @@ impl DeadLetter {
         self.bounded_record(original_key)
     }
 
-    /// Turns the letter into its bounded form: the value left out, the key too when it is
-    /// over [`MAX_BOUNDED_KEY_BYTES`].
+    /// Turns the letter into its bounded form: the value and the headers left out, the key
+    /// too when it is over [`MAX_BOUNDED_KEY_BYTES`].
     pub(crate) fn make_bounded(&mut self) {
         self.value = None;
         self.value_base64 = None;
         self.value_omitted = true;
+        if !self.headers.is_empty() {
+            self.headers = Vec::new();
+            self.headers_omitted = true;
+        }
         let key_json = match (&self.key, &self.key_base64) {
             (Some(text), _) => escaped_len(text) + 2,
             (None, Some(encoded)) => encoded.len() + 2,
@@ -371,13 +455,7 @@ mod tests {
     use super::*;
 
     fn record(key: Option<Vec<u8>>, value: Vec<u8>) -> Record {
-        Record {
-            topic: "payments".into(),
-            partition: 3,
-            offset: 41,
-            key,
-            value,
-        }
+        Record::new("payments", 3, 41, key, value)
     }
 
     fn letter(record: &Record, error: String) -> DeadLetter {
@@ -559,6 +637,7 @@ mod tests {
         let old = r#"{"origin_topic":"payments","origin_partition":2,"origin_offset":17,"group":"g","tag":null,"handler":null,"reason":"permanent","error":"boom","attempts":1,"failed_at":"2026-01-01T00:00:00Z","key":"k1","value_base64":"//4A"}"#;
         let letter: DeadLetter = serde_json::from_str(old).unwrap();
         assert_eq!((letter.value_len, letter.value_omitted), (None, false));
+        assert!(letter.headers.is_empty() && !letter.headers_omitted);
         assert_eq!(
             letter.original().unwrap(),
             (Some(b"k1".to_vec()), vec![0xff, 0xfe, 0x00])
@@ -589,6 +668,67 @@ mod tests {
             let error = letter.original().unwrap_err();
             assert!(error.contains(says), "{error}");
         }
+    }
+
+    #[test]
+    fn headers_are_kept_in_order_with_repeats_null_and_binary_values() {
+        let headers = [
+            Header::new("hop", "gateway"),
+            Header::new("hop", "billing"),
+            Header::null("tenant"),
+            Header::new("sig", vec![0xff, 0xfe, 0x00]),
+            Header::new("empty", ""),
+        ];
+        let record = record(Some(b"k".to_vec()), b"{}".to_vec()).with_headers(headers.clone());
+        let mut letter = letter(&record, "boom".into());
+        let written = letter.prepare_record(record.key.as_deref()).unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&written.1).unwrap();
+        assert_eq!(
+            json["headers"],
+            serde_json::json!([
+                {"key": "hop", "value": "gateway"},
+                {"key": "hop", "value": "billing"},
+                {"key": "tenant"},
+                {"key": "sig", "value_base64": "//4A"},
+                {"key": "empty", "value": ""},
+            ])
+        );
+        let read: DeadLetter = serde_json::from_slice(&written.1).unwrap();
+        assert_eq!(read.original_headers(), headers);
+        assert!(!read.headers_omitted);
+        assert_eq!(
+            read.original().unwrap(),
+            (Some(b"k".to_vec()), b"{}".to_vec()),
+            "key and value as before"
+        );
+    }
+
+    #[test]
+    fn a_record_without_headers_gets_no_headers_field() {
+        let record = record(None, b"{}".to_vec());
+        let written = letter(&record, "boom".into()).prepare_record(None).unwrap();
+        let text = String::from_utf8(written.1).unwrap();
+        assert!(!text.contains("headers"), "{text}");
+    }
+
+    #[test]
+    fn the_bounded_form_leaves_the_headers_out() {
+        let big_value = record(None, vec![b'a'; MAX_DEAD_LETTER_BYTES + 1])
+            .with_headers([Header::new("token", "secret")]);
+        let written = letter(&big_value, "too big".into())
+            .prepare_record(None)
+            .unwrap();
+        let read: DeadLetter = serde_json::from_slice(&written.1).unwrap();
+        assert!(read.value_omitted && read.headers_omitted && read.headers.is_empty());
+        assert!(!String::from_utf8(written.1).unwrap().contains("secret"));
+
+        // Headers too large for a letter make it bounded as well.
+        let big_headers = record(None, b"{}".to_vec())
+            .with_headers([Header::new("big", vec![b'h'; MAX_DEAD_LETTER_BYTES])]);
+        let mut letter = letter(&big_headers, "boom".into());
+        let written = letter.prepare_record(None).unwrap();
+        assert!(written_size(&written) < 1024, "{}", written_size(&written));
+        assert!(letter.value_omitted && letter.headers_omitted);
     }
 
     #[test]

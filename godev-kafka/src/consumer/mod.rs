@@ -35,7 +35,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-pub use dead_letter::{DeadLetter, DeadLetterReason};
+pub use dead_letter::{DeadLetter, DeadLetterHeader, DeadLetterReason};
 pub use replay::{ReplayReport, SkippedLetter, replay_dead_letters};
 pub use settings::ConsumerSettings;
 

@@ -47,7 +47,9 @@ pub struct SkippedLetter {
 }
 
 /// Publishes every dead letter of `dead_letter_topic` (written before the call) back to its
-/// origin topic, with its original key and value, then commits past it in `group`.
+/// origin topic, with its original key and value, then commits past it in `group`. The
+/// original headers a dead letter keeps are not written back (records are produced without
+/// headers; see [`DeadLetter::original_headers`]).
 ///
 /// The origin partition is kept when the topic still has it, otherwise the key decides (as
 /// for any keyed record). Each dead letter is committed only after its original record was

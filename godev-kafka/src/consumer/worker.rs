@@ -204,6 +204,7 @@ async fn call_with_retries(
             partition: record.partition,
             offset: record.offset,
             key: record.key.clone(),
+            headers: record.headers.clone(),
             tag: tag.to_owned(),
             group: env.group.clone(),
             attempt,
@@ -364,6 +365,7 @@ fn log_bounded(record: &Record, dead_letter_topic: &str, letter: &DeadLetter, wh
         value_bytes = record.value.len(),
         key_bytes = record.key.as_ref().map_or(0, Vec::len),
         key_omitted = letter.key_omitted,
+        headers_omitted = letter.headers_omitted,
         %dead_letter_topic,
         why,
         "dead letter in bounded form, without the original value: the record is still at \

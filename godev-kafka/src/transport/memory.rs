@@ -162,6 +162,7 @@ impl MemoryTransport {
                 offset: offset as i64,
                 key: key.clone(),
                 value: value.clone(),
+                headers: Vec::new(),
             })
             .collect()
     }
@@ -411,6 +412,7 @@ impl MemoryMember {
                     offset: offset as i64,
                     key: key.clone(),
                     value: value.clone(),
+                    headers: Vec::new(),
                 });
                 *position = offset as i64 + 1;
             }

@@ -69,7 +69,23 @@ impl fmt::Display for TopicPartition {
 }
 
 /// A record read from a partition.
+///
+/// Build one with [`Record::new`] (and [`Record::with_headers`]); more fields may come, so
+/// it cannot be built field by field outside this crate.
+///
+/// # Examples
+///
+/// ```
+/// use godev_kafka::transport::{Header, Record};
+///
+/// let record = Record::new("orders", 2, 41, Some(b"order-7".to_vec()), b"{}".to_vec())
+///     .with_headers([Header::new("trace-id", "4bf92f35"), Header::null("retry")]);
+/// assert_eq!((record.partition, record.offset), (2, 41));
+/// assert_eq!(record.headers[0].value.as_deref(), Some(&b"4bf92f35"[..]));
+/// assert_eq!(record.headers[1].value, None);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Record {
     /// The real topic.
     pub topic: String,
@@ -81,6 +97,81 @@ pub struct Record {
     pub key: Option<Vec<u8>>,
     /// The value.
     pub value: Vec<u8>,
+    /// The record's headers, in the order they were written; a key may repeat. Empty on the
+    /// `kafka` backend (its protocol has no headers) and for the memory backend's records.
+    pub headers: Vec<Header>,
+}
+
+impl Record {
+    /// The record at `offset` of `topic` partition `partition`, without headers.
+    pub fn new(
+        topic: impl Into<String>,
+        partition: i32,
+        offset: i64,
+        key: Option<Vec<u8>>,
+        value: impl Into<Vec<u8>>,
+    ) -> Self {
+        Self {
+            topic: topic.into(),
+            partition,
+            offset,
+            key,
+            value: value.into(),
+            headers: Vec::new(),
+        }
+    }
+
+    /// The record with `headers` (in their order) instead of the ones it had.
+    pub fn with_headers(mut self, headers: impl IntoIterator<Item = Header>) -> Self {
+        self.headers = headers.into_iter().collect();
+        self
+    }
+}
+
+/// A Kafka record header: a key and a value that may be null.
+///
+/// A record holds its headers as a list, in the order the producer wrote them: a key may
+/// appear more than once, and a null value (`None`) is not the same as an empty one
+/// (`Some(vec![])`). Keys are strings; the `native` backend reads a key that is not UTF-8 with
+/// each invalid sequence replaced by U+FFFD.
+///
+/// Header values may carry credentials or personal data: the framework never logs them.
+///
+/// # Examples
+///
+/// ```
+/// use godev_kafka::transport::Header;
+///
+/// let trace = Header::new("traceparent", "00-4bf92f3577b34da6-00f067aa0ba902b7-01");
+/// assert_eq!(trace.key, "traceparent");
+/// assert!(trace.value.is_some());
+/// assert_eq!(Header::null("deleted-by").value, None);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct Header {
+    /// The header's key.
+    pub key: String,
+    /// The header's value; `None` when the producer wrote a null value.
+    pub value: Option<Vec<u8>>,
+}
+
+impl Header {
+    /// A header `key` with the value `value`.
+    pub fn new(key: impl Into<String>, value: impl Into<Vec<u8>>) -> Self {
+        Self {
+            key: key.into(),
+            value: Some(value.into()),
+        }
+    }
+
+    /// A header `key` with a null value.
+    pub fn null(key: impl Into<String>) -> Self {
+        Self {
+            key: key.into(),
+            value: None,
+        }
+    }
 }
 
 /// A record to write to one partition.

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use confluent_kafka::common::header::{Header as _, Headers as _};
 use confluent_kafka::common::serialization::ByteArrayDeserializer;
 use confluent_kafka::common::{Error as KafkaError, TopicPartition as KafkaPartition};
 use confluent_kafka::consumer::{
@@ -18,7 +19,7 @@ use tokio::task::JoinHandle;
 
 use super::{ConfluentOptions, failed, from_kafka, millis, to_kafka};
 use crate::transport::{
-    BoxFuture, GroupMember, GroupOptions, OffsetReset, Polled, Record, TopicPartition,
+    BoxFuture, GroupMember, GroupOptions, Header, OffsetReset, Polled, Record, TopicPartition,
 };
 use crate::{Error, Result};
 
@@ -388,6 +389,14 @@ fn to_polled(records: ConsumerRecords<Vec<u8>, Vec<u8>>) -> Polled {
                 offset: r.offset(),
                 key: r.key().cloned(),
                 value: r.value().cloned().unwrap_or_default(),
+                headers: r
+                    .headers()
+                    .iter()
+                    .map(|h| Header {
+                        key: h.key().to_owned(),
+                        value: h.value().map(<[u8]>::to_vec),
+                    })
+                    .collect(),
             })
             .collect(),
     )

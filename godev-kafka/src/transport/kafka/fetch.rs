@@ -276,6 +276,8 @@ fn take(
                                 offset: m.offset,
                                 key: (!m.key.is_empty()).then(|| m.key.to_vec()),
                                 value: m.value.to_vec(),
+                                // Fetch v0 (message format v0/v1) has no headers.
+                                headers: Vec::new(),
                             });
                         }
                     }

@@ -35,7 +35,7 @@ use tokio::time::Instant;
 use super::batch::{self, BatchError, Decoded};
 use crate::transport::connection::{Cluster, Connection, Purpose, negotiate, sb};
 use crate::transport::group::{Fetched, PartitionReader};
-use crate::transport::{BoxFuture, OffsetReset, Record, StalledPartition, TopicPartition};
+use crate::transport::{BoxFuture, Header, OffsetReset, Record, StalledPartition, TopicPartition};
 use crate::{Error, KafkaCode, Result};
 
 /// How old the leaders a fetch round routes by may be: the Java client's
@@ -306,15 +306,20 @@ impl NativeFetcher {
             }
             return;
         }
-        out.records
-            .extend(decoded.records.into_iter().map(|r| Record {
+        out.records.extend(decoded.records.into_iter().map(|r| {
+            Record {
                 topic: tp.topic.clone(),
                 partition: tp.partition,
                 offset: r.offset,
                 key: r.key.map(|k| k.to_vec()),
                 value: r.value.to_vec(),
-                // headers: r.headers, once `Record` carries them
-            }));
+                headers: r
+                    .headers
+                    .into_iter()
+                    .map(|(key, value)| Header { key, value })
+                    .collect(),
+            }
+        }));
     }
 
     /// Forgets the metadata of `topics`.

@@ -25,8 +25,9 @@
 //!
 //! # Limits
 //!
-//! - No record headers yet (they are read and dropped), no TLS or SASL, no static membership
-//!   and no transactions.
+//! - Record headers are read (they reach handlers through
+//!   [`Context::headers`](crate::Context::headers)) but not written; no TLS or SASL, no
+//!   static membership and no transactions.
 //! - A batch the broker refuses as too large (`MESSAGE_TOO_LARGE`) is not split: its records
 //!   fail.
 

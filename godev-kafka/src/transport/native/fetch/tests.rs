@@ -436,6 +436,57 @@ async fn records_of_two_partitions_come_back_in_order_from_their_positions() {
     assert_eq!(asked, [(0, 2, 1024 * 1024), (1, 11, 1024 * 1024)]);
 }
 
+/// A record's headers reach its [`Record`] in the order they were written, a repeated key
+/// twice, an empty value as empty.
+#[tokio::test]
+async fn headers_reach_the_record_in_order() {
+    let (listener, addr) = listen().await;
+    let headers = [
+        ("trace".to_owned(), b"t-1".to_vec()),
+        ("hop".to_owned(), b"a".to_vec()),
+        ("hop".to_owned(), b"b".to_vec()),
+        ("empty".to_owned(), Vec::new()),
+    ];
+    let records = [
+        OutRecord {
+            key: None,
+            value: b"with",
+            headers: &headers,
+            timestamp: 1_700_000_000_000,
+        },
+        OutRecord {
+            key: None,
+            value: b"without",
+            headers: &[],
+            timestamp: 1_700_000_000_000,
+        },
+    ];
+    let mut batch = BytesMut::new();
+    batch::encode(&mut batch, &records, Compression::None, None).unwrap();
+    let p0 = log(&[&batch]);
+    let fake = Fake::start(
+        listener,
+        APIS,
+        Layout::one_broker(&addr, &[("t", 1)]),
+        fetch_script(move |_, p, _| data(p, KafkaCode::NONE, Some(p0.clone()))),
+    );
+    let fetcher = fetcher(&fake.addr, FetchSettings::default());
+
+    let fetched = fetcher.fetch(vec![(tp("t", 0), 0)], WAIT).await.unwrap();
+
+    assert_eq!(fetched.records.len(), 2);
+    assert_eq!(
+        fetched.records[0].headers,
+        [
+            Header::new("trace", "t-1"),
+            Header::new("hop", "a"),
+            Header::new("hop", "b"),
+            Header::new("empty", ""),
+        ]
+    );
+    assert_eq!(fetched.records[1].headers, []);
+}
+
 /// A partition whose batch fails its CRC check is stalled at its position, with the batch
 /// codec's reason, while the other partition's records arrive.
 #[tokio::test]

@@ -8,10 +8,9 @@
 
 mod support;
 
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
 
 use godev_kafka::event::Timestamp;
 use godev_kafka::{Codec, Config, testing};
@@ -27,43 +26,9 @@ on_each_backend!(
     our_events_are_read_by_kafka_go_into_the_go_kit_struct,
 );
 
-/// Builds `interop/go` once, with a deadline; panics when Go is missing.
-fn go_program() -> PathBuf {
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let exe = std::env::current_exe().unwrap();
-            let output = exe.ancestors().nth(2).unwrap().join("godev-kit-interop-go");
-            let source = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("interop/go");
-            let mut child = Command::new("go")
-                .args(["build", "-o"])
-                .arg(&output)
-                .arg(".")
-                .current_dir(&source)
-                .spawn()
-                .unwrap_or_else(|e| {
-                    panic!("Go is required for the interop tests (https://go.dev/dl/): `go`: {e}")
-                });
-            let deadline = Instant::now() + Duration::from_secs(300);
-            let status = loop {
-                if let Some(status) = child.try_wait().unwrap() {
-                    break status;
-                }
-                if Instant::now() > deadline {
-                    child.kill().unwrap();
-                    panic!("go build of interop/go took more than 300 s");
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            };
-            assert!(status.success(), "go build of interop/go failed");
-            output
-        })
-        .clone()
-}
-
 /// Runs the Go program; its stdout, or a panic with its stderr.
 async fn go(args: Vec<String>) -> String {
-    let program = go_program();
+    let program = support::go::go_program();
     let output = tokio::time::timeout(
         Duration::from_secs(60),
         tokio::process::Command::new(&program)

@@ -3,11 +3,18 @@
 //
 //	interop write -brokers 127.0.0.1:9092 -topic t -type user.created -user 1 -email a@example.com
 //	interop read  -brokers 127.0.0.1:9092 -topic t -n 3 -timeout 30s
+//	interop group 127.0.0.1:9092 t g handled.txt 120
 //
 // write sends one entity.UserEvent (the kit's struct and JSON tags), keyed by the decimal user
 // id as the kit does, and prints the JSON it wrote. read reads n messages from every partition
 // of the topic (no consumer group) and prints each decoded into the kit's struct, re-encoded
 // as one JSON line.
+//
+// group is a member of a consumer group (the classic protocol, kafka-go's default range and
+// round-robin balancers) with the client id kafka-go-interop: it reads the topic until the
+// given number of seconds passed or SIGTERM (or SIGINT) arrives, appends "partition offset"
+// to the out-file for each message, then commits that message synchronously. It then closes
+// the reader, which leaves the group, and prints "handled N commit-errors K".
 package main
 
 import (
@@ -17,8 +24,11 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/signal"
 	"strconv"
+	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -36,7 +46,7 @@ type UserEvent struct {
 
 func main() {
 	if len(os.Args) < 2 {
-		fail(errors.New("usage: interop write|read [flags]"))
+		fail(errors.New("usage: interop write|read [flags], or interop group <brokers> <topic> <group> <out-file> <seconds>"))
 	}
 	var err error
 	switch os.Args[1] {
@@ -44,8 +54,10 @@ func main() {
 		err = write(os.Args[2:])
 	case "read":
 		err = read(os.Args[2:])
+	case "group":
+		err = group(os.Args[2:])
 	default:
-		err = fmt.Errorf("unknown mode %q: expected write or read", os.Args[1])
+		err = fmt.Errorf("unknown mode %q: expected write, read or group", os.Args[1])
 	}
 	if err != nil {
 		fail(err)
@@ -181,4 +193,77 @@ func read(args []string) error {
 	cancel()
 	wg.Wait()
 	return nil
+}
+
+// groupClientID is the client id of the group member, as Kafka's tools show it.
+const groupClientID = "kafka-go-interop"
+
+func group(args []string) error {
+	if len(args) != 5 {
+		return errors.New("usage: interop group <brokers> <topic> <group> <out-file> <seconds>")
+	}
+	brokers, topic, groupID, outPath := args[0], args[1], args[2], args[3]
+	seconds, err := strconv.Atoi(args[4])
+	if err != nil || seconds <= 0 {
+		return fmt.Errorf("group: <seconds> must be a positive integer, not %q", args[4])
+	}
+	out, err := os.OpenFile(outPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return fmt.Errorf("group: open %s: %w", outPath, err)
+	}
+	defer out.Close()
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	ctx, cancel := context.WithTimeout(ctx, time.Duration(seconds)*time.Second)
+	defer cancel()
+
+	reader := kafka.NewReader(kafka.ReaderConfig{
+		Brokers: strings.Split(brokers, ","),
+		Topic:   topic,
+		GroupID: groupID,
+		Dialer: &kafka.Dialer{
+			ClientID:  groupClientID,
+			Timeout:   10 * time.Second,
+			DualStack: true,
+		},
+		// Zero: CommitMessages commits synchronously.
+		CommitInterval:    0,
+		StartOffset:       kafka.FirstOffset,
+		SessionTimeout:    6 * time.Second,
+		HeartbeatInterval: time.Second,
+		RebalanceTimeout:  10 * time.Second,
+		JoinGroupBackoff:  500 * time.Millisecond,
+		MaxWait:           500 * time.Millisecond,
+	})
+	handled, commitErrors := 0, 0
+	var readErr error
+	for {
+		msg, err := reader.FetchMessage(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				readErr = fmt.Errorf("group: read %s: %w", topic, err)
+			}
+			break
+		}
+		// An unbuffered file: each line is written (and visible to readers) at once.
+		if _, err := fmt.Fprintf(out, "%d %d\n", msg.Partition, msg.Offset); err != nil {
+			readErr = fmt.Errorf("group: write %s: %w", outPath, err)
+			break
+		}
+		handled++
+		// Its own deadline, so that SIGTERM does not cut short the commit of a handled message.
+		commitCtx, commitCancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if err := reader.CommitMessages(commitCtx, msg); err != nil {
+			commitErrors++
+			fmt.Fprintf(os.Stderr, "interop: commit %s[%d]@%d: %v\n", topic, msg.Partition, msg.Offset, err)
+		}
+		commitCancel()
+	}
+	// Close leaves the group.
+	if err := reader.Close(); err != nil && readErr == nil {
+		readErr = fmt.Errorf("group: close the reader: %w", err)
+	}
+	fmt.Printf("handled %d commit-errors %d\n", handled, commitErrors)
+	return readErr
 }

@@ -12,6 +12,7 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod go;
 pub mod logs;
 pub mod own_broker;
 

@@ -217,7 +217,11 @@ fn read_subscription(metadata: &[u8]) -> Result<Vec<String>, Malformed> {
         topics.push(r.string("topics")?);
     }
     r.skip_nullable_bytes("user_data")?;
-    if version >= 1 {
+    // segmentio/kafka-go (0.4.x) labels its subscription version 1 but ends it after
+    // `user_data`, without the `owned_partitions` of version 1 (its issue #1156): such a
+    // member owns nothing, as Sarama reads it. Only that exact shape is let through.
+    let kafka_go = version == 1 && r.remaining() == 0;
+    if version >= 1 && !kafka_go {
         r.topic_partitions("owned_partitions")?;
     }
     if version >= 2 {
@@ -429,6 +433,22 @@ mod tests {
         for bad in ["ff ff 00 00 00 00", "00", "00 00 00 00 00 01 ff fe"] {
             assert!(read_subscription(&hex(bad)).is_err(), "{bad}");
             assert!(read_assignment(&hex(bad)).is_err(), "{bad}");
+        }
+    }
+
+    /// kafka-go's JoinGroup metadata, byte for byte as 0.4.51 writes it: version 1, its
+    /// topics, its user data, and nothing after (no `owned_partitions`).
+    #[test]
+    fn a_kafka_go_subscription_without_owned_partitions_is_read() {
+        let mut bytes = vec![0, 1, 0, 0, 0, 1, 0, 6];
+        bytes.extend_from_slice(b"orders");
+        for user_data in [[0, 0, 0, 0], [0xff, 0xff, 0xff, 0xff]] {
+            let mut metadata = bytes.clone();
+            metadata.extend_from_slice(&user_data);
+            assert_eq!(decode_subscription(&metadata).unwrap(), ["orders"]);
+            // Versions 2 and later are not let through without their fields.
+            metadata[1] = 2;
+            assert!(decode_subscription(&metadata).is_err());
         }
     }
 

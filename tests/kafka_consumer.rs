@@ -590,29 +590,7 @@ async fn kcat_reads_what_our_producer_wrote(backend: Backend) {
         .await
         .expect("acknowledged");
 
-    let mut command = std::process::Command::new(support::kcat());
-    command.args([
-        "-C",
-        "-b",
-        &brokers,
-        "-t",
-        &topic,
-        "-o",
-        "beginning",
-        "-e",
-        "-q",
-        "-f",
-        "%k|%s\n",
-    ]);
-    let output = tokio::task::spawn_blocking(move || command.output().expect("run kcat"))
-        .await
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "kcat: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let text = String::from_utf8(output.stdout).unwrap();
+    let text = support::kcat_read(&brokers, &topic).await;
     assert_eq!(
         text.lines().collect::<Vec<_>>(),
         vec![

@@ -53,29 +53,11 @@ fn kcat_orders(
     codec: &str,
     orders: std::ops::Range<u32>,
 ) {
-    use std::io::Write;
-    let mut child = std::process::Command::new(support::kcat())
-        .args([
-            "-P",
-            "-b",
-            brokers,
-            "-t",
-            topic,
-            "-p",
-            &partition.to_string(),
-            "-z",
-            codec,
-        ])
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .expect("run kcat");
-    {
-        let mut stdin = child.stdin.take().unwrap();
-        for order in orders {
-            writeln!(stdin, r#"{{"event_type":"order.placed","order":{order}}}"#).unwrap();
-        }
-    }
-    assert!(child.wait().unwrap().success(), "kcat produced the records");
+    let partition = partition.to_string();
+    let lines: Vec<String> = orders
+        .map(|order| format!(r#"{{"event_type":"order.placed","order":{order}}}"#))
+        .collect();
+    support::kcat_write(brokers, topic, &["-p", &partition, "-z", codec], &lines);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -79,34 +79,13 @@ fn kcat_orders(
     headers: &[&str],
     range: std::ops::Range<u32>,
 ) {
-    use std::io::Write;
-    let mut child = std::process::Command::new(support::kcat())
-        .args([
-            "-P",
-            "-b",
-            brokers,
-            "-t",
-            topic,
-            "-p",
-            &partition.to_string(),
-            "-z",
-            codec,
-        ])
-        .args(headers.iter().flat_map(|h| ["-H", *h]))
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .expect("run kcat");
-    {
-        let mut stdin = child.stdin.take().unwrap();
-        for order in range {
-            writeln!(
-                stdin,
-                r#"{{"event_type":"order.placed","order":{order},"note":"{codec}"}}"#
-            )
-            .unwrap();
-        }
-    }
-    assert!(child.wait().unwrap().success(), "kcat produced the records");
+    let partition = partition.to_string();
+    let mut args = vec!["-p", partition.as_str(), "-z", codec];
+    args.extend(headers.iter().flat_map(|h| ["-H", *h]));
+    let lines: Vec<String> = range
+        .map(|order| format!(r#"{{"event_type":"order.placed","order":{order},"note":"{codec}"}}"#))
+        .collect();
+    support::kcat_write(brokers, topic, &args, &lines);
 }
 
 fn consumer(transport: Arc<dyn Transport>, topic: &str, backend: Backend) -> Consumer {
@@ -294,29 +273,7 @@ async fn our_batches_in_every_codec_are_read_by_kcat(backend: Backend) {
         for result in futures_lite(sends).await {
             result.expect("acknowledged");
         }
-        let mut command = std::process::Command::new(support::kcat());
-        command.args([
-            "-C",
-            "-b",
-            &brokers,
-            "-t",
-            &topic,
-            "-o",
-            "beginning",
-            "-e",
-            "-q",
-            "-f",
-            "%k|%s\n",
-        ]);
-        let output = tokio::task::spawn_blocking(move || command.output().expect("run kcat"))
-            .await
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "kcat: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let text = String::from_utf8(output.stdout).unwrap();
+        let text = support::kcat_read(&brokers, &topic).await;
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 20, "{name}: {text}");
         for (order, line) in lines.iter().enumerate() {

@@ -272,9 +272,16 @@ pub fn kcat() -> &'static str {
 
 /// Writes `lines` (`key:value` each) to `topic` with kcat, a client that is not ours.
 pub fn kcat_produce(brokers: &str, topic: &str, lines: &[&str]) {
+    kcat_write(brokers, topic, &["-K", ":"], lines);
+}
+
+/// Writes `lines` (one record each) to `topic` with kcat and its producer flags `args`
+/// (`-p 0` for a partition, `-z lz4` for a codec, `-H k=v` for a header, `-K :` for keys).
+pub fn kcat_write(brokers: &str, topic: &str, args: &[&str], lines: &[impl std::fmt::Display]) {
     use std::io::Write;
     let mut child = std::process::Command::new(kcat())
-        .args(["-P", "-b", brokers, "-t", topic, "-K", ":"])
+        .args(["-P", "-b", brokers, "-t", topic])
+        .args(args)
         .stdin(std::process::Stdio::piped())
         .spawn()
         .expect("run kcat");
@@ -285,4 +292,32 @@ pub fn kcat_produce(brokers: &str, topic: &str, lines: &[&str]) {
         }
     }
     assert!(child.wait().unwrap().success(), "kcat produced the records");
+}
+
+/// Every record of `topic` from the beginning, read by kcat as `key|value` lines (on a
+/// blocking thread).
+pub async fn kcat_read(brokers: &str, topic: &str) -> String {
+    let mut command = std::process::Command::new(kcat());
+    command.args([
+        "-C",
+        "-b",
+        brokers,
+        "-t",
+        topic,
+        "-o",
+        "beginning",
+        "-e",
+        "-q",
+        "-f",
+        "%k|%s\n",
+    ]);
+    let output = tokio::task::spawn_blocking(move || command.output().expect("run kcat"))
+        .await
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "kcat: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("UTF-8 records")
 }

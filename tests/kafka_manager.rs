@@ -170,27 +170,39 @@ async fn client_kafka_against_kafka_4_fails_at_start_up_naming_the_version_and_t
     assert!(!error.is_retriable(), "{message}");
 }
 
-/// `client = "auto"` asks the broker: `kafka` for Kafka 3.9, `confluent` for Kafka 4.
+/// `client = "auto"` asks the broker: `native` for both when the build has it; else `kafka`
+/// for Kafka 3.9 and `confluent` for Kafka 4.
 #[tokio::test(flavor = "multi_thread")]
 async fn client_auto_chooses_the_backend_the_broker_speaks() {
     let kafka3 = support::brokers().await;
     let manager = Manager::connect(&config(&kafka3, "auto", "unused", "unused"))
         .await
         .expect("auto on Kafka 3.9");
-    assert_eq!(manager.status().backend, "kafka");
+    let on_3 = if cfg!(feature = "native") {
+        "native"
+    } else {
+        "kafka"
+    };
+    assert_eq!(manager.status().backend, on_3);
     manager.close().await.unwrap();
 
     let kafka4 = testing::kafka4_broker()
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let chosen = Manager::connect(&config(&kafka4, "auto", "unused", "unused")).await;
-    #[cfg(feature = "confluent")]
+    #[cfg(feature = "native")]
+    {
+        let manager = chosen.expect("auto on Kafka 4");
+        assert_eq!(manager.status().backend, "native");
+        manager.close().await.unwrap();
+    }
+    #[cfg(all(feature = "confluent", not(feature = "native")))]
     {
         let manager = chosen.expect("auto on Kafka 4");
         assert_eq!(manager.status().backend, "confluent");
         manager.close().await.unwrap();
     }
-    #[cfg(not(feature = "confluent"))]
+    #[cfg(not(any(feature = "confluent", feature = "native")))]
     {
         let message = chosen
             .expect_err("no backend for Kafka 4 in this build")

@@ -1,9 +1,11 @@
 //! This framework's peer: typed `Producer::send` and a grouped `Consumer` with a `#[handler]`,
 //! on the `kafka` backend (acks = 1, linger 5 ms, 500 records per batch: the defaults but acks)
 //! or, with `backend=confluent` (cargo feature `confluent`, Kafka 4.x), on the `confluent`
-//! backend (acks = 1 and so idempotence off, linger 5 ms: the defaults but acks).
+//! backend (acks = 1 and so idempotence off, linger 5 ms: the defaults but acks), or, with
+//! `backend=native` (cargo feature `native`, Kafka 3.9 and 4.x), on the `native` backend
+//! (the same: acks = 1, idempotence off, linger 5 ms, 1 MB batches).
 //!
-//! Every mode takes `backend=kafka|confluent` (default `kafka`).
+//! Every mode takes `backend=kafka|confluent|native` (default `kafka`).
 //!
 //! `bench-godev create brokers=H:P topic=T partitions=6`
 //! `bench-godev produce brokers=H:P topic=T n=200000`
@@ -20,6 +22,8 @@ use godev_kafka::transport::Transport;
 #[cfg(feature = "confluent")]
 use godev_kafka::transport::confluent::{self, ConfluentOptions, ConfluentTransport};
 use godev_kafka::transport::kafka::{Acks, KafkaOptions, KafkaTransport};
+#[cfg(feature = "native")]
+use godev_kafka::transport::native::{NativeOptions, NativeTransport};
 use godev_kafka::{Codec, Consumer, Event, HandlerError, Producer, TopicMap, handler, testing};
 use godev_kafka_bench::{Args, LatencyPlan, SEQ_BASE, Samples, VALUE_BYTES, emit, now_ns};
 use serde::{Deserialize, Serialize};
@@ -108,7 +112,21 @@ impl Backend {
                     confluent: Some(transport),
                 }
             }
-            other => panic!("unknown backend={other} (kafka, or confluent with the cargo feature `confluent`)"),
+            #[cfg(feature = "native")]
+            "native" => {
+                let mut options = NativeOptions::new(brokers.split(','));
+                // acks = 1 as every peer; idempotence needs acks = all.
+                options.acks = Acks::One;
+                options.idempotence = false;
+                Self {
+                    transport: Arc::new(NativeTransport::connect(options).await.expect("connect")),
+                    #[cfg(feature = "confluent")]
+                    confluent: None,
+                }
+            }
+            other => panic!(
+                "unknown backend={other} (kafka; confluent or native with the cargo feature of that name)"
+            ),
         }
     }
 

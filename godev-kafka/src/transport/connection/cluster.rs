@@ -259,34 +259,32 @@ impl Cluster {
 
     /// Puts what a Metadata answer says into the cache.
     fn remember(&self, response: &MetadataResponse) {
-        {
-            let now = Instant::now();
-            let mut cache = self.cache();
-            cache.brokers = response
-                .brokers
+        let now = Instant::now();
+        let mut cache = self.cache();
+        cache.brokers = response
+            .brokers
+            .iter()
+            .map(|b| (b.node_id.0, format!("{}:{}", b.host.as_str(), b.port)))
+            .collect();
+        for t in &response.topics {
+            let Some(name) = t.name.as_ref().map(|n| n.0.to_string()) else {
+                continue;
+            };
+            let leaders = t
+                .partitions
                 .iter()
-                .map(|b| (b.node_id.0, format!("{}:{}", b.host.as_str(), b.port)))
+                .map(|p| {
+                    (
+                        p.partition_index,
+                        (p.leader_id.0 >= 0).then_some(p.leader_id.0),
+                    )
+                })
                 .collect();
-            for t in &response.topics {
-                let Some(name) = t.name.as_ref().map(|n| n.0.to_string()) else {
-                    continue;
-                };
-                let leaders = t
-                    .partitions
-                    .iter()
-                    .map(|p| {
-                        (
-                            p.partition_index,
-                            (p.leader_id.0 >= 0).then_some(p.leader_id.0),
-                        )
-                    })
-                    .collect();
-                let topic = TopicMetadata {
-                    error: KafkaCode::new(t.error_code),
-                    leaders,
-                };
-                cache.topics.insert(name, (now, Arc::new(topic)));
-            }
+            let topic = TopicMetadata {
+                error: KafkaCode::new(t.error_code),
+                leaders,
+            };
+            cache.topics.insert(name, (now, Arc::new(topic)));
         }
     }
 

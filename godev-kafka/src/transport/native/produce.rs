@@ -221,7 +221,9 @@ impl NativeProducer {
                 false,
             ));
         }
-        let permits = u32::try_from(size).unwrap_or(u32::MAX);
+        // `size` is at most `buffer_bytes`, which `new` caps at what a semaphore holds.
+        let permits = u32::try_from(size)
+            .map_err(|_| Error::transport(op(), "the record is larger than 4 GiB", false))?;
         match tokio::time::timeout(
             shared.settings.max_block,
             shared.buffer.acquire_many(permits),
@@ -707,20 +709,12 @@ fn reset_producer(state: &mut State) {
 fn resolve(shared: &Shared, state: &mut State, batch: Batch, outcome: Outcome) {
     let n = batch.records.len();
     let _ = batch.outcome.send(Some(outcome));
-    shared.buffer.add_permits(batch_permits(&batch));
+    // `bytes` is what its records took from the buffer when they were produced.
+    shared.buffer.add_permits(batch.bytes);
     state.pending = state.pending.saturating_sub(n);
     if state.pending == 0 {
         shared.idle.notify_waiters();
     }
-}
-
-/// The buffer permits `batch` holds: what its records took when produced.
-fn batch_permits(batch: &Batch) -> usize {
-    batch
-        .records
-        .iter()
-        .map(|r| record_bytes(r).min(u32::MAX as usize))
-        .sum()
 }
 
 /// The idempotent producer's id and epoch, asked for once (and again after a reset).

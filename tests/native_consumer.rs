@@ -1,7 +1,8 @@
 //! What only the `native` backend does, on Kafka 3.9 and Kafka 4 (issue #13): batches in
 //! every codec, written by kcat (a client that is not ours), are dispatched; headers kcat
 //! writes reach the handler's `Context`; our producer's batches in every codec are read by
-//! kcat; a 3 MiB record arrives through a 1 MiB per-partition fetch size.
+//! kcat; a 3 MiB record arrives through a 1 MiB per-partition fetch size; a batch that comes
+//! back from the broker corrupt stalls its partition alone.
 //!
 //! Run: `GODEV_KAFKA_BROKERS=127.0.0.1:9092 GODEV_KAFKA4_BROKERS=127.0.0.1:9094 cargo test -p godev-kit --features broker-tests,native --test native_consumer`
 
@@ -12,12 +13,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use godev_kafka::transport::native::{NativeOptions, NativeTransport};
-use godev_kafka::transport::{Compression, Header, Transport};
+use godev_kafka::transport::{Compression, Header, StalledPartition, TopicPartition, Transport};
 use godev_kafka::{
-    Codec, Consumer, Context, Event, HandlerError, Producer, TopicMap, handler, testing,
+    Codec, Consumer, Context, Event, HandlerError, KafkaCode, Producer, TopicMap, handler, testing,
 };
 use serde::{Deserialize, Serialize};
 use support::Backend;
+use support::corrupt_proxy::{CorruptProxy, Target};
 
 #[derive(Debug, Clone, Serialize, Deserialize, Event)]
 #[event(topic = "orders", name = "order.placed", key = "order")]
@@ -127,6 +129,7 @@ on_native!(
     headers_written_by_kcat_reach_the_context,
     our_batches_in_every_codec_are_read_by_kcat,
     a_3_mib_record_arrives_through_a_1_mib_fetch_size,
+    a_corrupt_batch_from_the_broker_stalls_its_partition_alone,
 );
 
 const CODECS: [&str; 5] = ["none", "gzip", "snappy", "lz4", "zstd"];
@@ -374,4 +377,121 @@ async fn a_3_mib_record_arrives_through_a_1_mib_fetch_size(backend: Backend) {
     assert!(!running.has_stopped(), "the consumer stopped");
     assert_eq!(handled(&topic), vec![(0, 1, big.len()), (0, 2, 5)]);
     running.shutdown().await.unwrap();
+}
+
+/// Issue #13: a batch whose CRC-32C does not match stalls its partition at that batch, says
+/// why in the status and at error in the log, and the other partitions are handled. A broker
+/// checks CRCs on produce, so the batch is corrupted on its way back: [`CorruptProxy`] flips a
+/// value byte of partition 1's batches from offset 10 on, between the consumer and the broker.
+async fn a_corrupt_batch_from_the_broker_stalls_its_partition_alone(backend: Backend) {
+    support::logs::capture();
+    let brokers = backend.brokers().await;
+    let topic = testing::unique_name("native-corrupt");
+    testing::create_topic(&brokers, &topic, 3).await.unwrap();
+    // Orders p00..p10 at offsets 0..10 of partition p; then 110..115 at offsets 10..15 of
+    // partition 1, in later batches (another kcat run): the ones the proxy corrupts.
+    for partition in 0..3 {
+        let first = partition as u32 * 100;
+        kcat_orders(&brokers, &topic, partition, "none", &[], first..first + 10);
+    }
+    kcat_orders(&brokers, &topic, 1, "none", &[], 110..115);
+    let target = Target {
+        topic: topic.clone(),
+        partition: 1,
+        from_offset: 10,
+    };
+    let proxy = CorruptProxy::start(&brokers, target).await;
+
+    let transport = support::native_transport(&proxy.addr()).await;
+    let running = consumer(transport, &topic, backend).start();
+    let group = running.status()[0].group.clone();
+    let orders = |partition: i32| -> Vec<u32> {
+        handled(&topic)
+            .into_iter()
+            .filter(|(p, _, _)| *p == partition)
+            .map(|(_, order, _)| order)
+            .collect()
+    };
+    let stalled = || -> Vec<StalledPartition> {
+        running
+            .status()
+            .into_iter()
+            .flat_map(|g| g.stalled)
+            .collect()
+    };
+    support::wait_until(
+        "partitions 0 and 2 handled, and partition 1 up to its corrupt batch and stalled",
+        Duration::from_secs(60),
+        || async {
+            running.has_stopped()
+                || (orders(0).len() >= 10
+                    && orders(2).len() >= 10
+                    && orders(1).len() >= 10
+                    && !stalled().is_empty())
+        },
+    )
+    .await;
+    assert!(!running.has_stopped(), "the consumer stopped");
+    assert!(proxy.corrupted() > 0, "the proxy corrupted no batch");
+    assert_eq!(orders(0), (0..10).collect::<Vec<_>>());
+    assert_eq!(orders(2), (200..210).collect::<Vec<_>>());
+    let stalls = stalled();
+    assert_eq!(stalls.len(), 1, "{stalls:?}");
+    assert_eq!(stalls[0].partition, TopicPartition::new(topic.as_str(), 1));
+    assert_eq!(stalls[0].offset, 10, "stalled at the corrupt batch");
+    assert!(
+        stalls[0].reason.contains("CRC mismatch"),
+        "{}",
+        stalls[0].reason
+    );
+    let said = support::logs::logged(&group, "partition stalled");
+    assert_eq!(said.len(), 1, "logged once: {said:?}");
+    for field in [
+        "ERROR",
+        &format!("topic={topic}"),
+        "partition=1",
+        "offset=10",
+        "CRC mismatch",
+    ] {
+        assert!(said[0].contains(field), "{field} in {}", said[0]);
+    }
+
+    // The consumer goes on with partitions 0 and 2. The window of the checks below: these
+    // orders come in fetch rounds after the stall, so had partition 1 still been read, its
+    // corrupt records (handled, or dead-lettered when their value did not decode) would
+    // have come in the same rounds.
+    kcat_orders(&brokers, &topic, 0, "none", &[], 10..15);
+    kcat_orders(&brokers, &topic, 2, "none", &[], 210..215);
+    support::wait_until(
+        "the next orders of partitions 0 and 2",
+        Duration::from_secs(30),
+        || async { (orders(0).len() >= 15 && orders(2).len() >= 15) || running.has_stopped() },
+    )
+    .await;
+    assert!(!running.has_stopped(), "the consumer stopped");
+    assert_eq!(orders(0), (0..15).collect::<Vec<_>>());
+    assert_eq!(orders(2), (200..215).collect::<Vec<_>>());
+    assert_eq!(
+        orders(1),
+        (100..110).collect::<Vec<_>>(),
+        "partition 1 up to the corrupt batch, and nothing of it"
+    );
+    assert_eq!(stalled(), stalls, "still stalled, at the same offset");
+    // A stall is not a dead letter: nothing was written to the dead-letter topic, which the
+    // first dead letter would have created (the test brokers create topics on first use).
+    let dead_letters = testing::end_offsets(&brokers, &format!("{topic}.dlq")).await;
+    assert!(
+        dead_letters
+            .as_ref()
+            .is_err_and(|e| e.kafka_code() == Some(KafkaCode::UNKNOWN_TOPIC_OR_PARTITION)),
+        "no dead-letter topic: {dead_letters:?}"
+    );
+    let committed = testing::committed_offsets(&brokers, &group, &topic)
+        .await
+        .unwrap();
+    assert!(
+        committed.get(&1).is_none_or(|&offset| offset <= 10),
+        "nothing committed past the corrupt batch: {committed:?}"
+    );
+    running.shutdown().await.expect("clean shutdown");
 }

@@ -12,6 +12,8 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+#[cfg(feature = "native")]
+pub mod corrupt_proxy;
 pub mod go;
 pub mod logs;
 pub mod own_broker;

@@ -143,6 +143,7 @@ fn a_full_file_sets_every_key() {
             dead_letter_suffix: "-dead".into(),
             max_record_bytes: 2048,
             shutdown_timeout: Duration::from_secs(15),
+            group_instance_id: None,
         }
     );
     #[cfg(feature = "kafka")]

@@ -35,6 +35,7 @@ pub(crate) async fn run(
     options.session_timeout = settings.session_timeout;
     options.heartbeat_interval = settings.heartbeat_interval;
     options.rebalance_timeout = settings.rebalance_timeout;
+    options.group_instance_id = settings.group_instance_id.clone();
     loop {
         let mut member = env.transport.join(options.clone()).await?;
         set_member(&status, &*member);
@@ -44,14 +45,18 @@ pub(crate) async fn run(
                 return outcome;
             }
             Exit::Stuck(tp) => {
-                // As the Java client does past max.poll.interval.ms: give the partitions up so
-                // the group can go on, and join again as a new member.
+                // As the Java client does past max.poll.interval.ms: a dynamic member gives its
+                // partitions up so the group can go on, and joins again as a new member; a
+                // static member sends no LeaveGroup and joins again with its instance id, which
+                // hands it the same partitions without a rebalance. Either way the record of
+                // the stuck handler is read again.
                 leave(&env, member).await;
                 tracing::error!(
                     group = %env.group,
                     partition = %tp,
                     max_poll_interval = ?settings.max_poll_interval,
-                    "a handler ran past max_poll_interval; left the group and joining again (its record will be read again)"
+                    static_member = settings.group_instance_id.is_some(),
+                    "a handler ran past max_poll_interval; joining the group again (its record will be read again)"
                 );
             }
             Exit::Fenced => {

@@ -49,6 +49,15 @@ pub struct ConsumerSettings {
     pub max_record_bytes: usize,
     /// How long shutdown (and revocation) waits for in-flight handlers.
     pub shutdown_timeout: Duration,
+    /// This member's static identity in its group (KIP-345, `group.instance.id`); `None`
+    /// (the default) for a dynamic member. Unique per process and kept across its restarts.
+    ///
+    /// Shutdown of a static member does not leave the group: its partitions wait for it until
+    /// the session timeout, and the process that comes back with the same id gets them with
+    /// no rebalance. See [`GroupOptions::group_instance_id`].
+    ///
+    /// [`GroupOptions::group_instance_id`]: crate::transport::GroupOptions::group_instance_id
+    pub group_instance_id: Option<String>,
 }
 
 impl Default for ConsumerSettings {
@@ -69,6 +78,7 @@ impl Default for ConsumerSettings {
             dead_letter_suffix: ".dlq".to_owned(),
             max_record_bytes: 1024 * 1024,
             shutdown_timeout: Duration::from_secs(30),
+            group_instance_id: None,
         }
     }
 }

@@ -257,6 +257,20 @@ pub struct GroupOptions {
     pub heartbeat_interval: Duration,
     /// How long a rebalance may wait for this member to rejoin.
     pub rebalance_timeout: Duration,
+    /// A static member's identity (KIP-345, `group.instance.id`), unique in the group and
+    /// kept across restarts; `None` for a dynamic member.
+    ///
+    /// A static member's leave sends no LeaveGroup, as the Java client's: its partitions stay
+    /// its own until the session timeout, so a restarted process (a pod rolled, a deploy) that
+    /// comes back with the same id within it gets them back with no rebalance. Partitions of
+    /// one that does not come back move only after the session timeout: choose the timeout
+    /// with that in mind.
+    ///
+    /// The classic protocol (the `kafka` and `native` backends) needs Kafka 2.3 or newer for
+    /// it (JoinGroup v5): joining an older coordinator fails. There a second process with the
+    /// same id takes the membership over, and the first stops with `FENCED_INSTANCE_ID`; it
+    /// does not rejoin.
+    pub group_instance_id: Option<String>,
 }
 
 impl GroupOptions {
@@ -269,6 +283,7 @@ impl GroupOptions {
             session_timeout: Duration::from_secs(10),
             heartbeat_interval: Duration::from_secs(3),
             rebalance_timeout: Duration::from_secs(30),
+            group_instance_id: None,
         }
     }
 }

@@ -95,6 +95,12 @@ impl ConfluentMember {
                 transport.fetch_max_bytes.to_string(),
             ),
         ]);
+        // Static membership as the Java client does it under KIP-848: closing such a member
+        // tells the coordinator it leaves for now (member epoch -2), so its partitions wait
+        // for it until the session timeout instead of moving at once.
+        if let Some(instance) = &options.group_instance_id {
+            props.insert("group.instance.id".into(), instance.clone());
+        }
         let props = transport.with_extra(props);
         let config = ConsumerConfig::new(&props).map_err(|e| Error::Config {
             key: "kafka".into(),

@@ -1,10 +1,10 @@
 //! Fake brokers for the connection layer's tests: each test scripts what its broker reads
 //! and answers, byte by byte.
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::api_versions_response::ApiVersion;
-use kafka_protocol::messages::{ApiKey, ApiVersionsResponse};
-use kafka_protocol::protocol::Encodable;
+use kafka_protocol::messages::{ApiKey, ApiVersionsResponse, RequestHeader};
+use kafka_protocol::protocol::{Decodable, Encodable};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
@@ -17,6 +17,20 @@ pub(crate) async fn read_request(stream: &mut TcpStream) -> std::io::Result<(i16
     let key = i16::from_be_bytes([frame[0], frame[1]]);
     let correlation = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
     Ok((key, correlation))
+}
+
+/// Reads one request frame of a version whose request header is v1 (not flexible); answers
+/// the header and the body.
+pub(crate) async fn read_request_v1(
+    stream: &mut TcpStream,
+) -> std::io::Result<(RequestHeader, Bytes)> {
+    let len = stream.read_i32().await?;
+    let mut frame = vec![0u8; len as usize];
+    stream.read_exact(&mut frame).await?;
+    let mut frame = Bytes::from(frame);
+    let header =
+        RequestHeader::decode(&mut frame, 1).map_err(|e| std::io::Error::other(e.to_string()))?;
+    Ok((header, frame))
 }
 
 /// Writes a response frame: length, correlation id (header v0), body.

@@ -6,6 +6,22 @@
 //! [`Polled::Revoked`] with every owned partition (eager protocol), and the poll after that
 //! takes part in the rebalance and reports [`Polled::Assigned`]. The leader also watches the
 //! partition counts of the subscribed topics and rejoins when one changed.
+//!
+//! A coordinator that moved (NOT_COORDINATOR, COORDINATOR_NOT_AVAILABLE) or whose connection
+//! was lost is found again by the heartbeat task, which goes on with the same member id and
+//! generation: the member rejoins only when the coordinator says the generation is gone, or
+//! when no heartbeat succeeded for the session timeout (the coordinator has evicted it by then).
+//!
+//! # Static membership (KIP-345)
+//!
+//! With [`GroupOptions::group_instance_id`] the member joins as a static member (JoinGroup v5,
+//! Kafka 2.3). Leaving sends no LeaveGroup: a member that comes back with the same instance id
+//! within the session timeout is handed its old assignment without a rebalance. A leader that
+//! comes back so is told to skip the assignment (JoinGroup v9, KIP-814, Kafka 3.2): it assigns
+//! nothing but leads on, watching partition counts. Before v9 the coordinator names the leader
+//! by its old member id, which it built from the instance id: the member recognises itself by
+//! that, as franz-go does. A second process with the same instance id fences the first: the
+//! first stops with FENCED_INSTANCE_ID, it never rejoins on its own.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -53,6 +69,9 @@ struct Shared {
     reset_member: bool,
     /// The coordinator moved: find it again.
     lost_coordinator: bool,
+    /// Another member joined with this member's group instance id (FENCED_INSTANCE_ID): this
+    /// member stops; rejoining would fence the other in turn.
+    instance_fenced: bool,
 }
 
 /// Connection settings a member needs to (re)connect.
@@ -115,6 +134,10 @@ impl ClassicMember {
             settings.request_timeout,
         ));
         let coordinator = cluster.coordinator(&options.group, deadline).await?;
+        if options.group_instance_id.is_some() {
+            let version = coordinator.version::<JoinGroupRequest>(ApiKey::JoinGroup)?;
+            check_static_membership(coordinator.addr(), &options.group, version)?;
+        }
         Ok(Self {
             options,
             settings,
@@ -148,6 +171,26 @@ impl ClassicMember {
 
     fn request_rejoin(&self) {
         self.shared.lock().expect("group state").rejoin = true;
+    }
+
+    fn instance_id(&self) -> Option<&str> {
+        self.options.group_instance_id.as_deref()
+    }
+
+    /// Whether another member took this member's group instance id.
+    fn is_instance_fenced(&self) -> bool {
+        self.shared.lock().expect("group state").instance_fenced
+    }
+
+    /// Marks this static member fenced off by another with its instance id; answers the
+    /// error every later poll and commit gives too.
+    fn fence_instance(&self) -> Error {
+        self.shared.lock().expect("group state").instance_fenced = true;
+        self.instance_fenced_error()
+    }
+
+    fn instance_fenced_error(&self) -> Error {
+        instance_fenced_error(self.group(), self.instance_id().unwrap_or_default())
     }
 
     /// The coordinator connection, found again if it was lost.
@@ -185,6 +228,7 @@ impl ClassicMember {
         let group = self.options.group.clone();
         let op = format!("join group {group}");
         let metadata = encode_subscription(&self.options.topics)?;
+        let instance = self.options.group_instance_id.clone();
         let deadline = Instant::now() + self.options.rebalance_timeout * 2;
         let mut attempt = 0u32;
         let mut server_errors = 0u32;
@@ -214,12 +258,16 @@ impl ClassicMember {
                 Err(e) if e.is_retriable() => continue,
                 Err(e) => return Err(e),
             };
-            let version = conn.version::<JoinGroupRequest>(ApiKey::JoinGroup)?;
+            let join_version = conn.version::<JoinGroupRequest>(ApiKey::JoinGroup)?;
+            if instance.is_some() {
+                check_static_membership(conn.addr(), &group, join_version)?;
+            }
             let request = JoinGroupRequest::default()
                 .with_group_id(GroupId(sb(&group)))
                 .with_session_timeout_ms(session_ms)
                 .with_rebalance_timeout_ms(rebalance_ms)
                 .with_member_id(sb(&member_id))
+                .with_group_instance_id(instance.as_deref().map(sb))
                 .with_protocol_type(sb("consumer"))
                 .with_protocols(
                     assignor::PROTOCOLS
@@ -232,7 +280,12 @@ impl ClassicMember {
                         .collect(),
                 );
             let joined: JoinGroupResponse = match conn
-                .call(ApiKey::JoinGroup, version, &request, Some(join_timeout))
+                .call(
+                    ApiKey::JoinGroup,
+                    join_version,
+                    &request,
+                    Some(join_timeout),
+                )
                 .await
             {
                 Ok(r) => r,
@@ -261,6 +314,8 @@ impl ClassicMember {
                     continue;
                 }
                 KafkaCode::REBALANCE_IN_PROGRESS | KafkaCode::ILLEGAL_GENERATION => continue,
+                // Another process joined with this instance id after this member did.
+                KafkaCode::FENCED_INSTANCE_ID => return Err(self.fence_instance()),
                 // Not this member's fault (Kafka 3.9 answers so while another member's
                 // metadata does not parse): keep trying, the member may leave or expire.
                 KafkaCode::UNKNOWN_SERVER_ERROR => {
@@ -284,17 +339,21 @@ impl ClassicMember {
                 .as_ref()
                 .map(|p| p.to_string())
                 .unwrap_or_default();
-            self.leader = joined.leader.as_str() == self.member_id;
+            let role = role(&joined, join_version, instance.as_deref());
+            self.leader = role != Role::Follower;
             let leader = joined.leader.to_string();
             tracing::debug!(
                 %group, member = %self.member_id, generation = self.generation,
-                leader = self.leader, %protocol, "joined"
+                ?role, %protocol, "joined"
             );
 
-            let assignments = if self.leader {
-                self.leader_assign(&joined, &protocol).await?
-            } else {
-                Vec::new()
+            let assignments = match role {
+                Role::Leader => self.leader_assign(&joined, &protocol).await?,
+                Role::ReturningLeader => {
+                    self.resume_leading(&joined).await?;
+                    Vec::new()
+                }
+                Role::Follower => Vec::new(),
             };
             let (member_id, generation) = (self.member_id.clone(), self.generation);
             let conn = match self.coordinator().await {
@@ -307,6 +366,7 @@ impl ClassicMember {
                 .with_group_id(GroupId(sb(&group)))
                 .with_generation_id(generation)
                 .with_member_id(sb(&member_id))
+                .with_group_instance_id(instance.as_deref().filter(|_| version >= 3).map(sb))
                 .with_protocol_type(Some(sb("consumer")))
                 .with_protocol_name(Some(sb(&protocol)))
                 .with_assignments(assignments);
@@ -334,6 +394,7 @@ impl ClassicMember {
                     continue;
                 }
                 KafkaCode::REBALANCE_IN_PROGRESS | KafkaCode::ILLEGAL_GENERATION => continue,
+                KafkaCode::FENCED_INSTANCE_ID => return Err(self.fence_instance()),
                 code => {
                     return Err(Error::kafka(format!("sync group {group}"), code.code()));
                 }
@@ -421,6 +482,26 @@ impl ClassicMember {
             .collect()
     }
 
+    /// Leading a generation whose assignment the coordinator kept: a static leader back in a
+    /// stable group. It assigns nothing, and watches the partition counts from now on as
+    /// the Java client does, comparing them with the counts of this moment: what changed
+    /// while it was away goes unnoticed until the next rebalance (a limit of KIP-814).
+    async fn resume_leading(&mut self, joined: &JoinGroupResponse) -> Result<()> {
+        let (members, _) = subscriptions(&joined.members);
+        // Before KIP-814 the coordinator lists no members: watch this member's own topics.
+        self.subscribed = if members.is_empty() {
+            self.options.topics.iter().cloned().collect()
+        } else {
+            members.into_iter().flat_map(|m| m.topics).collect()
+        };
+        self.counts = self.settled_counts().await?;
+        tracing::info!(
+            group = %self.group(), member = %self.member_id, generation = self.generation,
+            "back as the group's static leader: the coordinator kept the group's assignment, so this member assigns nothing"
+        );
+        Ok(())
+    }
+
     /// The partition counts of the subscribed topics that exist, waiting up to [`SETTLE`]
     /// for the others (a topic being created), and retrying failed requests until the
     /// request timeout.
@@ -459,6 +540,7 @@ impl ClassicMember {
             addr,
             group: self.options.group.clone(),
             member_id: self.member_id.clone(),
+            group_instance_id: self.options.group_instance_id.clone(),
             generation: self.generation,
             interval: self.options.heartbeat_interval,
             session_timeout: self.options.session_timeout,
@@ -542,6 +624,9 @@ impl ClassicMember {
     async fn poll_inner(&mut self, wait: Duration) -> Result<Polled> {
         let deadline = Instant::now() + wait;
         loop {
+            if self.is_instance_fenced() {
+                return Err(self.instance_fenced_error());
+            }
             if self.must_rejoin() {
                 if !self.owned.is_empty() {
                     let revoked = std::mem::take(&mut self.owned);
@@ -622,13 +707,29 @@ impl ClassicMember {
         }
         let group = self.options.group.clone();
         let (generation, member_id) = (self.generation, self.member_id.clone());
+        let instance = self.options.group_instance_id.clone();
+        if self.is_instance_fenced() {
+            return Err(self.instance_fenced_error());
+        }
         if !self.joined {
             return Err(Error::Fenced { group, generation });
         }
         for attempt in 0..3 {
             let conn = self.coordinator().await?;
-            match offsets::commit(conn, &group, generation, &member_id, offsets).await {
+            let committed = offsets::commit(
+                conn,
+                &group,
+                generation,
+                &member_id,
+                instance.as_deref(),
+                offsets,
+            )
+            .await;
+            match committed {
                 Ok(()) => return Ok(()),
+                Err(CommitError::Fenced(KafkaCode::FENCED_INSTANCE_ID)) => {
+                    return Err(self.fence_instance());
+                }
                 Err(CommitError::Fenced(code)) => {
                     tracing::info!(%group, generation, error = %code, "commit fenced");
                     let mut shared = self.shared.lock().expect("group state");
@@ -651,6 +752,16 @@ impl ClassicMember {
     async fn leave_inner(mut self) -> Result<()> {
         self.stop_heartbeat();
         if self.member_id.is_empty() {
+            return Ok(());
+        }
+        if let Some(instance) = self.instance_id() {
+            // As the Java client: the member that comes back with this instance id within the
+            // session timeout finds the partitions still its own, with no rebalance.
+            tracing::info!(
+                group = %self.group(), member = %self.member_id, %instance,
+                session_timeout = ?self.options.session_timeout,
+                "static member: not leaving the group; its partitions wait for it until the session timeout"
+            );
             return Ok(());
         }
         let group = self.options.group.clone();
@@ -733,57 +844,151 @@ impl GroupMember for ClassicMember {
 #[derive(Debug)]
 struct Heartbeat {
     cluster: Arc<Cluster>,
+    /// The coordinator's address; changes when the task finds it again elsewhere.
     addr: String,
     group: String,
     member_id: String,
+    group_instance_id: Option<String>,
     generation: i32,
     interval: Duration,
     session_timeout: Duration,
     shared: Arc<Mutex<Shared>>,
 }
 
+/// What the heartbeat task does after one heartbeat.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Next {
+    /// The generation holds: beat again after the interval.
+    Beat,
+    /// The group is rebalancing: the member rejoins; beat on until it does (the coordinator
+    /// keeps the member for the rebalance while it beats).
+    Rebalance,
+    /// The coordinator no longer knows this generation: rejoin, as a new member if `reset`.
+    Rejoin { reset: bool },
+    /// Another member took this member's group instance id: stop for good.
+    InstanceFenced,
+    /// The coordinator moved, or the connection to it failed: find it again and beat on with
+    /// the same generation.
+    Rediscover(String),
+    /// The coordinator is loading the group: beat again after the interval.
+    Wait,
+    /// An answer this task does not expect: say so and beat again.
+    Refused(KafkaCode),
+}
+
+/// The decision after one heartbeat's `outcome` (the coordinator's code, or why no answer came).
+fn after_heartbeat(outcome: &Result<KafkaCode>) -> Next {
+    match outcome {
+        Ok(KafkaCode::NONE) => Next::Beat,
+        Ok(KafkaCode::REBALANCE_IN_PROGRESS) => Next::Rebalance,
+        Ok(KafkaCode::UNKNOWN_MEMBER_ID) => Next::Rejoin { reset: true },
+        Ok(KafkaCode::ILLEGAL_GENERATION) => Next::Rejoin { reset: false },
+        Ok(KafkaCode::FENCED_INSTANCE_ID) => Next::InstanceFenced,
+        Ok(code @ (KafkaCode::NOT_COORDINATOR | KafkaCode::COORDINATOR_NOT_AVAILABLE)) => {
+            Next::Rediscover(code.to_string())
+        }
+        Ok(KafkaCode::COORDINATOR_LOAD_IN_PROGRESS) => Next::Wait,
+        Ok(code) => Next::Refused(*code),
+        Err(e) => Next::Rediscover(e.to_string()),
+    }
+}
+
 impl Heartbeat {
-    async fn run(self) {
+    async fn run(mut self) {
+        let group = self.group.clone();
+        let generation = self.generation;
         let mut last_ok = Instant::now();
+        // Why the coordinator is lost, while it is: it is found again before the next beat.
+        let mut lost: Option<String> = None;
+        // Where the coordinator was before it was lost, until a heartbeat succeeds at the
+        // place it was found again: then the move is said, once.
+        let mut moved_from: Option<String> = None;
         loop {
             tokio::time::sleep(self.interval).await;
+            if last_ok.elapsed() >= self.session_timeout {
+                // The coordinator has evicted this member by now, or will at once.
+                tracing::info!(
+                    %group, generation, session_timeout = ?self.session_timeout,
+                    "no heartbeat succeeded for the session timeout; rejoining"
+                );
+                let mut shared = self.shared.lock().expect("group state");
+                shared.rejoin = true;
+                shared.lost_coordinator = true;
+                return;
+            }
+            if let Some(why) = &lost {
+                let deadline = last_ok + self.session_timeout;
+                match self.cluster.coordinator(&group, deadline).await {
+                    Ok(conn) => {
+                        moved_from.get_or_insert_with(|| self.addr.clone());
+                        self.addr = conn.addr().to_owned();
+                        lost = None;
+                        // The member's own requests (commits) go there too.
+                        self.shared.lock().expect("group state").lost_coordinator = true;
+                    }
+                    Err(e) => {
+                        tracing::debug!(%group, generation, lost = %why, error = %e, "coordinator not found yet");
+                        continue;
+                    }
+                }
+            }
             // The member's own coordinator connection, made again if it broke.
             let outcome = match self.cluster.connection(&self.addr, Purpose::Group).await {
                 Ok(conn) => self.beat(&conn).await,
                 Err(e) => Err(e),
             };
             let mut shared = self.shared.lock().expect("group state");
-            match outcome {
-                Ok(KafkaCode::NONE) => last_ok = Instant::now(),
-                Ok(KafkaCode::REBALANCE_IN_PROGRESS) => {
+            match after_heartbeat(&outcome) {
+                Next::Beat => {
                     last_ok = Instant::now();
+                    match moved_from.take() {
+                        Some(from) if from == self.addr => tracing::info!(
+                            %group, generation, coordinator = %self.addr,
+                            "lost the coordinator's connection; found it again at {}; generation {generation} still valid",
+                            self.addr
+                        ),
+                        Some(from) => tracing::info!(
+                            %group, generation, was = %from, coordinator = %self.addr,
+                            "coordinator moved; found it again at {}; generation {generation} still valid",
+                            self.addr
+                        ),
+                        None => {}
+                    }
+                }
+                Next::Rebalance => {
+                    last_ok = Instant::now();
+                    moved_from = None;
                     if !shared.rejoin {
-                        tracing::info!(group = %self.group, generation = self.generation, "rebalance in progress");
+                        tracing::info!(%group, generation, "rebalance in progress");
                     }
                     shared.rejoin = true;
                 }
-                Ok(code @ (KafkaCode::UNKNOWN_MEMBER_ID | KafkaCode::ILLEGAL_GENERATION)) => {
-                    tracing::info!(group = %self.group, error = %code, "member fenced; rejoining");
+                Next::Rejoin { reset } => {
+                    let error = outcome.map(|c| c.to_string()).unwrap_or_default();
+                    tracing::info!(%group, generation, %error, "member fenced; rejoining");
                     shared.rejoin = true;
-                    shared.reset_member |= code == KafkaCode::UNKNOWN_MEMBER_ID;
+                    shared.reset_member |= reset;
                     return;
                 }
-                Ok(code @ (KafkaCode::NOT_COORDINATOR | KafkaCode::COORDINATOR_NOT_AVAILABLE)) => {
-                    tracing::info!(group = %self.group, error = %code, "coordinator moved; rejoining");
-                    shared.rejoin = true;
+                Next::InstanceFenced => {
+                    tracing::error!(
+                        %group, generation,
+                        instance = self.group_instance_id.as_deref().unwrap_or_default(),
+                        "another member joined with this member's group instance id; this member stops"
+                    );
+                    shared.instance_fenced = true;
+                    return;
+                }
+                Next::Rediscover(why) => {
+                    tracing::debug!(%group, generation, coordinator = %self.addr, %why, "coordinator lost; finding it again");
                     shared.lost_coordinator = true;
-                    return;
+                    lost = Some(why);
                 }
-                Ok(code) => {
-                    tracing::warn!(group = %self.group, error = %code, "heartbeat refused");
+                Next::Wait => {
+                    tracing::debug!(%group, generation, "the coordinator is loading the group; heartbeating again");
                 }
-                Err(e) => {
-                    tracing::debug!(group = %self.group, error = %e, "heartbeat failed");
-                    if last_ok.elapsed() > self.session_timeout {
-                        shared.rejoin = true;
-                        shared.lost_coordinator = true;
-                        return;
-                    }
+                Next::Refused(code) => {
+                    tracing::warn!(%group, generation, error = %code, "heartbeat refused");
                 }
             }
         }
@@ -791,16 +996,93 @@ impl Heartbeat {
 
     async fn beat(&self, conn: &Connection) -> Result<KafkaCode> {
         let version = conn.version::<HeartbeatRequest>(ApiKey::Heartbeat)?;
+        let instance = self.group_instance_id.as_deref().filter(|_| version >= 3);
         let request = HeartbeatRequest::default()
             .with_group_id(GroupId(sb(&self.group)))
             .with_generation_id(self.generation)
-            .with_member_id(sb(&self.member_id));
+            .with_member_id(sb(&self.member_id))
+            .with_group_instance_id(instance.map(sb));
         let response: HeartbeatResponse = conn
             .call(ApiKey::Heartbeat, version, &request, None)
             .await?;
         Ok(KafkaCode::new(response.error_code))
     }
 }
+
+/// Refuses static membership on a coordinator whose highest JoinGroup version is `version`:
+/// the group instance id came with JoinGroup v5 (Kafka 2.3).
+fn check_static_membership(coordinator: &str, group: &str, version: i16) -> Result<()> {
+    if version >= 5 {
+        return Ok(());
+    }
+    Err(Error::transport(
+        format!("join group {group} as a static member"),
+        format!(
+            "the coordinator {coordinator} is older than Kafka 2.3 (JoinGroup up to v{version}); static membership (`group_instance_id`) needs JoinGroup v5, Kafka 2.3 or newer: upgrade the brokers or leave `group_instance_id` unset"
+        ),
+        false,
+    ))
+}
+
+/// The error of a static member whose instance id another member took.
+fn instance_fenced_error(group: &str, instance: &str) -> Error {
+    Error::kafka_with(
+        format!("member of group {group} with group instance id `{instance}`"),
+        KafkaCode::FENCED_INSTANCE_ID.code(),
+        Some(format!(
+            "another member joined group {group} with the same group instance id `{instance}` (a second process with this id?); this member stopped and does not rejoin: give every process its own `group_instance_id`"
+        )),
+    )
+}
+
+/// This member's part in a generation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// Assigns every member's partitions.
+    Leader,
+    /// A static leader back in a stable group: the coordinator kept the group's assignment,
+    /// so it assigns nothing, yet leads (watches partition counts).
+    ReturningLeader,
+    Follower,
+}
+
+/// The role the JoinGroup answer `joined` (of version `version`) gives a member with
+/// `instance_id`.
+///
+/// From v9 (KIP-814) the coordinator names a returning static leader as the leader and sets
+/// `skip_assignment`. Before v9 it names the leader by the member id the returning leader had
+/// before, so that it does not assign: it made that id as `<instance id>-<UUID>`, by which
+/// the member still recognises itself as the leader (as franz-go does). A misjudgement there
+/// costs at most a rebalance when partition counts change, which a leader would start anyway.
+fn role(joined: &JoinGroupResponse, version: i16, instance_id: Option<&str>) -> Role {
+    let leader = joined.leader.as_str();
+    if leader == joined.member_id.as_str() {
+        return if joined.skip_assignment {
+            Role::ReturningLeader
+        } else {
+            Role::Leader
+        };
+    }
+    let was_me = instance_id
+        .and_then(|id| leader.strip_prefix(id)?.strip_prefix('-'))
+        .is_some_and(is_uuid);
+    if version < 9 && was_me {
+        Role::ReturningLeader
+    } else {
+        Role::Follower
+    }
+}
+
+/// Whether `s` has the shape of Java's `UUID.toString()`: 8-4-4-4-12 hex digits.
+fn is_uuid(s: &str) -> bool {
+    let groups: Vec<&str> = s.split('-').collect();
+    groups.len() == 5
+        && groups
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(g, n)| g.len() == n && g.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
 /// The subscriptions in a JoinGroup response's member list, and the members whose metadata
 /// does not decode, each with why.
 fn subscriptions(members: &[JoinGroupResponseMember]) -> (Vec<Subscription>, Vec<(String, Error)>) {
@@ -820,9 +1102,290 @@ fn subscriptions(members: &[JoinGroupResponseMember]) -> (Vec<Subscription>, Vec
 
 #[cfg(test)]
 mod tests {
-    use bytes::Bytes;
+    use bytes::{Bytes, BytesMut};
+    use kafka_protocol::messages::FindCoordinatorResponse;
+    use kafka_protocol::protocol::{Decodable, Encodable};
+    use tokio::net::TcpListener;
+    use tokio::sync::mpsc;
 
     use super::*;
+    use crate::transport::connection::fake_broker::{
+        listen, negotiate_with, read_request_v1, write_response,
+    };
+
+    /// Every wait of these tests ends well within this.
+    const DEADLINE: Duration = Duration::from_secs(10);
+    const UUID: &str = "3f2c1a9e-4b7d-4e1a-9c3b-0123456789ab";
+
+    fn joined(member: &str, leader: &str, skip_assignment: bool) -> JoinGroupResponse {
+        JoinGroupResponse::default()
+            .with_member_id(sb(member))
+            .with_leader(sb(leader))
+            .with_skip_assignment(skip_assignment)
+    }
+
+    /// Who leads: the coordinator's word, and before KIP-814 (JoinGroup v9) a static
+    /// member's old id, `<instance id>-<UUID>`, as the leader's name.
+    #[test]
+    fn a_returning_static_leader_leads_without_assigning() {
+        let me = format!("a-{UUID}");
+        let old_me = "a-00000000-1111-2222-3333-444444444444";
+        let other = format!("b-{UUID}");
+        assert_eq!(role(&joined(&me, &me, false), 9, Some("a")), Role::Leader);
+        assert_eq!(role(&joined(&me, &me, false), 4, None), Role::Leader);
+        assert_eq!(
+            role(&joined(&me, &me, true), 9, Some("a")),
+            Role::ReturningLeader
+        );
+        assert_eq!(
+            role(&joined(&me, &other, false), 9, Some("a")),
+            Role::Follower
+        );
+        // Before v9 the coordinator names the leader by the id this instance had before.
+        assert_eq!(
+            role(&joined(&me, old_me, false), 8, Some("a")),
+            Role::ReturningLeader
+        );
+        assert_eq!(
+            role(&joined(&me, old_me, false), 5, Some("a")),
+            Role::ReturningLeader
+        );
+        // From v9 it says so itself: an old id of ours as the leader is not ours to act on.
+        assert_eq!(
+            role(&joined(&me, old_me, false), 9, Some("a")),
+            Role::Follower
+        );
+        // Another instance whose id starts like ours, and dynamic members.
+        let a1 = format!("a-1-{UUID}");
+        assert_eq!(role(&joined(&me, &a1, false), 8, Some("a")), Role::Follower);
+        assert_eq!(
+            role(&joined(&me, "a-x", false), 8, Some("a")),
+            Role::Follower
+        );
+        assert_eq!(role(&joined(&me, old_me, false), 8, None), Role::Follower);
+    }
+
+    #[test]
+    fn java_uuids_are_recognised() {
+        assert!(is_uuid(UUID));
+        assert!(!is_uuid("3f2c1a9e-4b7d-4e1a-9c3b"));
+        assert!(!is_uuid("3f2c1a9e-4b7d-4e1a-9c3b-0123456789ag"));
+        assert!(!is_uuid(&format!("1-{UUID}")));
+    }
+
+    /// The heartbeat's decisions: the coordinator moving, or its connection failing, keeps
+    /// the generation; only the coordinator saying it is gone rejoins.
+    #[test]
+    fn a_moved_coordinator_is_found_again_and_a_gone_generation_rejoins() {
+        let next = |code: KafkaCode| after_heartbeat(&Ok(code));
+        assert_eq!(next(KafkaCode::NONE), Next::Beat);
+        assert_eq!(next(KafkaCode::REBALANCE_IN_PROGRESS), Next::Rebalance);
+        assert_eq!(
+            next(KafkaCode::UNKNOWN_MEMBER_ID),
+            Next::Rejoin { reset: true }
+        );
+        assert_eq!(
+            next(KafkaCode::ILLEGAL_GENERATION),
+            Next::Rejoin { reset: false }
+        );
+        assert_eq!(next(KafkaCode::FENCED_INSTANCE_ID), Next::InstanceFenced);
+        assert!(matches!(
+            next(KafkaCode::NOT_COORDINATOR),
+            Next::Rediscover(_)
+        ));
+        assert!(matches!(
+            next(KafkaCode::COORDINATOR_NOT_AVAILABLE),
+            Next::Rediscover(_)
+        ));
+        assert_eq!(next(KafkaCode::COORDINATOR_LOAD_IN_PROGRESS), Next::Wait);
+        assert_eq!(
+            next(KafkaCode::GROUP_AUTHORIZATION_FAILED),
+            Next::Refused(KafkaCode::GROUP_AUTHORIZATION_FAILED)
+        );
+        let lost = Error::transport("Heartbeat v4 to broker b:1", "connection closed", true);
+        assert!(
+            matches!(after_heartbeat(&Err(lost)), Next::Rediscover(why) if why.contains("connection closed"))
+        );
+    }
+
+    #[test]
+    fn static_membership_on_a_broker_older_than_2_3_is_refused_clearly() {
+        assert!(check_static_membership("b:9092", "g", 5).is_ok());
+        let e = check_static_membership("b:9092", "g", 4).unwrap_err();
+        assert!(!e.is_retriable(), "{e}");
+        let message = e.to_string();
+        for part in [
+            "join group g",
+            "b:9092",
+            "older than Kafka 2.3",
+            "group_instance_id",
+        ] {
+            assert!(message.contains(part), "{message:?} lacks {part:?}");
+        }
+    }
+
+    #[test]
+    fn a_fenced_instance_says_which_group_and_instance() {
+        let e = instance_fenced_error("orders", "pod-1");
+        assert_eq!(e.kafka_code(), Some(KafkaCode::FENCED_INSTANCE_ID));
+        assert!(!e.is_retriable());
+        let message = e.to_string();
+        for part in [
+            "group orders",
+            "`pod-1`",
+            "FENCED_INSTANCE_ID",
+            "does not rejoin",
+        ] {
+            assert!(message.contains(part), "{message:?} lacks {part:?}");
+        }
+    }
+
+    /// The APIs of the fake coordinators: versions whose headers are not flexible, with a
+    /// group instance id in Heartbeat (v3).
+    const COORDINATOR_APIS: &[(ApiKey, i16)] = &[
+        (ApiKey::ApiVersions, 3),
+        (ApiKey::Heartbeat, 3),
+        (ApiKey::FindCoordinator, 2),
+    ];
+
+    /// A heartbeat as a fake coordinator read it.
+    #[derive(Debug, PartialEq, Eq)]
+    struct Beat {
+        member_id: String,
+        generation: i32,
+        instance: Option<String>,
+    }
+
+    /// A fake broker on `listener`, on every connection: heartbeats are sent to `beats` and
+    /// answered `code`; FindCoordinator names `coordinator`.
+    fn fake_coordinator(
+        listener: TcpListener,
+        code: KafkaCode,
+        coordinator: String,
+        beats: mpsc::UnboundedSender<Beat>,
+    ) -> JoinHandle<()> {
+        tokio::spawn(async move {
+            loop {
+                let (mut stream, _) = listener.accept().await.unwrap();
+                let (beats, coordinator) = (beats.clone(), coordinator.clone());
+                tokio::spawn(async move {
+                    negotiate_with(&mut stream, COORDINATOR_APIS).await;
+                    while let Ok((header, mut body)) = read_request_v1(&mut stream).await {
+                        let version = header.request_api_version;
+                        let mut out = BytesMut::new();
+                        match ApiKey::try_from(header.request_api_key).unwrap() {
+                            ApiKey::Heartbeat => {
+                                let beat = HeartbeatRequest::decode(&mut body, version).unwrap();
+                                let _ = beats.send(Beat {
+                                    member_id: beat.member_id.to_string(),
+                                    generation: beat.generation_id,
+                                    instance: beat.group_instance_id.map(|i| i.to_string()),
+                                });
+                                HeartbeatResponse::default()
+                                    .with_error_code(code.code())
+                                    .encode(&mut out, version)
+                                    .unwrap();
+                            }
+                            ApiKey::FindCoordinator => {
+                                let (host, port) = coordinator.rsplit_once(':').unwrap();
+                                FindCoordinatorResponse::default()
+                                    .with_host(sb(host))
+                                    .with_port(port.parse().unwrap())
+                                    .encode(&mut out, version)
+                                    .unwrap();
+                            }
+                            key => panic!("unexpected {key:?}"),
+                        }
+                        write_response(&mut stream, header.correlation_id, &out).await;
+                    }
+                });
+            }
+        })
+    }
+
+    fn heartbeat(bootstrap: &str, shared: &Arc<Mutex<Shared>>) -> Heartbeat {
+        Heartbeat {
+            cluster: Arc::new(Cluster::new(
+                &[bootstrap.to_owned()],
+                "membership-test",
+                Duration::from_secs(5),
+            )),
+            addr: bootstrap.to_owned(),
+            group: "g".into(),
+            member_id: "m-1".into(),
+            group_instance_id: Some("pod-1".into()),
+            generation: 7,
+            interval: Duration::from_millis(20),
+            session_timeout: Duration::from_secs(30),
+            shared: shared.clone(),
+        }
+    }
+
+    /// The coordinator answers NOT_COORDINATOR; FindCoordinator names another broker; the
+    /// member heartbeats there with the same member id and generation, and is not rejoining.
+    #[tokio::test]
+    async fn a_heartbeat_follows_its_coordinator_to_another_broker() {
+        let (old_listener, old) = listen().await;
+        let (new_listener, new) = listen().await;
+        let (old_tx, mut old_beats) = mpsc::unbounded_channel();
+        let (new_tx, mut new_beats) = mpsc::unbounded_channel();
+        let brokers = [
+            fake_coordinator(
+                old_listener,
+                KafkaCode::NOT_COORDINATOR,
+                new.clone(),
+                old_tx,
+            ),
+            fake_coordinator(new_listener, KafkaCode::NONE, new.clone(), new_tx),
+        ];
+        let shared = Arc::new(Mutex::new(Shared::default()));
+        let task = tokio::spawn(heartbeat(&old, &shared).run());
+        let expected = Beat {
+            member_id: "m-1".into(),
+            generation: 7,
+            instance: Some("pod-1".into()),
+        };
+        let first = tokio::time::timeout(DEADLINE, old_beats.recv())
+            .await
+            .unwrap();
+        assert_eq!(first.as_ref(), Some(&expected));
+        for _ in 0..3 {
+            let beat = tokio::time::timeout(DEADLINE, new_beats.recv())
+                .await
+                .unwrap();
+            assert_eq!(beat.as_ref(), Some(&expected));
+        }
+        assert!(!task.is_finished(), "the heartbeat task goes on");
+        {
+            let shared = shared.lock().unwrap();
+            assert!(!shared.rejoin && !shared.reset_member && !shared.instance_fenced);
+            assert!(
+                shared.lost_coordinator,
+                "the member's commits look again too"
+            );
+        }
+        task.abort();
+        brokers.iter().for_each(JoinHandle::abort);
+    }
+
+    /// FENCED_INSTANCE_ID ends the heartbeat and marks the member fenced, not rejoining.
+    #[tokio::test]
+    async fn a_fenced_instance_stops_heartbeating_and_does_not_rejoin() {
+        let (listener, addr) = listen().await;
+        let (tx, mut beats) = mpsc::unbounded_channel();
+        let broker = fake_coordinator(listener, KafkaCode::FENCED_INSTANCE_ID, addr.clone(), tx);
+        let shared = Arc::new(Mutex::new(Shared::default()));
+        let task = tokio::spawn(heartbeat(&addr, &shared).run());
+        tokio::time::timeout(DEADLINE, task).await.unwrap().unwrap();
+        assert!(beats.recv().await.is_some());
+        let shared = shared.lock().unwrap();
+        assert!(shared.instance_fenced);
+        assert!(
+            !shared.rejoin,
+            "a fenced instance must not rejoin on its own"
+        );
+        broker.abort();
+    }
 
     fn member(id: &str, metadata: Vec<u8>) -> JoinGroupResponseMember {
         JoinGroupResponseMember::default()

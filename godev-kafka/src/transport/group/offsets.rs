@@ -115,12 +115,15 @@ pub(crate) enum CommitError {
     Other(Error),
 }
 
-/// Commits `offsets` for `member_id` of `generation`.
+/// Commits `offsets` for `member_id` of `generation`; a static member names its
+/// `group_instance_id` (OffsetCommit v7, Kafka 2.3, and later), so that the coordinator fences
+/// a commit of an instance another process took over (FENCED_INSTANCE_ID).
 pub(crate) async fn commit(
     conn: &Connection,
     group: &str,
     generation: i32,
     member_id: &str,
+    group_instance_id: Option<&str>,
     offsets: &[(TopicPartition, i64)],
 ) -> std::result::Result<(), CommitError> {
     let op = || format!("commit offsets of group {group}");
@@ -138,6 +141,7 @@ pub(crate) async fn commit(
         .with_group_id(GroupId(sb(group)))
         .with_generation_id_or_member_epoch(generation)
         .with_member_id(sb(member_id))
+        .with_group_instance_id(group_instance_id.filter(|_| version >= 7).map(sb))
         .with_retention_time_ms(-1)
         .with_topics(
             by_topic

@@ -32,7 +32,7 @@ async fn the_broker_is_kafka_4_and_detected_as_such() {
     } else {
         godev_kafka::config::Client::Confluent
     };
-    assert_eq!(features.recommended_client(), expected);
+    assert_eq!(godev_kafka::Manager::auto_client(&features), expected);
 }
 
 /// The suites of both backends read offsets through `godev_kafka::testing` (the project's own

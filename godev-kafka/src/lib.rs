@@ -41,7 +41,9 @@
 //!   ordered worker per partition, commits of the handled prefix, retries, dead letters,
 //!   graceful shutdown), and the producer/consumer switches of a service.
 //! - [`transport`]: the backend trait and its backends.
-//! - [`config`]: TOML and environment configuration, validated at start-up.
+//! - [`config`]: TOML and environment configuration, validated at start-up, refusing a key
+//!   the chosen backend cannot honour. It knows no transport: the [`Manager`] maps it to a
+//!   backend's options.
 //!
 //! # Feature flags
 //!
@@ -69,6 +71,7 @@ pub mod dispatch;
 mod error;
 pub mod event;
 mod manager;
+mod options;
 pub mod partitioner;
 pub mod producer;
 mod signal;

@@ -14,8 +14,19 @@
 //! ```
 //!
 //! Unknown keys are errors (with the closest known key), so a misspelt key is never silently
-//! ignored. The config holds no secrets yet (the `kafka` backend has no TLS or SASL), so its
-//! `Debug` output is safe to log.
+//! ignored. A key the chosen backend cannot honour is an error too, naming the backend and
+//! what to use instead ([`Config::check_client`]):
+//!
+//! ```text
+//! config key `kafka.producer.max_in_flight`: the `kafka` client sends one request at a time and cannot honour this key; use `client = "native"` or remove it
+//! ```
+//!
+//! A key left at its default is never refused. `client = "auto"` is checked as `native` in a
+//! build with the `native` feature, and otherwise when it picked a backend at start-up. The
+//! `memory` backend ignores the producer and fetch keys and `group_instance_id`.
+//!
+//! The config holds no secrets yet, so its `Debug` output is safe to log. It knows no
+//! transport: the [`Manager`](crate::Manager) turns it into a backend's options.
 //!
 //! # Keys
 //!
@@ -53,26 +64,37 @@
 //!
 //! ## `[kafka.producer]`
 //!
-//! Used by `Config::kafka_options` (feature `kafka`) and `Config::confluent_options` (feature
-//! `confluent`); defaults are those of `KafkaOptions::new` and `ConfluentOptions::new`.
+//! Becomes [`Config::producer_tuning`], which the manager maps to the backend's options
+//! (`Manager::kafka_options`, `Manager::native_options`, `Manager::confluent_options`); a key
+//! not set keeps the default of `KafkaOptions::new`, `NativeOptions::new` or
+//! `ConfluentOptions::new`. "Refused" means the backend cannot honour the key: setting it is
+//! an error.
 //!
-//! | Key | Default | Environment |
-//! |---|---|---|
-//! | `acks` | `"all"` (`all`, `one`, `none`; `confluent`: `all`, `one`) | `KAFKA_PRODUCER_ACKS` |
-//! | `compression` | `"none"` (`none`, `gzip`, `snappy`) | `KAFKA_PRODUCER_COMPRESSION` |
-//! | `linger_ms` | `5` | `KAFKA_PRODUCER_LINGER_MS` |
-//! | `batch_size` | `500` (at least 1; `kafka` only) | `KAFKA_PRODUCER_BATCH_SIZE` |
-//! | `retries` | `5` (`kafka` only; `confluent` retries until its delivery timeout) | `KAFKA_PRODUCER_RETRIES` |
-//! | `retry_backoff_ms` | `100` (`kafka` only) | `KAFKA_PRODUCER_RETRY_BACKOFF_MS` |
-//! | `request_timeout_ms` | `30000` (at least 1) | `KAFKA_PRODUCER_REQUEST_TIMEOUT_MS` |
+//! | Key | Default | Environment | Backends |
+//! |---|---|---|---|
+//! | `acks` | `"all"` (`all`, `one`, `none`) | `KAFKA_PRODUCER_ACKS` | all |
+//! | `compression` | `"none"` (`none`, `gzip`, `snappy`, `lz4`, `zstd`) | `KAFKA_PRODUCER_COMPRESSION` | `kafka` refuses `lz4` and `zstd` |
+//! | `linger_ms` | `5` | `KAFKA_PRODUCER_LINGER_MS` | all |
+//! | `batch_size` | `500` (records per request, at least 1) | `KAFKA_PRODUCER_BATCH_SIZE` | `kafka`; the others refuse it (use `batch_bytes`) |
+//! | `batch_bytes` | `native`: `1000000`; `confluent`: `16384` (bytes per partition batch, at least 1) | `KAFKA_PRODUCER_BATCH_BYTES` | `native`, `confluent` |
+//! | `max_in_flight` | `5` (requests per broker, at least 1) | `KAFKA_PRODUCER_MAX_IN_FLIGHT` | `native`, `confluent` |
+//! | `idempotence` | `true` when `acks = "all"` and `max_in_flight` ≤ 5 | `KAFKA_PRODUCER_IDEMPOTENCE` | `native`, `confluent`; `kafka` refuses `true` |
+//! | `retries` | `5` | `KAFKA_PRODUCER_RETRIES` | `kafka`; the others refuse it (use `delivery_timeout_ms`) |
+//! | `retry_backoff_ms` | `100` | `KAFKA_PRODUCER_RETRY_BACKOFF_MS` | all |
+//! | `request_timeout_ms` | `30000` (at least 1) | `KAFKA_PRODUCER_REQUEST_TIMEOUT_MS` | all |
+//! | `delivery_timeout_ms` | `native`: `120000`; `confluent`: `linger_ms` + 4 × `request_timeout_ms` (at least `linger_ms` + `request_timeout_ms`) | `KAFKA_PRODUCER_DELIVERY_TIMEOUT_MS` | `native`, `confluent` |
+//! | `buffer_bytes` | `33554432` (bytes waiting to be sent, at least 1) | `KAFKA_PRODUCER_BUFFER_BYTES` | `native`, `confluent` |
+//! | `max_block_ms` | `60000` (how long a send waits for room in the buffer) | `KAFKA_PRODUCER_MAX_BLOCK_MS` | `native`, `confluent` |
 //!
-//! With `confluent`, `acks = "all"` makes the producer idempotent (retries never duplicate or
-//! reorder a partition's records).
+//! An idempotent producer (`native` and `confluent`, by default) never writes a record twice
+//! nor reorders a partition when it retries. `idempotence = true` needs `acks = "all"` and
+//! `max_in_flight` at most 5.
 //!
 //! ## `[kafka.consumer]`
 //!
-//! Becomes [`Config::consumer_settings`] and [`Config::unknown_tag`]; defaults are those of
-//! [`ConsumerSettings::default`].
+//! Becomes [`Config::consumer_settings`], [`Config::unknown_tag`] and, for the `fetch_` keys
+//! and `isolation_level`, [`Config::fetch_tuning`]; defaults are those of
+//! [`ConsumerSettings::default`] and of the backend's options.
 //!
 //! | Key | Default | Environment |
 //! |---|---|---|
@@ -92,30 +114,33 @@
 //! | `dead_letter_suffix` | `".dlq"` (non-empty, topic-name characters) | `KAFKA_CONSUMER_DEAD_LETTER_SUFFIX` |
 //! | `max_record_bytes` | `1048576` (at least 1) | `KAFKA_CONSUMER_MAX_RECORD_BYTES` |
 //! | `shutdown_timeout_ms` | `30000` | `KAFKA_CONSUMER_SHUTDOWN_TIMEOUT_MS` |
+//! | `group_instance_id` | none: a dynamic member (non-empty; a static member's id, unique per process and kept across its restarts; every backend but `memory`) | `KAFKA_CONSUMER_GROUP_INSTANCE_ID` |
+//! | `fetch_min_bytes` | `1` (the bytes a fetch waits for; `kafka` refuses it) | `KAFKA_CONSUMER_FETCH_MIN_BYTES` |
+//! | `fetch_max_bytes` | `52428800` (the most bytes of one fetch response; `kafka` refuses it) | `KAFKA_CONSUMER_FETCH_MAX_BYTES` |
+//! | `fetch_partition_max_bytes` | `1048576`, and at least `max_record_bytes` + 65536 (the most bytes of one partition per fetch) | `KAFKA_CONSUMER_FETCH_PARTITION_MAX_BYTES` |
+//! | `fetch_max_wait_ms` | `500` (at least 1; how long the broker holds a fetch for `fetch_min_bytes`; `native` waits at most what is left of the poll; `kafka` refuses it) | `KAFKA_CONSUMER_FETCH_MAX_WAIT_MS` |
+//! | `isolation_level` | `"read_uncommitted"` (`read_uncommitted`, `read_committed`; `kafka` refuses `read_committed`) | `KAFKA_CONSUMER_ISOLATION_LEVEL` |
 
+mod backends;
 mod env;
 mod file;
 mod raw;
 mod schema;
 mod suggest;
+mod tuning;
 mod validate;
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
-use std::time::Duration;
 
 use crate::consumer::ConsumerSettings;
 use crate::dispatch::UnknownTagPolicy;
 use crate::event::Codec;
 use crate::topics::TopicMap;
-#[cfg(feature = "confluent")]
-use crate::transport::confluent::ConfluentOptions;
-#[cfg(feature = "kafka")]
-use crate::transport::kafka::KafkaOptions;
-#[cfg(feature = "native")]
-use crate::transport::native::NativeOptions;
 use crate::{Error, Result};
+
+pub use self::tuning::{FetchTuning, ProducerTuning};
 
 /// The CloudEvents `source` when the config names none.
 const DEFAULT_SOURCE: &str = "godev-kafka";
@@ -172,20 +197,6 @@ impl fmt::Display for Client {
     }
 }
 
-/// The `[kafka.producer]` keys the file or environment set; the rest keep the defaults of
-/// `KafkaOptions::new`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-#[cfg_attr(not(feature = "kafka"), allow(dead_code))]
-struct ProducerOverrides {
-    acks: Option<&'static str>,
-    compression: Option<&'static str>,
-    linger: Option<Duration>,
-    batch_size: Option<usize>,
-    retries: Option<u32>,
-    retry_backoff: Option<Duration>,
-    request_timeout: Option<Duration>,
-}
-
 /// The validated configuration of a service: brokers, group, topics, producer and consumer
 /// settings. See the [module docs](self) for every key, its default and its variable.
 ///
@@ -201,9 +212,13 @@ pub struct Config {
     topics: BTreeMap<String, String>,
     producer_enabled: bool,
     consumer_enabled: bool,
-    producer: ProducerOverrides,
+    producer: ProducerTuning,
+    fetch: FetchTuning,
     consumer: ConsumerSettings,
     unknown_tag: UnknownTagPolicy,
+    /// The `[kafka.producer]` and `[kafka.consumer]` keys the file or the environment set:
+    /// dotted key to the name errors blame (the dotted key, or the variable).
+    origins: BTreeMap<String, String>,
 }
 
 impl Config {
@@ -275,8 +290,10 @@ impl Config {
     /// [`Error::Config`] naming the key (or the variable) for: a TOML syntax error (with line
     /// and column; the key is `origin`), an unknown key, a value of the wrong type, a value
     /// out of range or not among the accepted ones, a missing `brokers` or `group_id`, a
-    /// broker that is not `host:port`, an invalid topic name, or a heartbeat interval not
-    /// below the session timeout.
+    /// broker that is not `host:port`, an invalid topic name, a heartbeat interval not below
+    /// the session timeout, a producer key that contradicts another (`idempotence` and `acks`
+    /// or `max_in_flight`, `delivery_timeout_ms` below `linger_ms` + `request_timeout_ms`),
+    /// or a key the chosen backend cannot honour (see [`Config::check_client`]).
     pub fn from_toml(
         text: &str,
         origin: &str,
@@ -336,9 +353,11 @@ impl Config {
             topics: BTreeMap::new(),
             producer_enabled: true,
             consumer_enabled: true,
-            producer: ProducerOverrides::default(),
+            producer: ProducerTuning::default(),
+            fetch: FetchTuning::default(),
             consumer: ConsumerSettings::default(),
             unknown_tag: UnknownTagPolicy::default(),
+            origins: BTreeMap::new(),
         }
     }
 
@@ -397,137 +416,61 @@ impl Config {
         self.unknown_tag
     }
 
-    /// The options of the `kafka` crate backend (feature `kafka`): the brokers and
-    /// `[kafka.producer]`, other options at the defaults of [`KafkaOptions::new`].
-    #[cfg(feature = "kafka")]
-    pub fn kafka_options(&self) -> KafkaOptions {
-        let p = &self.producer;
-        let mut options = KafkaOptions::new(self.brokers.iter().cloned());
-        options.acks = self.acks().unwrap_or(options.acks);
-        options.compression = self.compression().unwrap_or(options.compression);
-        options.linger = p.linger.unwrap_or(options.linger);
-        options.batch_size = p.batch_size.unwrap_or(options.batch_size);
-        options.retries = p.retries.unwrap_or(options.retries);
-        options.retry_backoff = p.retry_backoff.unwrap_or(options.retry_backoff);
-        options.request_timeout = p.request_timeout.unwrap_or(options.request_timeout);
-        options.fetch_max_bytes = options.fetch_max_bytes.max(self.largest_fetch());
-        options
-    }
-}
-
-#[cfg(feature = "confluent")]
-impl Config {
-    /// The options of the `confluent` backend (feature `confluent`): the brokers and
-    /// `[kafka.producer]` (`acks`, `compression`, `linger_ms`, `request_timeout_ms`), other
-    /// options at the defaults of [`ConfluentOptions::new`]. `acks = "all"` (the default)
-    /// keeps the producer idempotent.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use godev_kafka::transport::confluent::Acks;
-    ///
-    /// let toml = "[kafka]\nbrokers = [\"b:9094\"]\ngroup_id = \"g\"\nclient = \"confluent\"\n\
-    ///             [kafka.producer]\nacks = \"one\"\n";
-    /// let config = godev_kafka::Config::from_toml(toml, "config.toml", |_| None)?;
-    /// let options = config.confluent_options();
-    /// assert_eq!(options.acks, Acks::One);
-    /// assert!(!options.idempotence);
-    /// # Ok::<(), godev_kafka::Error>(())
-    /// ```
-    pub fn confluent_options(&self) -> ConfluentOptions {
-        let p = &self.producer;
-        let mut options = ConfluentOptions::new(self.brokers.iter().cloned());
-        options.acks = self.acks().unwrap_or(options.acks);
-        options.idempotence = options.acks == crate::transport::Acks::All;
-        options.compression = self.compression().unwrap_or(options.compression);
-        options.linger = p.linger.unwrap_or(options.linger);
-        options.request_timeout = p.request_timeout.unwrap_or(options.request_timeout);
-        let largest = self.largest_fetch();
-        options.fetch_max_bytes = options.fetch_max_bytes.max(largest);
-        options
-    }
-}
-
-#[cfg(feature = "native")]
-impl Config {
-    /// The options of the `native` backend (feature `native`): the brokers and
-    /// `[kafka.producer]` (`acks`, `compression`, `linger_ms`, `retry_backoff_ms`,
-    /// `request_timeout_ms`), other options at the defaults of [`NativeOptions::new`].
-    /// `acks = "all"` (the default) keeps the producer idempotent.
+    /// The `[kafka.producer]` keys, typed; `None` for a key left to the backend's default.
     ///
     /// # Examples
     ///
     /// ```
     /// use godev_kafka::transport::{Acks, Compression};
     ///
-    /// let toml = "[kafka]\nbrokers = [\"b:9092\"]\ngroup_id = \"g\"\nclient = \"native\"\n\
+    /// let toml = "[kafka]\nbrokers = [\"b:9092\"]\ngroup_id = \"g\"\nclient = \"memory\"\n\
     ///             [kafka.producer]\nacks = \"one\"\ncompression = \"lz4\"\n";
     /// let config = godev_kafka::Config::from_toml(toml, "config.toml", |_| None)?;
-    /// let options = config.native_options();
-    /// assert_eq!(options.acks, Acks::One);
-    /// assert_eq!(options.compression, Compression::Lz4);
-    /// assert!(!options.idempotence);
+    /// let producer = config.producer_tuning();
+    /// assert_eq!(producer.acks, Some(Acks::One));
+    /// assert_eq!(producer.compression, Some(Compression::Lz4));
+    /// assert_eq!(producer.linger, None);
+    /// assert!(!producer.idempotent());
     /// # Ok::<(), godev_kafka::Error>(())
     /// ```
-    pub fn native_options(&self) -> NativeOptions {
-        let p = &self.producer;
-        let mut options = NativeOptions::new(self.brokers.iter().cloned());
-        options.acks = self.acks().unwrap_or(options.acks);
-        options.idempotence = options.acks == crate::transport::Acks::All;
-        options.compression = self.compression().unwrap_or(options.compression);
-        options.linger = p.linger.unwrap_or(options.linger);
-        options.retry_backoff = p.retry_backoff.unwrap_or(options.retry_backoff);
-        options.request_timeout = p.request_timeout.unwrap_or(options.request_timeout);
-        let largest = self.largest_fetch();
-        options.fetch_partition_max_bytes = options.fetch_partition_max_bytes.max(largest);
-        options
-    }
-}
-
-impl Config {
-    /// `kafka.producer.acks`, if set.
-    #[cfg_attr(
-        not(any(feature = "kafka", feature = "confluent", feature = "native")),
-        allow(dead_code)
-    )]
-    fn acks(&self) -> Option<crate::transport::Acks> {
-        use crate::transport::Acks;
-        self.producer.acks.map(|acks| match acks {
-            "all" => Acks::All,
-            "one" => Acks::One,
-            "none" => Acks::None,
-            other => unreachable!("acks `{other}` passed the schema"),
-        })
+    pub fn producer_tuning(&self) -> &ProducerTuning {
+        &self.producer
     }
 
-    /// `kafka.producer.compression`, if set.
-    #[cfg_attr(
-        not(any(feature = "kafka", feature = "confluent", feature = "native")),
-        allow(dead_code)
-    )]
-    fn compression(&self) -> Option<crate::transport::Compression> {
-        use crate::transport::Compression;
-        self.producer.compression.map(|c| match c {
-            "none" => Compression::None,
-            "gzip" => Compression::Gzip,
-            "snappy" => Compression::Snappy,
-            "lz4" => Compression::Lz4,
-            "zstd" => Compression::Zstd,
-            other => unreachable!("compression `{other}` passed the schema"),
-        })
+    /// The fetch keys of `[kafka.consumer]` (`fetch_min_bytes`, `fetch_max_bytes`,
+    /// `fetch_partition_max_bytes`, `fetch_max_wait_ms`, `isolation_level`), typed.
+    pub fn fetch_tuning(&self) -> &FetchTuning {
+        &self.fetch
     }
 
-    /// The fetch size a consumer needs so that a record larger than the fetch limit reaches
-    /// the consumer's oversized-record check (and the dead-letter topic) instead of stalling
-    /// its partition: `max_record_bytes` plus room for the batch overhead.
-    #[cfg_attr(
-        not(any(feature = "kafka", feature = "confluent", feature = "native")),
-        allow(dead_code)
-    )]
-    fn largest_fetch(&self) -> i32 {
-        let largest = self.consumer.max_record_bytes.saturating_add(64 * 1024);
-        i32::try_from(largest).unwrap_or(i32::MAX)
+    /// Whether the backend `client` honours every key this config sets. [`Config::load`]
+    /// checks the configured client (`auto` as `native` in a build with that feature);
+    /// [`Manager::connect`](crate::Manager::connect) checks the backend `auto` picked.
+    /// [`Client::Auto`] and [`Client::Memory`] pass.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use godev_kafka::config::{Client, Config};
+    ///
+    /// let toml = "[kafka]\nbrokers = [\"b:9092\"]\ngroup_id = \"g\"\nclient = \"memory\"\n\
+    ///             [kafka.producer]\nretries = 3\n";
+    /// let config = Config::from_toml(toml, "config.toml", |_| None)?;
+    /// assert!(config.check_client(Client::Kafka).is_ok());
+    /// assert_eq!(
+    ///     config.check_client(Client::Native).unwrap_err().to_string(),
+    ///     "config key `kafka.producer.retries`: the `native` client retries until the delivery \
+    ///      timeout, not a number of times, and cannot honour this key; use `delivery_timeout_ms`"
+    /// );
+    /// # Ok::<(), godev_kafka::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] naming the first such key (as the file or the environment named it),
+    /// the backend, and what to use instead.
+    pub fn check_client(&self, client: Client) -> Result<()> {
+        backends::check(self, client)
     }
 }
 

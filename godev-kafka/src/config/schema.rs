@@ -5,6 +5,8 @@
 pub(super) const MAX_MILLIS: u64 = i32::MAX as u64;
 /// The largest count (records, bytes, attempts).
 pub(super) const MAX_COUNT: u64 = u32::MAX as u64;
+/// The largest byte count Kafka carries in 32 bits (fetch sizes, batch sizes).
+pub(super) const MAX_INT32: u64 = i32::MAX as u64;
 
 /// What a key holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,6 +113,22 @@ const fn count(min: u64) -> Kind {
     }
 }
 
+/// A positive size Kafka carries in 32 bits.
+const fn int32() -> Kind {
+    Kind::Int {
+        min: 1,
+        max: MAX_INT32,
+    }
+}
+
+/// A duration of at least one millisecond.
+const fn positive_millis() -> Kind {
+    Kind::Int {
+        min: 1,
+        max: MAX_MILLIS,
+    }
+}
+
 /// The only top-level table.
 pub(super) const ROOT: &str = "kafka";
 
@@ -119,6 +137,7 @@ pub(super) const CODECS: &[&str] = &["cloudevents", "tagged"];
 pub(super) const ACKS: &[&str] = &["all", "one", "none"];
 pub(super) const COMPRESSIONS: &[&str] = &["none", "gzip", "snappy", "lz4", "zstd"];
 pub(super) const OFFSET_RESETS: &[&str] = &["earliest", "latest"];
+pub(super) const ISOLATION_LEVELS: &[&str] = &["read_uncommitted", "read_committed"];
 pub(super) const UNKNOWN_TAGS: &[&str] = &["skip", "dead_letter", "fail"];
 
 pub(super) const BROKERS: Key = key("brokers", Kind::List);
@@ -157,13 +176,13 @@ pub(super) const LINGER_MS: Key = key("linger_ms", millis());
 pub(super) const BATCH_SIZE: Key = key("batch_size", count(1));
 pub(super) const RETRIES: Key = key("retries", count(0));
 pub(super) const RETRY_BACKOFF_MS: Key = key("retry_backoff_ms", millis());
-pub(super) const REQUEST_TIMEOUT_MS: Key = key(
-    "request_timeout_ms",
-    Kind::Int {
-        min: 1,
-        max: MAX_MILLIS,
-    },
-);
+pub(super) const REQUEST_TIMEOUT_MS: Key = key("request_timeout_ms", positive_millis());
+pub(super) const BATCH_BYTES: Key = key("batch_bytes", int32());
+pub(super) const MAX_IN_FLIGHT: Key = key("max_in_flight", int32());
+pub(super) const IDEMPOTENCE: Key = key("idempotence", Kind::Bool);
+pub(super) const DELIVERY_TIMEOUT_MS: Key = key("delivery_timeout_ms", positive_millis());
+pub(super) const BUFFER_BYTES: Key = key("buffer_bytes", count(1));
+pub(super) const MAX_BLOCK_MS: Key = key("max_block_ms", millis());
 
 /// `[kafka.producer]`.
 pub(super) const PRODUCER: Section = Section {
@@ -178,39 +197,21 @@ pub(super) const PRODUCER: Section = Section {
         RETRIES,
         RETRY_BACKOFF_MS,
         REQUEST_TIMEOUT_MS,
+        BATCH_BYTES,
+        MAX_IN_FLIGHT,
+        IDEMPOTENCE,
+        DELIVERY_TIMEOUT_MS,
+        BUFFER_BYTES,
+        MAX_BLOCK_MS,
     ],
 };
 
 pub(super) const OFFSET_RESET: Key = key("offset_reset", Kind::Choice(OFFSET_RESETS));
 pub(super) const UNKNOWN_TAG: Key = key("unknown_tag", Kind::Choice(UNKNOWN_TAGS));
-pub(super) const SESSION_TIMEOUT_MS: Key = key(
-    "session_timeout_ms",
-    Kind::Int {
-        min: 1,
-        max: MAX_MILLIS,
-    },
-);
-pub(super) const HEARTBEAT_INTERVAL_MS: Key = key(
-    "heartbeat_interval_ms",
-    Kind::Int {
-        min: 1,
-        max: MAX_MILLIS,
-    },
-);
-pub(super) const REBALANCE_TIMEOUT_MS: Key = key(
-    "rebalance_timeout_ms",
-    Kind::Int {
-        min: 1,
-        max: MAX_MILLIS,
-    },
-);
-pub(super) const MAX_POLL_INTERVAL_MS: Key = key(
-    "max_poll_interval_ms",
-    Kind::Int {
-        min: 1,
-        max: MAX_MILLIS,
-    },
-);
+pub(super) const SESSION_TIMEOUT_MS: Key = key("session_timeout_ms", positive_millis());
+pub(super) const HEARTBEAT_INTERVAL_MS: Key = key("heartbeat_interval_ms", positive_millis());
+pub(super) const REBALANCE_TIMEOUT_MS: Key = key("rebalance_timeout_ms", positive_millis());
+pub(super) const MAX_POLL_INTERVAL_MS: Key = key("max_poll_interval_ms", positive_millis());
 pub(super) const POLL_WAIT_MS: Key = key("poll_wait_ms", millis());
 pub(super) const QUEUE_CAPACITY: Key = key("queue_capacity", count(1));
 pub(super) const COMMIT_INTERVAL_MS: Key = key("commit_interval_ms", millis());
@@ -221,6 +222,12 @@ pub(super) const MAX_RETRY_TIME_MS: Key = key("max_retry_time_ms", millis());
 pub(super) const DEAD_LETTER_SUFFIX: Key = key("dead_letter_suffix", Kind::Str);
 pub(super) const MAX_RECORD_BYTES: Key = key("max_record_bytes", count(1));
 pub(super) const SHUTDOWN_TIMEOUT_MS: Key = key("shutdown_timeout_ms", millis());
+pub(super) const FETCH_MIN_BYTES: Key = key("fetch_min_bytes", int32());
+pub(super) const FETCH_MAX_BYTES: Key = key("fetch_max_bytes", int32());
+pub(super) const FETCH_PARTITION_MAX_BYTES: Key = key("fetch_partition_max_bytes", int32());
+pub(super) const FETCH_MAX_WAIT_MS: Key = key("fetch_max_wait_ms", positive_millis());
+pub(super) const ISOLATION_LEVEL: Key = key("isolation_level", Kind::Choice(ISOLATION_LEVELS));
+pub(super) const GROUP_INSTANCE_ID: Key = key("group_instance_id", Kind::Str);
 
 /// `[kafka.consumer]`.
 pub(super) const CONSUMER: Section = Section {
@@ -244,6 +251,12 @@ pub(super) const CONSUMER: Section = Section {
         DEAD_LETTER_SUFFIX,
         MAX_RECORD_BYTES,
         SHUTDOWN_TIMEOUT_MS,
+        FETCH_MIN_BYTES,
+        FETCH_MAX_BYTES,
+        FETCH_PARTITION_MAX_BYTES,
+        FETCH_MAX_WAIT_MS,
+        ISOLATION_LEVEL,
+        GROUP_INSTANCE_ID,
     ],
 };
 

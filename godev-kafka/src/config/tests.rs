@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::schema::{KAFKA, Kind, SECTIONS};
 use super::*;
-use crate::transport::OffsetReset;
+use crate::options::{Acks, Compression, Isolation, OffsetReset};
 
 const MINIMAL: &str = r#"
 [kafka]
@@ -64,12 +64,11 @@ fn a_minimal_file_takes_every_default() {
     assert!(config.consumer_enabled());
     assert_eq!(config.consumer_settings(), ConsumerSettings::default());
     assert_eq!(config.unknown_tag(), UnknownTagPolicy::Skip);
-    #[cfg(feature = "kafka")]
-    {
-        let mut expected = KafkaOptions::new(["127.0.0.1:9092"]);
-        expected.fetch_max_bytes = 1024 * 1024 + 64 * 1024; // room for the largest accepted record
-        assert_eq!(config.kafka_options(), expected);
-    }
+    assert_eq!(config.producer_tuning(), &ProducerTuning::default());
+    assert_eq!(config.fetch_tuning(), &FetchTuning::default());
+    assert_eq!(config.fetch_tuning().isolation, Isolation::ReadUncommitted);
+    assert!(config.producer_tuning().idempotent());
+    assert_eq!(config.consumer_settings().group_instance_id, None);
 }
 
 #[test]
@@ -95,6 +94,12 @@ fn a_full_file_sets_every_key() {
         retries = 2
         retry_backoff_ms = 250
         request_timeout_ms = 5000
+        batch_bytes = 65536
+        max_in_flight = 3
+        idempotence = false
+        delivery_timeout_ms = 60000
+        buffer_bytes = 1048576
+        max_block_ms = 2000
         [kafka.consumer]
         offset_reset = "latest"
         unknown_tag = "dead_letter"
@@ -112,6 +117,12 @@ fn a_full_file_sets_every_key() {
         dead_letter_suffix = "-dead"
         max_record_bytes = 2048
         shutdown_timeout_ms = 15000
+        fetch_min_bytes = 1024
+        fetch_max_bytes = 8388608
+        fetch_partition_max_bytes = 4194304
+        fetch_max_wait_ms = 200
+        isolation_level = "read_committed"
+        group_instance_id = "pod-1"
     "#;
     let config = load(text, &[]).unwrap();
     assert_eq!(
@@ -143,36 +154,37 @@ fn a_full_file_sets_every_key() {
             dead_letter_suffix: "-dead".into(),
             max_record_bytes: 2048,
             shutdown_timeout: Duration::from_secs(15),
-            group_instance_id: None,
+            group_instance_id: Some("pod-1".into()),
         }
     );
-    #[cfg(feature = "kafka")]
-    {
-        use crate::transport::{Acks, Compression};
-        let options = config.kafka_options();
-        let mut expected = KafkaOptions::new(["kafka-1:9092", "[::1]:9093", "10.0.0.3:9094"]);
-        expected.acks = Acks::One;
-        expected.compression = Compression::Gzip;
-        expected.linger = Duration::from_millis(7);
-        expected.batch_size = 100;
-        expected.retries = 2;
-        expected.retry_backoff = Duration::from_millis(250);
-        expected.request_timeout = Duration::from_secs(5);
-        assert_eq!(options, expected);
-    }
-    #[cfg(feature = "confluent")]
-    {
-        use crate::transport::confluent::ConfluentOptions;
-        use crate::transport::{Acks, Compression};
-        let options = config.confluent_options();
-        let mut expected = ConfluentOptions::new(["kafka-1:9092", "[::1]:9093", "10.0.0.3:9094"]);
-        expected.acks = Acks::One;
-        expected.idempotence = false;
-        expected.compression = Compression::Gzip;
-        expected.linger = Duration::from_millis(7);
-        expected.request_timeout = Duration::from_secs(5);
-        assert_eq!(options, expected);
-    }
+    assert_eq!(
+        config.producer_tuning(),
+        &ProducerTuning {
+            acks: Some(Acks::One),
+            compression: Some(Compression::Gzip),
+            linger: Some(Duration::from_millis(7)),
+            batch_size: Some(100),
+            batch_bytes: Some(65536),
+            max_in_flight: Some(3),
+            idempotence: Some(false),
+            retries: Some(2),
+            retry_backoff: Some(Duration::from_millis(250)),
+            request_timeout: Some(Duration::from_secs(5)),
+            delivery_timeout: Some(Duration::from_secs(60)),
+            buffer_bytes: Some(1024 * 1024),
+            max_block: Some(Duration::from_secs(2)),
+        }
+    );
+    assert_eq!(
+        config.fetch_tuning(),
+        &FetchTuning {
+            min_bytes: Some(1024),
+            max_bytes: Some(8 * 1024 * 1024),
+            partition_max_bytes: Some(4 * 1024 * 1024),
+            max_wait: Some(Duration::from_millis(200)),
+            isolation: Isolation::ReadCommitted,
+        }
+    );
 }
 
 #[test]
@@ -219,8 +231,8 @@ fn lz4_and_zstd_with_the_kafka_backend_are_refused_at_load() {
             &[],
             "kafka.producer.compression",
             &format!(
-                "the `kafka` backend cannot write {codec} batches (the `kafka` crate knows gzip \
-                 and snappy); use `client = \"native\"` or `\"confluent\"`, or gzip or snappy"
+                "the `kafka` client writes gzip and snappy batches only (the `kafka` crate has \
+                 no {codec}); use `client = \"native\"` or `\"confluent\"`, or gzip or snappy"
             ),
         );
     }
@@ -255,14 +267,13 @@ fn confluent_without_its_feature_is_refused_at_load() {
     );
 }
 
-/// With the feature, `acks = "all"` (the default) keeps the confluent producer idempotent.
-#[cfg(feature = "confluent")]
+/// `acks = "all"` (the default) keeps the producer idempotent where the backend can be.
 #[test]
-fn confluent_options_stay_idempotent_with_acks_all() {
-    let config = load(&with("client = \"confluent\"\n"), &[]).unwrap();
-    let options = config.confluent_options();
-    assert!(options.idempotence);
-    assert_eq!(options.acks, crate::transport::Acks::All);
+fn the_producer_stays_idempotent_with_acks_all() {
+    let config = load(MINIMAL, &[]).unwrap();
+    assert!(config.producer_tuning().idempotent());
+    let one = load(&with("[kafka.producer]\nacks = \"one\"\n"), &[]).unwrap();
+    assert!(!one.producer_tuning().idempotent());
 }
 
 #[test]
@@ -293,6 +304,9 @@ fn every_accepted_value_of_every_choice_is_read() {
                 }
                 if key.name == "compression" && matches!(*choice, "lz4" | "zstd") {
                     continue; // refused with the default client: lz4_and_zstd_with_the_kafka_...
+                }
+                if key.name == "isolation_level" && *choice == "read_committed" {
+                    continue; // refused with the default client: kafka_refuses_what_it_...
                 }
                 let var = section.env_var(key);
                 let config = load(MINIMAL, &[(&var, choice)]);
@@ -354,8 +368,10 @@ fn the_environment_overrides_the_file() {
     assert!(!config.consumer_enabled());
     assert_eq!(config.consumer_settings().max_attempts, 9);
     assert_eq!(config.unknown_tag(), UnknownTagPolicy::Fail);
-    #[cfg(feature = "kafka")]
-    assert_eq!(config.kafka_options().linger, Duration::from_millis(20));
+    assert_eq!(
+        config.producer_tuning().linger,
+        Some(Duration::from_millis(20))
+    );
 }
 
 #[test]
@@ -817,17 +833,516 @@ fn topic_names_must_be_valid() {
     );
 }
 
-#[cfg(feature = "kafka")]
+// --- Producer and fetch tuning, and what each backend refuses ----------------------------------
+
+/// `MINIMAL` with `client`, then `[section]` holding `body`.
+fn for_client(client: &str, section: &str, body: &str) -> String {
+    with(&format!(
+        "client = \"{client}\"\n[kafka.{section}]\n{body}\n"
+    ))
+}
+
 #[test]
-fn the_fetch_limit_covers_the_largest_record_the_consumer_accepts() {
-    let small = load(&with(""), &[]).unwrap().kafka_options();
-    assert_eq!(small.fetch_max_bytes, 1024 * 1024 + 64 * 1024);
-    let big = load(&with("[kafka.consumer]\nmax_record_bytes = 4194304\n"), &[])
-        .unwrap()
-        .kafka_options();
-    assert!(
-        big.fetch_max_bytes >= 4 * 1024 * 1024,
-        "{}",
-        big.fetch_max_bytes
+fn the_new_producer_keys_are_read_from_the_file_and_the_environment() {
+    let file = load(
+        &for_client(
+            "memory",
+            "producer",
+            "batch_bytes = 65536\nmax_in_flight = 2\nidempotence = true\n\
+             delivery_timeout_ms = 90000\nbuffer_bytes = 4096\nmax_block_ms = 0\n",
+        ),
+        &[],
+    )
+    .unwrap();
+    let p = file.producer_tuning();
+    assert_eq!(p.batch_bytes, Some(65536));
+    assert_eq!(p.max_in_flight, Some(2));
+    assert_eq!(p.idempotence, Some(true));
+    assert_eq!(p.delivery_timeout, Some(Duration::from_secs(90)));
+    assert_eq!(p.buffer_bytes, Some(4096));
+    assert_eq!(p.max_block, Some(Duration::ZERO));
+
+    let env = load(
+        &for_client(
+            "memory",
+            "producer",
+            "batch_bytes = 1\nidempotence = true\n",
+        ),
+        &[
+            ("KAFKA_PRODUCER_BATCH_BYTES", "32768"),
+            ("KAFKA_PRODUCER_MAX_IN_FLIGHT", "4"),
+            ("KAFKA_PRODUCER_IDEMPOTENCE", "no"),
+            ("KAFKA_PRODUCER_DELIVERY_TIMEOUT_MS", " 45000 "),
+            ("KAFKA_PRODUCER_BUFFER_BYTES", "8192"),
+            ("KAFKA_PRODUCER_MAX_BLOCK_MS", "250"),
+        ],
+    )
+    .unwrap();
+    let p = env.producer_tuning();
+    assert_eq!(p.batch_bytes, Some(32768));
+    assert_eq!(p.max_in_flight, Some(4));
+    assert_eq!(p.idempotence, Some(false));
+    assert!(!p.idempotent());
+    assert_eq!(p.delivery_timeout, Some(Duration::from_secs(45)));
+    assert_eq!(p.buffer_bytes, Some(8192));
+    assert_eq!(p.max_block, Some(Duration::from_millis(250)));
+}
+
+#[test]
+fn the_new_consumer_keys_are_read_from_the_file_and_the_environment() {
+    let file = load(
+        &for_client(
+            "memory",
+            "consumer",
+            "fetch_min_bytes = 10\nfetch_max_bytes = 20\nfetch_partition_max_bytes = 30\n\
+             fetch_max_wait_ms = 40\nisolation_level = \"read_committed\"\n\
+             group_instance_id = \"billing-0\"\n",
+        ),
+        &[],
+    )
+    .unwrap();
+    assert_eq!(
+        file.fetch_tuning(),
+        &FetchTuning {
+            min_bytes: Some(10),
+            max_bytes: Some(20),
+            partition_max_bytes: Some(30),
+            max_wait: Some(Duration::from_millis(40)),
+            isolation: Isolation::ReadCommitted,
+        }
+    );
+    assert_eq!(
+        file.consumer_settings().group_instance_id.as_deref(),
+        Some("billing-0")
+    );
+
+    let env = load(
+        &for_client(
+            "memory",
+            "consumer",
+            "isolation_level = \"read_committed\"\n",
+        ),
+        &[
+            ("KAFKA_CONSUMER_FETCH_MIN_BYTES", "11"),
+            ("KAFKA_CONSUMER_FETCH_MAX_BYTES", "21"),
+            ("KAFKA_CONSUMER_FETCH_PARTITION_MAX_BYTES", "31"),
+            ("KAFKA_CONSUMER_FETCH_MAX_WAIT_MS", "41"),
+            ("KAFKA_CONSUMER_ISOLATION_LEVEL", "read_uncommitted"),
+            ("KAFKA_CONSUMER_GROUP_INSTANCE_ID", "billing-1"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(
+        env.fetch_tuning(),
+        &FetchTuning {
+            min_bytes: Some(11),
+            max_bytes: Some(21),
+            partition_max_bytes: Some(31),
+            max_wait: Some(Duration::from_millis(41)),
+            isolation: Isolation::ReadUncommitted,
+        }
+    );
+    assert_eq!(
+        env.consumer_settings().group_instance_id.as_deref(),
+        Some("billing-1")
+    );
+}
+
+#[test]
+fn the_new_keys_refuse_bad_values() {
+    let cases = [
+        ("producer", "batch_bytes = 0", "must be at least 1, found 0"),
+        (
+            "producer",
+            "batch_bytes = 2147483648",
+            "must be at most 2147483647, found 2147483648",
+        ),
+        (
+            "producer",
+            "max_in_flight = 0",
+            "must be at least 1, found 0",
+        ),
+        (
+            "producer",
+            "idempotence = \"yes\"",
+            "expected a boolean, found a string",
+        ),
+        (
+            "producer",
+            "delivery_timeout_ms = 0",
+            "must be at least 1, found 0",
+        ),
+        (
+            "producer",
+            "buffer_bytes = 0",
+            "must be at least 1, found 0",
+        ),
+        (
+            "producer",
+            "max_block_ms = -1",
+            "must not be negative, found -1",
+        ),
+        (
+            "consumer",
+            "fetch_min_bytes = 0",
+            "must be at least 1, found 0",
+        ),
+        (
+            "consumer",
+            "fetch_max_bytes = 2147483648",
+            "must be at most 2147483647, found 2147483648",
+        ),
+        (
+            "consumer",
+            "fetch_partition_max_bytes = 0",
+            "must be at least 1, found 0",
+        ),
+        (
+            "consumer",
+            "fetch_max_wait_ms = 0",
+            "must be at least 1, found 0",
+        ),
+        (
+            "consumer",
+            "isolation_level = \"committed\"",
+            "expected one of `read_uncommitted`, `read_committed`, found `committed`",
+        ),
+        ("consumer", "group_instance_id = \"\"", "must not be empty"),
+        (
+            "consumer",
+            "group_instance_id = 7",
+            "expected a string, found an integer",
+        ),
+    ];
+    for (section, line, message) in cases {
+        let key = line.split(' ').next().unwrap();
+        assert_fails(
+            &for_client("memory", section, line),
+            &[],
+            &format!("kafka.{section}.{key}"),
+            message,
+        );
+    }
+    assert_fails(
+        MINIMAL,
+        &[("KAFKA_PRODUCER_IDEMPOTENCE", "maybe")],
+        "KAFKA_PRODUCER_IDEMPOTENCE",
+        "expected true or false (or 1/0, yes/no), found `maybe`",
+    );
+    assert_fails(
+        MINIMAL,
+        &[("KAFKA_CONSUMER_ISOLATION_LEVEL", "READ_COMMITTED")],
+        "KAFKA_CONSUMER_ISOLATION_LEVEL",
+        "expected one of `read_uncommitted`, `read_committed`, found `READ_COMMITTED`",
+    );
+    assert_fails(
+        MINIMAL,
+        &[("KAFKA_CONSUMER_FETCH_MAX_WAIT_MS", "soon")],
+        "KAFKA_CONSUMER_FETCH_MAX_WAIT_MS",
+        "expected an integer, found `soon`",
+    );
+    assert_fails(
+        MINIMAL,
+        &[("KAFKA_CONSUMER_GROUP_INSTANCE_ID", " ")],
+        "KAFKA_CONSUMER_GROUP_INSTANCE_ID",
+        "must not be empty",
+    );
+}
+
+/// Producer keys that contradict each other are refused on every backend, naming both.
+#[test]
+fn contradicting_producer_keys_name_both() {
+    assert_fails(
+        &for_client("memory", "producer", "idempotence = true\nacks = \"one\""),
+        &[],
+        "kafka.producer.idempotence",
+        "an idempotent producer needs `kafka.producer.acks` = \"all\", found \"one\"; set it to \
+         \"all\", or `kafka.producer.idempotence` to false",
+    );
+    assert_fails(
+        &for_client("memory", "producer", "acks = \"none\""),
+        &[("KAFKA_PRODUCER_IDEMPOTENCE", "true")],
+        "KAFKA_PRODUCER_IDEMPOTENCE",
+        "an idempotent producer needs `kafka.producer.acks` = \"all\", found \"none\"; set it to \
+         \"all\", or `KAFKA_PRODUCER_IDEMPOTENCE` to false",
+    );
+    assert_fails(
+        &for_client(
+            "memory",
+            "producer",
+            "idempotence = true\nmax_in_flight = 6",
+        ),
+        &[],
+        "kafka.producer.max_in_flight",
+        "must be at most 5 with `kafka.producer.idempotence` = true (the broker deduplicates a \
+         producer's last 5 batches), found 6; lower it, or set `kafka.producer.idempotence` to \
+         false",
+    );
+    assert_fails(
+        &for_client("memory", "producer", "delivery_timeout_ms = 30000"),
+        &[],
+        "kafka.producer.delivery_timeout_ms",
+        "must be at least `kafka.producer.linger_ms` + `kafka.producer.request_timeout_ms` \
+         (5 + 30000 = 30005), found 30000",
+    );
+    assert_fails(
+        &for_client(
+            "memory",
+            "producer",
+            "delivery_timeout_ms = 1000\nlinger_ms = 10",
+        ),
+        &[("KAFKA_PRODUCER_REQUEST_TIMEOUT_MS", "1000")],
+        "kafka.producer.delivery_timeout_ms",
+        "must be at least `kafka.producer.linger_ms` + `KAFKA_PRODUCER_REQUEST_TIMEOUT_MS` \
+         (10 + 1000 = 1010), found 1000",
+    );
+    // Without `idempotence`, more than 5 in flight turns the default idempotence off.
+    let many = load(&for_client("memory", "producer", "max_in_flight = 6"), &[]).unwrap();
+    assert!(!many.producer_tuning().idempotent());
+    for ok in [
+        "idempotence = false\nacks = \"one\"\nmax_in_flight = 10",
+        "idempotence = true\nacks = \"all\"\nmax_in_flight = 5",
+        "delivery_timeout_ms = 30005",
+    ] {
+        let config = load(&for_client("memory", "producer", ok), &[]);
+        assert!(config.is_ok(), "{ok}: {config:?}");
+    }
+}
+
+/// What the `kafka` client cannot honour, each key with its message whole.
+const KAFKA_REFUSES: &[(&str, &str, &str)] = &[
+    (
+        "producer",
+        "batch_bytes = 1024",
+        "limits a batch by records, not bytes, and cannot honour this key; use `batch_size` \
+         (records), or `client = \"native\"`",
+    ),
+    (
+        "producer",
+        "max_in_flight = 1",
+        "sends one request at a time and cannot honour this key; use `client = \"native\"` or \
+         remove it",
+    ),
+    (
+        "producer",
+        "idempotence = true",
+        "has no idempotent producer; use `client = \"native\"` or `\"confluent\"`, or \
+         `idempotence = false`",
+    ),
+    (
+        "producer",
+        "delivery_timeout_ms = 120000",
+        "retries a number of times, with no delivery timeout, and cannot honour this key; use \
+         `retries` and `retry_backoff_ms`, or `client = \"native\"`",
+    ),
+    (
+        "producer",
+        "buffer_bytes = 1024",
+        "queues records without a byte limit and cannot honour this key; use `client = \
+         \"native\"` or remove it",
+    ),
+    (
+        "producer",
+        "max_block_ms = 1000",
+        "never holds a send for room in a buffer and cannot honour this key; use `client = \
+         \"native\"` or remove it",
+    ),
+    (
+        "consumer",
+        "fetch_min_bytes = 1024",
+        "asks the broker to answer a fetch at its first byte and cannot honour this key; use \
+         `client = \"native\"` or remove it",
+    ),
+    (
+        "consumer",
+        "fetch_max_bytes = 1024",
+        "speaks Fetch v0, which has no response limit, and cannot honour this key; use \
+         `fetch_partition_max_bytes`, or `client = \"native\"`",
+    ),
+    (
+        "consumer",
+        "fetch_max_wait_ms = 100",
+        "waits for records as long as the poll does and cannot honour this key; use \
+         `poll_wait_ms`, or `client = \"native\"`",
+    ),
+    (
+        "consumer",
+        "isolation_level = \"read_committed\"",
+        "speaks Fetch v0, which reads every record, committed or not; use `client = \
+         \"native\"` or `\"confluent\"`, or `read_uncommitted`",
+    ),
+];
+
+#[test]
+fn kafka_refuses_what_it_cannot_honour() {
+    for &(section, line, reason) in KAFKA_REFUSES {
+        let key = line.split(' ').next().unwrap();
+        let message = format!("the `kafka` client {reason}");
+        assert_fails(
+            &for_client("kafka", section, line),
+            &[],
+            &format!("kafka.{section}.{key}"),
+            &message,
+        );
+        // The default client is `kafka`; a variable is named as the variable.
+        let var = format!("KAFKA_{}_{}", section.to_uppercase(), key.to_uppercase());
+        let value = line.split(" = ").nth(1).unwrap().trim_matches('"');
+        assert_fails(MINIMAL, &[(&var, value)], &var, &message);
+        // The memory backend ignores these keys.
+        assert!(load(&for_client("memory", section, line), &[]).is_ok());
+    }
+    for ok in [
+        (
+            "producer",
+            "idempotence = false\nbatch_size = 10\nretries = 1\nretry_backoff_ms = 5",
+        ),
+        (
+            "consumer",
+            "isolation_level = \"read_uncommitted\"\nfetch_partition_max_bytes = 4096\n\
+             group_instance_id = \"a\"",
+        ),
+    ] {
+        let config = load(&for_client("kafka", ok.0, ok.1), &[]);
+        assert!(config.is_ok(), "{ok:?}: {config:?}");
+    }
+}
+
+/// What the `native` and `confluent` clients cannot honour (each with the same words); the
+/// `kafka` client honours both.
+#[cfg(any(feature = "native", feature = "confluent"))]
+fn batch_size_and_retries_are_refused_by(client: &str) {
+    assert_fails(
+        &for_client(client, "producer", "batch_size = 100"),
+        &[],
+        "kafka.producer.batch_size",
+        &format!(
+            "the `{client}` client limits a batch by bytes, not records, and cannot honour this \
+             key; use `batch_bytes`"
+        ),
+    );
+    assert_fails(
+        &for_client(client, "producer", ""),
+        &[("KAFKA_PRODUCER_RETRIES", "3")],
+        "KAFKA_PRODUCER_RETRIES",
+        &format!(
+            "the `{client}` client retries until the delivery timeout, not a number of times, \
+             and cannot honour this key; use `delivery_timeout_ms`"
+        ),
+    );
+    let every_other = for_client(
+        client,
+        "producer",
+        "acks = \"all\"\ncompression = \"zstd\"\nlinger_ms = 1\nbatch_bytes = 1024\n\
+         max_in_flight = 5\nidempotence = true\nretry_backoff_ms = 10\nrequest_timeout_ms = 1000\n\
+         delivery_timeout_ms = 5000\nbuffer_bytes = 1024\nmax_block_ms = 10\n\
+         [kafka.consumer]\nfetch_min_bytes = 1\nfetch_max_bytes = 1024\n\
+         fetch_partition_max_bytes = 1024\nfetch_max_wait_ms = 10\n\
+         isolation_level = \"read_committed\"\ngroup_instance_id = \"a\"",
+    );
+    let config = load(&every_other, &[]);
+    assert!(config.is_ok(), "{config:?}");
+}
+
+#[cfg(feature = "native")]
+#[test]
+fn native_refuses_batch_size_and_retries() {
+    batch_size_and_retries_are_refused_by("native");
+}
+
+#[cfg(feature = "confluent")]
+#[test]
+fn confluent_refuses_batch_size_and_retries() {
+    batch_size_and_retries_are_refused_by("confluent");
+}
+
+/// In a build with `native`, `auto` means `native`: checked as such at load, saying so.
+#[cfg(feature = "native")]
+#[test]
+fn auto_is_checked_as_native_in_a_build_with_it() {
+    assert_fails(
+        &for_client("auto", "producer", "retries = 3"),
+        &[],
+        "kafka.producer.retries",
+        "`client = \"auto\"` picked `native`: the `native` client retries until the delivery \
+         timeout, not a number of times, and cannot honour this key; use `delivery_timeout_ms`",
+    );
+}
+
+/// Without `native`, `auto` cannot know its backend at load: the manager checks at connect.
+#[cfg(not(feature = "native"))]
+#[test]
+fn auto_without_native_is_checked_once_it_picked() {
+    let config = load(
+        &for_client("auto", "consumer", "isolation_level = \"read_committed\""),
+        &[],
+    )
+    .unwrap();
+    assert!(config.check_client(Client::Auto).is_ok());
+    assert_eq!(
+        config.check_client(Client::Kafka).unwrap_err().to_string(),
+        "config key `kafka.consumer.isolation_level`: `client = \"auto\"` picked `kafka`: the \
+         `kafka` client speaks Fetch v0, which reads every record, committed or not; use \
+         `client = \"native\"` or `\"confluent\"`, or `read_uncommitted`"
+    );
+}
+
+#[test]
+fn check_client_passes_memory_and_auto_and_keys_left_at_their_defaults() {
+    let all = for_client(
+        "memory",
+        "producer",
+        "batch_size = 1\nretries = 1\nbatch_bytes = 1\nmax_in_flight = 1\nidempotence = true",
+    );
+    let config = load(&all, &[]).unwrap();
+    assert!(config.check_client(Client::Memory).is_ok());
+    assert!(config.check_client(Client::Auto).is_ok());
+    assert!(config.check_client(Client::Kafka).is_err());
+    assert!(config.check_client(Client::Native).is_err());
+    assert!(config.check_client(Client::Confluent).is_err());
+    let defaults = load(MINIMAL, &[]).unwrap();
+    for client in [Client::Kafka, Client::Native, Client::Confluent] {
+        assert!(defaults.check_client(client).is_ok(), "{client}");
+    }
+}
+
+#[test]
+fn the_new_keys_have_did_you_mean() {
+    let cases = [
+        ("producer", "batch_byte", "batch_bytes"),
+        ("producer", "max_inflight", "max_in_flight"),
+        ("producer", "idempotent", "idempotence"),
+        ("producer", "delivery_timeout", "delivery_timeout_ms"),
+        ("producer", "buffer_byte", "buffer_bytes"),
+        ("producer", "max_block", "max_block_ms"),
+        ("consumer", "fetch_min_byte", "fetch_min_bytes"),
+        ("consumer", "fetch_max_byts", "fetch_max_bytes"),
+        (
+            "consumer",
+            "fetch_partition_max_byte",
+            "fetch_partition_max_bytes",
+        ),
+        ("consumer", "fetch_max_wait", "fetch_max_wait_ms"),
+        ("consumer", "isolation_levl", "isolation_level"),
+        ("consumer", "group_instance", "group_instance_id"),
+    ];
+    for (section, typo, key) in cases {
+        assert_fails(
+            &for_client("memory", section, &format!("{typo} = 1")),
+            &[],
+            &format!("kafka.{section}.{typo}"),
+            &format!("unknown key; did you mean `{key}`?"),
+        );
+    }
+    assert_fails(
+        &for_client("memory", "producer", "isolation_level = \"read_committed\""),
+        &[],
+        "kafka.producer.isolation_level",
+        "unknown key; `isolation_level` belongs in [kafka.consumer]",
+    );
+    assert_fails(
+        &for_client("memory", "consumer", "batch_bytes = 1"),
+        &[],
+        "kafka.consumer.batch_bytes",
+        "unknown key; `batch_bytes` belongs in [kafka.producer]",
     );
 }

@@ -1,16 +1,19 @@
-//! From the settings as read to a [`Config`]: defaults, required keys, and the checks that
-//! span more than one value's type (addresses, topic names, timeouts against each other).
+//! From the settings as read to a [`Config`]: defaults, required keys, the checks that span
+//! more than one value's type (addresses, topic names, timeouts against each other), and the
+//! keys the chosen backend cannot honour.
 
+use std::collections::BTreeMap;
 use std::net::Ipv6Addr;
 use std::time::Duration;
 
 use super::raw::{Raw, Setting};
 use super::schema::*;
-use super::{Client, Config, ProducerOverrides, error};
+use super::tuning::{FetchTuning, MAX_IDEMPOTENT_IN_FLIGHT, ProducerTuning};
+use super::{Client, Config, backends, error};
 use crate::consumer::ConsumerSettings;
 use crate::dispatch::UnknownTagPolicy;
 use crate::event::Codec;
-use crate::transport::OffsetReset;
+use crate::options::{self, Acks, Compression, Isolation, OffsetReset};
 use crate::{Error, Result};
 
 /// Checks the settings and fills in the defaults.
@@ -51,7 +54,7 @@ pub(super) fn build(raw: Raw) -> Result<Config> {
     let enabled = |key: &Key| raw.get(&CONTROL, key).is_none_or(Setting::bool);
     let client = client(&raw)?;
 
-    Ok(Config {
+    let config = Config {
         brokers: brokers.list().to_vec(),
         group_id: group_id.str().to_owned(),
         client,
@@ -66,7 +69,8 @@ pub(super) fn build(raw: Raw) -> Result<Config> {
         topics,
         producer_enabled: enabled(&PRODUCER_ENABLED),
         consumer_enabled: enabled(&CONSUMER_ENABLED),
-        producer: producer(&raw, compression(&raw, client)?),
+        producer: producer(&raw)?,
+        fetch: fetch(&raw),
         consumer: consumer(&raw)?,
         unknown_tag: match choice(&raw, &CONSUMER, &UNKNOWN_TAG) {
             None | Some("skip") => UnknownTagPolicy::Skip,
@@ -74,7 +78,30 @@ pub(super) fn build(raw: Raw) -> Result<Config> {
             Some("fail") => UnknownTagPolicy::Fail,
             Some(other) => unreachable!("unknown_tag `{other}` passed the schema"),
         },
-    })
+        origins: origins(&raw),
+    };
+    // `auto` means `native` in a build that has it; in one without, the manager checks the
+    // backend `auto` picked when it connects.
+    let chosen = match client {
+        Client::Auto if cfg!(feature = "native") => Client::Native,
+        client => client,
+    };
+    backends::check(&config, chosen)?;
+    Ok(config)
+}
+
+/// Where each `[kafka.producer]` and `[kafka.consumer]` key that was set came from: dotted
+/// key to the name errors blame (the dotted key, or the variable).
+fn origins(raw: &Raw) -> BTreeMap<String, String> {
+    let mut origins = BTreeMap::new();
+    for section in [&PRODUCER, &CONSUMER] {
+        for key in section.keys {
+            if let Some(setting) = raw.get(section, key) {
+                origins.insert(section.dotted(key), setting.name.clone());
+            }
+        }
+    }
+    origins
 }
 
 /// `kafka.client`; `confluent` is refused at start-up by a build without its feature.
@@ -109,37 +136,8 @@ fn client(raw: &Raw) -> Result<Client> {
     })
 }
 
-/// `kafka.producer.compression` as far as `client` can honour it: the `kafka` backend writes
-/// gzip and snappy only.
-fn compression(raw: &Raw, client: Client) -> Result<Option<&'static str>> {
-    let compression = static_choice(raw, &PRODUCER, &COMPRESSION);
-    if client == Client::Kafka
-        && let Some(codec @ ("lz4" | "zstd")) = compression
-    {
-        let setting = raw.get(&PRODUCER, &COMPRESSION).expect("it was set");
-        return Err(error(
-            &setting.name,
-            format!(
-                "the `kafka` backend cannot write {codec} batches (the `kafka` crate knows gzip \
-                 and snappy); use `client = \"native\"` or `\"confluent\"`, or gzip or snappy"
-            ),
-        ));
-    }
-    Ok(compression)
-}
-
 fn choice<'r>(raw: &'r Raw, section: &Section, key: &Key) -> Option<&'r str> {
     raw.get(section, key).map(Setting::str)
-}
-
-/// A choice as the schema's own `&'static str`.
-fn static_choice(raw: &Raw, section: &Section, key: &Key) -> Option<&'static str> {
-    let Kind::Choice(choices) = key.kind else {
-        unreachable!("`{}` is not a choice", key.name)
-    };
-    let value = choice(raw, section, key)?;
-    let found = choices.iter().find(|&&c| c == value);
-    Some(found.expect("the value passed the schema"))
 }
 
 fn millis(raw: &Raw, section: &Section, key: &Key) -> Option<Duration> {
@@ -152,15 +150,109 @@ fn count(raw: &Raw, section: &Section, key: &Key) -> Option<usize> {
     raw.get(section, key).map(|s| s.int() as usize)
 }
 
-fn producer(raw: &Raw, compression: Option<&'static str>) -> ProducerOverrides {
-    ProducerOverrides {
-        acks: static_choice(raw, &PRODUCER, &ACKS_KEY),
-        compression,
-        linger: millis(raw, &PRODUCER, &LINGER_MS),
-        batch_size: count(raw, &PRODUCER, &BATCH_SIZE),
-        retries: raw.get(&PRODUCER, &RETRIES).map(|s| s.int() as u32),
-        retry_backoff: millis(raw, &PRODUCER, &RETRY_BACKOFF_MS),
-        request_timeout: millis(raw, &PRODUCER, &REQUEST_TIMEOUT_MS),
+fn int32(raw: &Raw, section: &Section, key: &Key) -> Option<i32> {
+    // The schema caps these at i32::MAX.
+    raw.get(section, key).map(|s| s.int() as i32)
+}
+
+/// The name errors give `key` of `section`: as it was set, else the dotted key.
+fn name(raw: &Raw, section: &Section, key: &Key) -> String {
+    raw.get(section, key)
+        .map_or_else(|| section.dotted(key), |s| s.name.clone())
+}
+
+fn producer(raw: &Raw) -> Result<ProducerTuning> {
+    let p = &PRODUCER;
+    let tuning = ProducerTuning {
+        acks: choice(raw, p, &ACKS_KEY).map(|acks| match acks {
+            "all" => Acks::All,
+            "one" => Acks::One,
+            "none" => Acks::None,
+            other => unreachable!("acks `{other}` passed the schema"),
+        }),
+        compression: choice(raw, p, &COMPRESSION).map(|c| match c {
+            "none" => Compression::None,
+            "gzip" => Compression::Gzip,
+            "snappy" => Compression::Snappy,
+            "lz4" => Compression::Lz4,
+            "zstd" => Compression::Zstd,
+            other => unreachable!("compression `{other}` passed the schema"),
+        }),
+        linger: millis(raw, p, &LINGER_MS),
+        batch_size: count(raw, p, &BATCH_SIZE),
+        batch_bytes: count(raw, p, &BATCH_BYTES),
+        max_in_flight: count(raw, p, &MAX_IN_FLIGHT),
+        idempotence: raw.get(p, &IDEMPOTENCE).map(Setting::bool),
+        retries: raw.get(p, &RETRIES).map(|s| s.int() as u32),
+        retry_backoff: millis(raw, p, &RETRY_BACKOFF_MS),
+        request_timeout: millis(raw, p, &REQUEST_TIMEOUT_MS),
+        delivery_timeout: millis(raw, p, &DELIVERY_TIMEOUT_MS),
+        buffer_bytes: count(raw, p, &BUFFER_BYTES),
+        max_block: millis(raw, p, &MAX_BLOCK_MS),
+    };
+
+    if let Some(idempotence) = raw.get(p, &IDEMPOTENCE).filter(|s| s.bool()) {
+        let idempotence = &idempotence.name;
+        if let Some(acks) = raw.get(p, &ACKS_KEY).filter(|s| s.str() != "all") {
+            return Err(error(
+                idempotence,
+                format!(
+                    "an idempotent producer needs `{}` = \"all\", found \"{}\"; set it to \"all\", \
+                     or `{idempotence}` to false",
+                    acks.name,
+                    acks.str()
+                ),
+            ));
+        }
+        if let Some(n) = tuning
+            .max_in_flight
+            .filter(|&n| n > MAX_IDEMPOTENT_IN_FLIGHT)
+        {
+            return Err(error(
+                name(raw, p, &MAX_IN_FLIGHT),
+                format!(
+                    "must be at most {MAX_IDEMPOTENT_IN_FLIGHT} with `{idempotence}` = true (the \
+                     broker deduplicates a producer's last {MAX_IDEMPOTENT_IN_FLIGHT} batches), \
+                     found {n}; lower it, or set `{idempotence}` to false"
+                ),
+            ));
+        }
+    }
+
+    if let Some(delivery) = raw.get(p, &DELIVERY_TIMEOUT_MS) {
+        let linger = tuning.linger.unwrap_or(options::DEFAULT_LINGER).as_millis();
+        let request = tuning
+            .request_timeout
+            .unwrap_or(options::DEFAULT_REQUEST_TIMEOUT)
+            .as_millis();
+        let found = u128::from(delivery.int());
+        if found < linger + request {
+            return Err(error(
+                &delivery.name,
+                format!(
+                    "must be at least `{}` + `{}` ({linger} + {request} = {}), found {found}",
+                    name(raw, p, &LINGER_MS),
+                    name(raw, p, &REQUEST_TIMEOUT_MS),
+                    linger + request
+                ),
+            ));
+        }
+    }
+    Ok(tuning)
+}
+
+fn fetch(raw: &Raw) -> FetchTuning {
+    let c = &CONSUMER;
+    FetchTuning {
+        min_bytes: int32(raw, c, &FETCH_MIN_BYTES),
+        max_bytes: int32(raw, c, &FETCH_MAX_BYTES),
+        partition_max_bytes: int32(raw, c, &FETCH_PARTITION_MAX_BYTES),
+        max_wait: millis(raw, c, &FETCH_MAX_WAIT_MS),
+        isolation: match choice(raw, c, &ISOLATION_LEVEL) {
+            None | Some("read_uncommitted") => Isolation::ReadUncommitted,
+            Some("read_committed") => Isolation::ReadCommitted,
+            Some(other) => unreachable!("isolation_level `{other}` passed the schema"),
+        },
     }
 }
 
@@ -201,14 +293,15 @@ fn consumer(raw: &Raw) -> Result<ConsumerSettings> {
         check_suffix(s.str()).map_err(|message| error(&s.name, message))?;
         settings.dead_letter_suffix = s.str().to_owned();
     }
+    if let Some(s) = raw.get(c, &GROUP_INSTANCE_ID) {
+        non_empty(s)?;
+        settings.group_instance_id = Some(s.str().to_owned());
+    }
 
     if settings.heartbeat_interval >= settings.session_timeout {
         let heartbeat = settings.heartbeat_interval.as_millis();
         let session = settings.session_timeout.as_millis();
-        let name = |key: &Key| {
-            raw.get(c, key)
-                .map_or_else(|| c.dotted(key), |s| s.name.clone())
-        };
+        let name = |key: &Key| name(raw, c, key);
         return Err(match raw.get(c, &HEARTBEAT_INTERVAL_MS) {
             Some(set) => error(
                 &set.name,

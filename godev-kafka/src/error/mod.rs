@@ -150,6 +150,7 @@ impl Error {
     }
 
     /// A broker's error code `code` for `operation`.
+    #[cfg(any(test, feature = "kafka", feature = "native"))]
     pub(crate) fn kafka(operation: impl Into<String>, code: i16) -> Self {
         Error::Kafka {
             operation: operation.into(),
@@ -159,6 +160,7 @@ impl Error {
     }
 
     /// [`Error::kafka`] with the broker's message, when it sent a non-empty one.
+    #[cfg(any(test, feature = "kafka", feature = "native"))]
     pub(crate) fn kafka_with(
         operation: impl Into<String>,
         code: i16,

@@ -1,6 +1,8 @@
-//! Which backend fits a broker: one ApiVersions v0 request, spoken by hand (every broker since
-//! 0.10 answers v0, and the request is a dozen bytes), so that it works in a build with either
-//! backend. `[kafka] client = "auto"` asks it at start-up.
+//! What a broker is: one ApiVersions v0 request, spoken by hand (every broker since 0.10
+//! answers v0, and the request is a dozen bytes), so that it works in a build with any
+//! backend. `[kafka] client = "auto"` asks it at start-up, and the
+//! [`Manager`](crate::Manager) picks the backend from the answer
+//! ([`Manager::auto_client`](crate::Manager::auto_client)).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -8,7 +10,6 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::config::Client;
 use crate::{Error, Result};
 
 const API_VERSIONS: i16 = 18;
@@ -40,18 +41,10 @@ impl BrokerFeatures {
         self.apis.contains_key(&CONSUMER_GROUP_HEARTBEAT)
     }
 
-    /// The backend for this broker: [`Client::Native`] when this build has it and the
-    /// broker is Kafka 0.11 or later (Fetch v4, RecordBatch v2); else [`Client::Confluent`]
-    /// for Kafka 4+ and [`Client::Kafka`] for older brokers.
-    pub fn recommended_client(&self) -> Client {
-        let batches = self.apis.get(&FETCH).is_some_and(|(_, max)| *max >= 4);
-        if cfg!(feature = "native") && batches {
-            Client::Native
-        } else if self.is_kafka4() {
-            Client::Confluent
-        } else {
-            Client::Kafka
-        }
+    /// Whether the broker is Kafka 0.11 or later: it serves Fetch v4, the first version
+    /// with RecordBatch v2 (which the `native` backend reads) and transactions.
+    pub fn reads_record_batches(&self) -> bool {
+        self.apis.get(&FETCH).is_some_and(|(_, max)| *max >= 4)
     }
 }
 
@@ -160,28 +153,18 @@ mod tests {
         };
         assert!(features.is_kafka4());
         assert!(features.advertises_kip848());
-        let kafka4 = if cfg!(feature = "native") {
-            Client::Native
-        } else {
-            Client::Confluent
-        };
-        assert_eq!(features.recommended_client(), kafka4);
+        assert!(features.reads_record_batches());
 
         let old = BrokerFeatures {
             broker: "b:1".into(),
             apis: BTreeMap::from([(FETCH, (0, 16))]),
         };
-        let kafka3 = if cfg!(feature = "native") {
-            Client::Native
-        } else {
-            Client::Kafka
-        };
-        assert_eq!(old.recommended_client(), kafka3);
+        assert!(!old.is_kafka4() && old.reads_record_batches());
         let ancient = BrokerFeatures {
             broker: "b:1".into(),
             apis: BTreeMap::from([(FETCH, (0, 3))]),
         };
-        assert_eq!(ancient.recommended_client(), Client::Kafka);
+        assert!(!ancient.is_kafka4() && !ancient.reads_record_batches());
         assert!(parse_v0(&body[..12]).is_err());
     }
 }

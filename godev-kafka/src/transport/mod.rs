@@ -40,6 +40,8 @@ use std::time::Duration;
 
 use crate::Result;
 
+pub use crate::options::{Acks, Compression, Isolation, OffsetReset};
+
 /// A boxed future borrowing its transport.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -185,60 +187,6 @@ pub struct OutgoingRecord {
     pub key: Option<Vec<u8>>,
     /// The value.
     pub value: Vec<u8>,
-}
-
-/// How many acknowledgements a produce waits for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Acks {
-    /// No acknowledgement: the record may be lost unseen, and sends report no offset (-1).
-    /// Turns idempotence off.
-    None,
-    /// The leader wrote the record (turns idempotence off).
-    One,
-    /// Every in-sync replica wrote the record.
-    #[default]
-    All,
-}
-
-/// How record batches are compressed. The `kafka` backend knows `None`, `Gzip` and `Snappy`
-/// and refuses the others when it connects.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Compression {
-    /// Not compressed.
-    #[default]
-    None,
-    /// gzip.
-    Gzip,
-    /// Snappy.
-    Snappy,
-    /// LZ4.
-    Lz4,
-    /// Zstandard (Kafka 2.1 and later).
-    Zstd,
-}
-
-impl Compression {
-    /// The name Kafka's clients and `compression.type` use: `none`, `gzip`, `snappy`, `lz4`,
-    /// `zstd`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Compression::None => "none",
-            Compression::Gzip => "gzip",
-            Compression::Snappy => "snappy",
-            Compression::Lz4 => "lz4",
-            Compression::Zstd => "zstd",
-        }
-    }
-}
-
-/// Where a group member starts in a partition that has no committed offset.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum OffsetReset {
-    /// At the first record still in the log.
-    #[default]
-    Earliest,
-    /// After the last record: only records written from now on.
-    Latest,
 }
 
 /// How a member joins its group.

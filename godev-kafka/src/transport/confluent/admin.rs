@@ -42,7 +42,7 @@ impl Admin {
     ///
     /// The crate refuses a property.
     pub fn new(options: &ConfluentOptions) -> Result<Self> {
-        let props = options.with_extra(options.common());
+        let props = options.with_extra(options.connection());
         let config = AdminClientConfig::new(&props).map_err(|e| Error::Config {
             key: "kafka".into(),
             message: format!("the confluent admin client refuses its configuration: {e}"),

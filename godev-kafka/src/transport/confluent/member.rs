@@ -75,7 +75,7 @@ impl ConfluentMember {
     /// member joins the group on its first poll.
     pub(crate) async fn join(transport: &ConfluentOptions, options: GroupOptions) -> Result<Self> {
         let op = format!("join group {}", options.group);
-        let mut props = transport.common();
+        let mut props = transport.consumer_properties();
         let reset = match options.offset_reset {
             OffsetReset::Earliest => "earliest",
             OffsetReset::Latest => "latest",
@@ -89,10 +89,6 @@ impl ConfluentMember {
             (
                 "max.poll.interval.ms".into(),
                 millis(options.rebalance_timeout).to_string(),
-            ),
-            (
-                "max.partition.fetch.bytes".into(),
-                transport.fetch_max_bytes.to_string(),
             ),
         ]);
         // Static membership as the Java client does it under KIP-848: closing such a member

@@ -117,7 +117,7 @@ pub use ::confluent_kafka;
 #[cfg(doc)]
 use confluent_kafka::consumer::ConsumerRebalanceListener;
 
-pub use crate::transport::{Acks, Compression};
+pub use crate::transport::{Acks, Compression, Isolation};
 
 /// How to reach the brokers, how to produce, how members join.
 ///
@@ -139,11 +139,37 @@ pub struct ConfluentOptions {
     pub compression: Compression,
     /// How long the producer waits for more records before it sends a batch (`linger.ms`).
     pub linger: Duration,
-    /// How long one request may take (`request.timeout.ms`); a produce is retried until
-    /// `delivery.timeout.ms`, set to `linger + 4 × request_timeout`.
+    /// The most bytes of records in one batch of one partition (`batch.size`).
+    pub batch_bytes: usize,
+    /// The most unacknowledged requests per broker connection
+    /// (`max.in.flight.requests.per.connection`); at most 5 for an idempotent producer.
+    pub max_in_flight: usize,
+    /// How long one request may take (`request.timeout.ms`).
     pub request_timeout: Duration,
+    /// How long a record may take from `produce` to its acknowledgement, retries included
+    /// (`delivery.timeout.ms`); `None`: `linger + 4 × request_timeout`. At least `linger +
+    /// request_timeout`, or the crate refuses it.
+    pub delivery_timeout: Option<Duration>,
+    /// The pause before a failed request is retried (`retry.backoff.ms`).
+    pub retry_backoff: Duration,
+    /// The most bytes of records waiting to be sent (`buffer.memory`); `produce` waits for
+    /// room.
+    pub buffer_bytes: usize,
+    /// How long `produce` waits for room in the buffer (and for metadata) before it fails
+    /// (`max.block.ms`).
+    pub max_block: Duration,
     /// The most bytes fetched per partition and request (`max.partition.fetch.bytes`).
     pub fetch_max_bytes: i32,
+    /// The most bytes one Fetch response may bring (`fetch.max.bytes`).
+    pub fetch_response_max_bytes: i32,
+    /// The bytes a Fetch waits for, up to [`fetch_max_wait`](Self::fetch_max_wait)
+    /// (`fetch.min.bytes`).
+    pub fetch_min_bytes: i32,
+    /// The longest the broker holds a Fetch for [`fetch_min_bytes`](Self::fetch_min_bytes)
+    /// (`fetch.max.wait.ms`).
+    pub fetch_max_wait: Duration,
+    /// Which records of transactional producers consumers read (`isolation.level`).
+    pub isolation: Isolation,
     /// Write [`GroupOptions::session_timeout`] and [`GroupOptions::heartbeat_interval`] to the
     /// group's broker-side configs on join (see the [module docs](self#group-timeouts)).
     pub set_group_timeouts: bool,
@@ -171,8 +197,18 @@ impl std::fmt::Debug for ConfluentOptions {
             .field("idempotence", &self.idempotence)
             .field("compression", &self.compression)
             .field("linger", &self.linger)
+            .field("batch_bytes", &self.batch_bytes)
+            .field("max_in_flight", &self.max_in_flight)
             .field("request_timeout", &self.request_timeout)
+            .field("delivery_timeout", &self.delivery_timeout)
+            .field("retry_backoff", &self.retry_backoff)
+            .field("buffer_bytes", &self.buffer_bytes)
+            .field("max_block", &self.max_block)
             .field("fetch_max_bytes", &self.fetch_max_bytes)
+            .field("fetch_response_max_bytes", &self.fetch_response_max_bytes)
+            .field("fetch_min_bytes", &self.fetch_min_bytes)
+            .field("fetch_max_wait", &self.fetch_max_wait)
+            .field("isolation", &self.isolation)
             .field("set_group_timeouts", &self.set_group_timeouts)
             .field("properties", &properties)
             .finish()
@@ -180,7 +216,9 @@ impl std::fmt::Debug for ConfluentOptions {
 }
 
 impl ConfluentOptions {
-    /// Options for `brokers` with the Java client's usual settings (acks=all, idempotence).
+    /// Options for `brokers` with the Java client's usual settings: acks all, idempotent,
+    /// linger 5 ms, 16 KiB batches, 5 requests in flight, 32 MiB buffer, fetches of up to
+    /// 50 MiB and 1 MiB per partition that wait for 1 byte or 500 ms, read uncommitted.
     pub fn new(brokers: impl IntoIterator<Item = impl Into<String>>) -> Self {
         Self {
             brokers: brokers.into_iter().map(Into::into).collect(),
@@ -188,15 +226,49 @@ impl ConfluentOptions {
             acks: Acks::All,
             idempotence: true,
             compression: Compression::None,
-            linger: Duration::from_millis(5),
-            request_timeout: Duration::from_secs(30),
+            linger: crate::options::DEFAULT_LINGER,
+            batch_bytes: 16 * 1024,
+            max_in_flight: 5,
+            request_timeout: crate::options::DEFAULT_REQUEST_TIMEOUT,
+            delivery_timeout: None,
+            retry_backoff: Duration::from_millis(100),
+            buffer_bytes: 32 * 1024 * 1024,
+            max_block: Duration::from_secs(60),
             fetch_max_bytes: 1024 * 1024,
+            fetch_response_max_bytes: 50 * 1024 * 1024,
+            fetch_min_bytes: 1,
+            fetch_max_wait: Duration::from_millis(500),
+            isolation: Isolation::ReadUncommitted,
             set_group_timeouts: true,
             properties: BTreeMap::new(),
         }
     }
 
-    fn common(&self) -> HashMap<String, String> {
+    /// What every consumer of the backend is given: the connection and the fetch settings
+    /// (the admin client gets the connection alone).
+    fn consumer_properties(&self) -> HashMap<String, String> {
+        let mut props = self.connection();
+        props.extend([
+            (
+                "max.partition.fetch.bytes".to_string(),
+                self.fetch_max_bytes.to_string(),
+            ),
+            ("fetch.min.bytes".into(), self.fetch_min_bytes.to_string()),
+            (
+                "fetch.max.bytes".into(),
+                self.fetch_response_max_bytes.to_string(),
+            ),
+            (
+                "fetch.max.wait.ms".into(),
+                millis(self.fetch_max_wait).to_string(),
+            ),
+            ("isolation.level".into(), self.isolation.as_str().into()),
+        ]);
+        props
+    }
+
+    /// Where the brokers are and how long a request may take.
+    fn connection(&self) -> HashMap<String, String> {
         HashMap::from([
             ("bootstrap.servers".into(), self.brokers.join(",")),
             ("client.id".into(), self.client_id.clone()),
@@ -213,20 +285,33 @@ impl ConfluentOptions {
     }
 
     fn producer_properties(&self) -> HashMap<String, String> {
-        let mut props = self.common();
+        let mut props = self.connection();
         let acks = match self.acks {
             Acks::None => "0",
             Acks::One => "1",
             Acks::All => "all",
         };
         let idempotent = self.idempotence && self.acks == Acks::All;
-        let delivery = self.linger + self.request_timeout * 4;
+        let delivery = self
+            .delivery_timeout
+            .unwrap_or(self.linger + self.request_timeout * 4);
         props.extend([
             ("acks".to_string(), acks.to_string()),
             ("enable.idempotence".into(), idempotent.to_string()),
             ("compression.type".into(), self.compression.as_str().into()),
             ("linger.ms".into(), millis(self.linger).to_string()),
+            ("batch.size".into(), self.batch_bytes.to_string()),
+            (
+                "max.in.flight.requests.per.connection".into(),
+                self.max_in_flight.to_string(),
+            ),
             ("delivery.timeout.ms".into(), millis(delivery).to_string()),
+            (
+                "retry.backoff.ms".into(),
+                millis(self.retry_backoff).to_string(),
+            ),
+            ("buffer.memory".into(), self.buffer_bytes.to_string()),
+            ("max.block.ms".into(), millis(self.max_block).to_string()),
         ]);
         self.with_extra(props)
     }
@@ -481,5 +566,57 @@ mod tests {
         let mut one = ConfluentOptions::new(["b:9092"]);
         one.acks = Acks::One;
         assert_eq!(one.producer_properties()["enable.idempotence"], "false");
+    }
+
+    /// Every producer option reaches its property, and the fetch settings stay out of the
+    /// producer's and the admin client's; the consumers have them.
+    #[test]
+    fn options_become_the_java_client_properties() {
+        let mut options = ConfluentOptions::new(["b:9092"]);
+        let defaults = options.producer_properties();
+        assert_eq!(defaults["delivery.timeout.ms"], "120005");
+        assert_eq!(defaults["batch.size"], "16384");
+        assert!(!defaults.contains_key("fetch.min.bytes"), "{defaults:?}");
+        options.batch_bytes = 65536;
+        options.max_in_flight = 3;
+        options.delivery_timeout = Some(Duration::from_secs(50));
+        options.retry_backoff = Duration::from_millis(250);
+        options.buffer_bytes = 1 << 20;
+        options.max_block = Duration::from_secs(2);
+        options.fetch_response_max_bytes = 8 << 20;
+        options.fetch_min_bytes = 1024;
+        options.fetch_max_wait = Duration::from_millis(200);
+        options.isolation = Isolation::ReadCommitted;
+        let producer = options.producer_properties();
+        for (key, value) in [
+            ("batch.size", "65536"),
+            ("max.in.flight.requests.per.connection", "3"),
+            ("delivery.timeout.ms", "50000"),
+            ("retry.backoff.ms", "250"),
+            ("buffer.memory", "1048576"),
+            ("max.block.ms", "2000"),
+        ] {
+            assert_eq!(producer[key], value, "{key}");
+        }
+        let admin = options.connection();
+        assert!(!admin.keys().any(|k| k.contains("fetch")), "{admin:?}");
+        let common = options.consumer_properties();
+        assert_eq!(common["max.partition.fetch.bytes"], "1048576");
+        for (key, value) in [
+            ("fetch.max.bytes", "8388608"),
+            ("fetch.min.bytes", "1024"),
+            ("fetch.max.wait.ms", "200"),
+            ("isolation.level", "read_committed"),
+        ] {
+            assert_eq!(common[key], value, "{key}");
+        }
+        ProducerConfig::new(&producer).expect("the crate takes every producer property");
+        confluent_kafka::consumer::ConsumerConfig::new(&{
+            let mut props = common;
+            props.insert("group.id".into(), "g".into());
+            props.insert("group.protocol".into(), "consumer".into());
+            props
+        })
+        .expect("the crate takes every consumer property");
     }
 }

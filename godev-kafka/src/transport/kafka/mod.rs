@@ -77,7 +77,8 @@ fn crate_compression(compression: Compression) -> Result<kafka::client::Compress
         other => Err(Error::transport(
             "start the kafka producer",
             format!(
-                "the `kafka` backend compresses with gzip or snappy only, not {}; use the                  native or the confluent backend for it",
+                "the `kafka` backend compresses with gzip or snappy only, not {}; use the \
+                 native or the confluent backend for it",
                 other.as_str()
             ),
             false,
@@ -120,9 +121,9 @@ impl KafkaOptions {
             client_id: "godev-kafka".into(),
             acks: Acks::All,
             compression: Compression::None,
-            linger: Duration::from_millis(5),
+            linger: crate::options::DEFAULT_LINGER,
             batch_size: 500,
-            request_timeout: Duration::from_secs(30),
+            request_timeout: crate::options::DEFAULT_REQUEST_TIMEOUT,
             retries: 5,
             retry_backoff: Duration::from_millis(100),
             fetch_max_bytes: 1024 * 1024,

@@ -78,58 +78,10 @@ const NO_PARTITION_LEADER_EPOCH: i32 = -1;
 /// The type of an abort marker in a control record's key (`version i16 | type i16`).
 const CONTROL_TYPE_ABORT: i16 = 0;
 
-/// Compression of a batch (the attribute bits 0-2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub(crate) enum Compression {
-    /// Records stored as they are (codec 0).
-    #[default]
-    None,
-    /// A gzip stream (codec 1).
-    Gzip,
-    /// Snappy (codec 2): written in the xerial framing of Kafka's Java client; read in that
-    /// framing or raw.
-    Snappy,
-    /// An LZ4 frame (codec 3).
-    Lz4,
-    /// A zstd frame (codec 4; needs brokers of Kafka 2.1 or later).
-    Zstd,
-}
-
-impl Compression {
-    /// The codec id in the batch attributes.
-    pub(crate) const fn id(self) -> i16 {
-        match self {
-            Self::None => 0,
-            Self::Gzip => 1,
-            Self::Snappy => 2,
-            Self::Lz4 => 3,
-            Self::Zstd => 4,
-        }
-    }
-
-    /// The codec with attribute id `id`, if Kafka defines one.
-    pub(crate) const fn from_id(id: i16) -> Option<Self> {
-        match id {
-            0 => Some(Self::None),
-            1 => Some(Self::Gzip),
-            2 => Some(Self::Snappy),
-            3 => Some(Self::Lz4),
-            4 => Some(Self::Zstd),
-            _ => None,
-        }
-    }
-
-    /// The codec's name as Kafka's `compression.type` spells it.
-    pub(crate) const fn name(self) -> &'static str {
-        match self {
-            Self::None => "none",
-            Self::Gzip => "gzip",
-            Self::Snappy => "snappy",
-            Self::Lz4 => "lz4",
-            Self::Zstd => "zstd",
-        }
-    }
-}
+/// Compression of a batch: the attribute bits 0-2 hold [`Compression::id`]. Snappy is
+/// written in the xerial framing of Kafka's Java client and read in that framing or raw; zstd
+/// needs brokers of Kafka 2.1 or later.
+pub(crate) use crate::options::Compression;
 
 /// The idempotent producer's identity stamped on a batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -352,7 +304,7 @@ pub(crate) fn encode(
         if let Err(reason) = compressed {
             out.truncate(start);
             return Err(BatchError::Compress {
-                codec: compression.name(),
+                codec: compression.as_str(),
                 reason,
             });
         }
@@ -757,7 +709,7 @@ fn records_of(
                 Err(compression::DecompressError::Codec(reason)) => {
                     return Err(BatchError::Decompress {
                         offset,
-                        codec: codec.name(),
+                        codec: codec.as_str(),
                         reason,
                     });
                 }

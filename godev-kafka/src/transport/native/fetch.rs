@@ -35,7 +35,9 @@ use tokio::time::Instant;
 use super::batch::{self, BatchError, Decoded};
 use crate::transport::connection::{Cluster, Connection, Purpose, negotiate, sb};
 use crate::transport::group::{Fetched, PartitionReader};
-use crate::transport::{BoxFuture, Header, OffsetReset, Record, StalledPartition, TopicPartition};
+use crate::transport::{
+    BoxFuture, Header, Isolation, OffsetReset, Record, StalledPartition, TopicPartition,
+};
 use crate::{Error, KafkaCode, Result};
 
 /// How old the leaders a fetch round routes by may be: the Java client's
@@ -75,23 +77,11 @@ const CONSUMER_REPLICA_ID: BrokerId = BrokerId(-1);
 /// counts the bytes after it.
 const LOG_OVERHEAD: usize = 12;
 
-/// Read committed or uncommitted records.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub(crate) enum Isolation {
-    /// Every record, also those of open and aborted transactions (Kafka's default).
-    #[default]
-    ReadUncommitted,
-    /// Only records below the last stable offset, without those of aborted transactions.
-    ReadCommitted,
-}
-
-impl Isolation {
-    /// The `isolation_level` of Fetch and ListOffsets requests.
-    const fn level(self) -> i8 {
-        match self {
-            Isolation::ReadUncommitted => 0,
-            Isolation::ReadCommitted => 1,
-        }
+/// The `isolation_level` of Fetch and ListOffsets requests.
+const fn isolation_level(isolation: Isolation) -> i8 {
+    match isolation {
+        Isolation::ReadUncommitted => 0,
+        Isolation::ReadCommitted => 1,
     }
 }
 
@@ -106,18 +96,22 @@ pub(crate) struct FetchSettings {
     pub(crate) partition_max_bytes: i32,
     /// The bytes the broker waits for, up to the fetch's wait (`fetch.min.bytes`).
     pub(crate) min_bytes: i32,
+    /// The longest the broker holds a Fetch for `min_bytes` (`fetch.max.wait.ms`). A round
+    /// waits the shorter of this and the wait its member asks for.
+    pub(crate) max_wait: Duration,
     /// Read committed or uncommitted records (`isolation.level`).
     pub(crate) isolation: Isolation,
 }
 
 impl Default for FetchSettings {
     /// The Java consumer's defaults: 50 MiB per response, 1 MiB per partition, answer as
-    /// soon as there is a byte, read uncommitted.
+    /// soon as there is a byte, wait at most 500 ms, read uncommitted.
     fn default() -> Self {
         FetchSettings {
             max_bytes: 50 * 1024 * 1024,
             partition_max_bytes: 1024 * 1024,
             min_bytes: 1,
+            max_wait: Duration::from_millis(500),
             isolation: Isolation::ReadUncommitted,
         }
     }
@@ -152,6 +146,8 @@ impl NativeFetcher {
             return Ok(out);
         }
         let started = Instant::now();
+        // The member's wait bounds the round; `fetch.max.wait.ms` bounds the broker's hold.
+        let hold = wait.min(self.settings.max_wait);
         let (routes, mut unsettled) = self.route(positions, &mut out).await?;
         let brokers = routes.len();
         let mut tasks = JoinSet::new();
@@ -159,7 +155,7 @@ impl NativeFetcher {
             let cluster = self.cluster.clone();
             let settings = self.settings;
             tasks.spawn(async move {
-                let answer = fetch_from(&cluster, &settings, &addr, &partitions, wait).await;
+                let answer = fetch_from(&cluster, &settings, &addr, &partitions, hold).await;
                 (addr, partitions, answer)
             });
         }
@@ -511,7 +507,7 @@ fn fetch_request(
         .with_max_wait_ms(i32::try_from(wait.as_millis()).unwrap_or(i32::MAX))
         .with_min_bytes(settings.min_bytes)
         .with_max_bytes(settings.max_bytes)
-        .with_isolation_level(settings.isolation.level())
+        .with_isolation_level(isolation_level(settings.isolation))
         .with_session_id(0)
         .with_session_epoch(-1)
         .with_topics(topics)
@@ -614,7 +610,7 @@ async fn list_offsets_from(
                 .collect(),
         );
     if version >= 2 {
-        request.isolation_level = isolation.level();
+        request.isolation_level = isolation_level(isolation);
     }
     if version >= 10 {
         request.timeout_ms = i32::try_from(REQUEST_TIMEOUT.as_millis()).unwrap_or(i32::MAX);

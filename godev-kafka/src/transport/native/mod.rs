@@ -40,14 +40,14 @@ use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::{ApiKey, FetchRequest, ProduceRequest};
 
-use self::fetch::{FetchSettings, Isolation, NativeFetcher};
+use self::fetch::{FetchSettings, NativeFetcher};
 use self::produce::{NativeProducer, ProducerSettings};
 use crate::transport::admin;
 use crate::transport::connection::Cluster;
 use crate::transport::group::membership::{ClassicMember, Settings};
 use crate::transport::partition_counts::PartitionCounts;
 use crate::transport::{
-    Acks, BoxFuture, Compression, GroupMember, GroupOptions, OutgoingRecord, Transport,
+    Acks, BoxFuture, Compression, GroupMember, GroupOptions, Isolation, OutgoingRecord, Transport,
 };
 use crate::{Error, Result};
 
@@ -100,25 +100,33 @@ pub struct NativeOptions {
     /// The most bytes one partition may bring in one Fetch (a larger first batch still comes
     /// whole).
     pub fetch_partition_max_bytes: i32,
-    /// Whether consumers read only records of committed transactions (`read_committed`;
-    /// the default, as the Java client's, is `read_uncommitted`).
-    pub read_committed: bool,
+    /// The bytes a Fetch waits for, up to [`fetch_max_wait`](Self::fetch_max_wait)
+    /// (`fetch.min.bytes`).
+    pub fetch_min_bytes: i32,
+    /// The longest the broker holds a Fetch for [`fetch_min_bytes`](Self::fetch_min_bytes)
+    /// (`fetch.max.wait.ms`). A member's poll bounds it too: a fetch waits the shorter of this
+    /// and what is left of the poll (at most 500 ms).
+    pub fetch_max_wait: Duration,
+    /// Which records of transactional producers consumers read (`isolation.level`; the
+    /// default, as the Java client's, is [`Isolation::ReadUncommitted`]).
+    pub isolation: Isolation,
 }
 
 impl NativeOptions {
     /// Options for `brokers` with the Java client's usual settings: acks all, idempotent,
     /// linger 5 ms, 1 MB batches, 5 requests in flight, delivery timeout 120 s, 32 MiB buffer,
-    /// fetches of up to 50 MiB and 1 MiB per partition, read uncommitted.
+    /// fetches of up to 50 MiB and 1 MiB per partition that wait for 1 byte or 500 ms, read
+    /// uncommitted.
     pub fn new(brokers: impl IntoIterator<Item = impl Into<String>>) -> Self {
         Self {
             brokers: brokers.into_iter().map(Into::into).collect(),
             client_id: "godev-kafka".into(),
             acks: Acks::All,
             compression: Compression::None,
-            linger: Duration::from_millis(5),
+            linger: crate::options::DEFAULT_LINGER,
             batch_bytes: 1_000_000,
             max_in_flight: 5,
-            request_timeout: Duration::from_secs(30),
+            request_timeout: crate::options::DEFAULT_REQUEST_TIMEOUT,
             delivery_timeout: Duration::from_secs(120),
             retry_backoff: Duration::from_millis(100),
             buffer_bytes: 32 * 1024 * 1024,
@@ -126,7 +134,9 @@ impl NativeOptions {
             idempotence: true,
             fetch_max_bytes: 50 * 1024 * 1024,
             fetch_partition_max_bytes: 1024 * 1024,
-            read_committed: false,
+            fetch_min_bytes: 1,
+            fetch_max_wait: Duration::from_millis(500),
+            isolation: Isolation::ReadUncommitted,
         }
     }
 }
@@ -269,12 +279,9 @@ impl Transport for NativeTransport {
             FetchSettings {
                 max_bytes: self.options.fetch_max_bytes,
                 partition_max_bytes: self.options.fetch_partition_max_bytes,
-                min_bytes: 1,
-                isolation: if self.options.read_committed {
-                    Isolation::ReadCommitted
-                } else {
-                    Isolation::ReadUncommitted
-                },
+                min_bytes: self.options.fetch_min_bytes.max(1),
+                max_wait: self.options.fetch_max_wait,
+                isolation: self.options.isolation,
             },
         );
         Box::pin(async move {

@@ -504,15 +504,8 @@ fn encode(
             timestamp,
         })
         .collect();
-    let codec = match compression {
-        Compression::None => batch::Compression::None,
-        Compression::Gzip => batch::Compression::Gzip,
-        Compression::Snappy => batch::Compression::Snappy,
-        Compression::Lz4 => batch::Compression::Lz4,
-        Compression::Zstd => batch::Compression::Zstd,
-    };
     let mut buf = BytesMut::new();
-    batch::encode(&mut buf, &out, codec, stamp).map_err(|e| e.to_string())?;
+    batch::encode(&mut buf, &out, compression, stamp).map_err(|e| e.to_string())?;
     Ok(buf.freeze())
 }
 

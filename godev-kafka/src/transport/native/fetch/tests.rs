@@ -754,6 +754,50 @@ async fn read_committed_leaves_out_aborted_records() {
     assert_eq!(fetched.records.len(), 2);
 }
 
+/// `fetch.min.bytes`, `fetch.max.bytes` and `max.partition.fetch.bytes` go into the request
+/// as set; the broker may hold it for the shorter of `fetch.max.wait.ms` and the member's wait.
+#[tokio::test]
+async fn the_fetch_settings_shape_the_request_and_the_shorter_wait_wins() {
+    let (listener, addr) = listen().await;
+    let fake = Fake::start(
+        listener,
+        APIS,
+        Layout::one_broker(&addr, &[("t", 1)]),
+        fetch_script(|_, p, _| data(p, KafkaCode::NONE, None)),
+    );
+    let fetcher = fetcher(
+        &fake.addr,
+        FetchSettings {
+            max_bytes: 4096,
+            partition_max_bytes: 2048,
+            min_bytes: 512,
+            max_wait: Duration::from_millis(40),
+            isolation: Isolation::ReadUncommitted,
+        },
+    );
+    fetcher.fetch(vec![(tp("t", 0), 0)], WAIT).await.unwrap();
+    fetcher
+        .fetch(vec![(tp("t", 0), 0)], Duration::from_millis(25))
+        .await
+        .unwrap();
+    let fetches = fake.fetches();
+    let request = &fetches[0].1;
+    assert_eq!(
+        (request.min_bytes, request.max_bytes),
+        (512, 4096),
+        "{request:?}"
+    );
+    assert_eq!(request.topics[0].partitions[0].partition_max_bytes, 2048);
+    assert_eq!(
+        request.max_wait_ms, 40,
+        "fetch.max.wait.ms below the member's 100 ms"
+    );
+    assert_eq!(
+        fetches[1].1.max_wait_ms, 25,
+        "the member's wait below 40 ms"
+    );
+}
+
 /// A broker that cannot be reached leaves its partitions out (and invalidates their topic)
 /// while the other broker's records count; when it is the only broker, the fetch fails
 /// retriably.

@@ -6,6 +6,12 @@
 //! consumers stops the running ones gracefully (in-flight handlers finish, offsets are
 //! committed, the groups are left) and enabling starts them again where they committed,
 //! and consumers are kept per group, not per topic.
+//!
+//! It is also where the config meets the transports: neither knows the other, and the manager
+//! maps one to the other ([`Manager::kafka_options`], [`Manager::native_options`],
+//! [`Manager::confluent_options`], [`Manager::auto_client`]; in `options.rs`).
+
+mod options;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -115,8 +121,9 @@ impl Manager {
     ///
     /// # Errors
     ///
-    /// No broker answered, the broker speaks no protocol the backend knows, or the config
-    /// names a backend this build lacks (a cargo feature that is off).
+    /// No broker answered, the broker speaks no protocol the backend knows, the config names
+    /// a backend this build lacks (a cargo feature that is off), or, with `auto`, the backend
+    /// it picked cannot honour a key the config sets ([`Config::check_client`]).
     pub async fn connect(config: &Config) -> Result<Self> {
         let transport = connect_transport(config).await?;
         let producer = Producer::with_transport(
@@ -304,13 +311,14 @@ async fn connect_transport(config: &Config) -> Result<Arc<dyn Transport>> {
         #[cfg(any(feature = "kafka", feature = "confluent", feature = "native"))]
         Client::Auto => {
             let broker = crate::transport::detect::detect_broker(config.brokers()).await?;
-            let client = broker.recommended_client();
+            let client = Manager::auto_client(&broker);
             tracing::info!(
                 broker = %broker.broker,
                 kafka4 = broker.is_kafka4(),
                 %client,
                 "kafka.client = auto: chose the backend the broker speaks"
             );
+            config.check_client(client)?;
             client
         }
         client => client,
@@ -319,16 +327,20 @@ async fn connect_transport(config: &Config) -> Result<Arc<dyn Transport>> {
         Client::Memory => Arc::new(MemoryTransport::new(MEMORY_PARTITIONS)),
         #[cfg(feature = "kafka")]
         Client::Kafka => Arc::new(
-            crate::transport::kafka::KafkaTransport::connect(config.kafka_options()).await?,
+            crate::transport::kafka::KafkaTransport::connect(Manager::kafka_options(config))
+                .await?,
         ),
         #[cfg(feature = "confluent")]
         Client::Confluent => Arc::new(
-            crate::transport::confluent::ConfluentTransport::connect(config.confluent_options())
-                .await?,
+            crate::transport::confluent::ConfluentTransport::connect(Manager::confluent_options(
+                config,
+            ))
+            .await?,
         ),
         #[cfg(feature = "native")]
         Client::Native => Arc::new(
-            crate::transport::native::NativeTransport::connect(config.native_options()).await?,
+            crate::transport::native::NativeTransport::connect(Manager::native_options(config))
+                .await?,
         ),
         #[allow(unreachable_patterns)]
         other => {

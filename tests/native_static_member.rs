@@ -640,7 +640,7 @@ impl Raw {
     }
 
     /// JoinGroup of version `version` as a new static member with instance id `instance`,
-    /// retried while the coordinator is not ready.
+    /// retried while the coordinator is not ready (for 30 s at most).
     async fn join_static(
         &mut self,
         version: i16,
@@ -670,9 +670,12 @@ impl Raw {
                         .with_metadata(metadata.clone()),
                 ]);
             let joined: JoinGroupResponse = self.call(ApiKey::JoinGroup, version, &request).await;
+            // A broker that has just started creates __consumer_offsets on the first group's
+            // request: until it is loaded, it answers one of these.
             let retry = [
                 KafkaCode::COORDINATOR_LOAD_IN_PROGRESS,
                 KafkaCode::COORDINATOR_NOT_AVAILABLE,
+                KafkaCode::NOT_COORDINATOR,
             ];
             if !retry.contains(&KafkaCode::new(joined.error_code)) || Instant::now() >= deadline {
                 assert_eq!(joined.error_code, 0, "JoinGroup v{version}");

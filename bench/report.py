@@ -334,6 +334,34 @@ if len({backend(v) for v, _ in fw}) > 1:
     row("broker in down-conversion (profiled consume)", profiled)
     w("")
 
+# ------------------------------------------------------------------ the native backend's targets
+nat = [(v, d) for v, d in BROKERS if pick(v, "produce", "godev-native", "eps") or pick(v, "consume", "godev-native", "eps")]
+if nat:
+    w("## This framework's `native` backend beside rdkafka\n")
+    w("Medians of the tables below. Issue #13's targets: produce and consume + dispatch at least "
+      "1.0× rdkafka on each broker, p99 at 5k events/s at most rdkafka's, RSS flat in the soak.\n")
+    w("| | " + " | ".join(f"Kafka {v}" for v, _ in nat) + " | target |")
+    w("|---" * (len(nat) + 2) + "|")
+
+    def nrow(label, cell, target):
+        w(f"| {label} | " + " | ".join(cell(v) for v, _ in nat) + f" | {target} |")
+
+    def versus(v, mode, key, fmt):
+        own, rd = med(pick(v, mode, "godev-native", key)), med(pick(v, mode, "rdkafka", key))
+        if own is None:
+            return "—"
+        return f"{fmt(own)} ({ratio(own, rd)} rdkafka {fmt(rd) if rd else '—'})"
+
+    nrow("produce events/s", lambda v: versus(v, "produce", "eps", f0), "≥ 1.0× rdkafka")
+    nrow("consume + dispatch events/s", lambda v: versus(v, "consume", "eps", f0), "≥ 1.0× rdkafka")
+    nrow("latency p99 ms at 5k/s", lambda v: versus(v, "latency", "p99_us", lambda x: ms(x)), "≤ 1.0× rdkafka")
+    nrow("peak RSS MiB: produce / consume / latency", lambda v: " / ".join(
+        f0(x) if x is not None else "—" for x in (med(pick(v, mode, "godev-native", "rss_mib")) for mode in ("produce", "consume", "latency"))), "")
+    nrow("client CPU s: produce / consume (rdkafka)", lambda v: " / ".join(
+        f1(x) if x is not None else "—" for x in (med(pick(v, mode, "godev-native", "cpu")) for mode in ("produce", "consume")))
+        + " (" + " / ".join(f1(x) if x is not None else "—" for x in (med(pick(v, mode, "rdkafka", "cpu")) for mode in ("produce", "consume"))) + ")", "")
+    w("")
+
 # ------------------------------------------------------------------ per broker
 for version, d in BROKERS:
     peers = peers_of(version)
@@ -487,10 +515,12 @@ for version, d in BROKERS:
     soak = os.path.join(d, "soak-rss.txt")
     if os.path.exists(soak):
         rows = [l.split() for l in read(soak).splitlines()[1:] if l.strip()]
+        named = os.path.join(d, "soak-backend.txt")
+        soaked = read(named).strip() if os.path.exists(named) else backend(version)
         if rows:
-            w(f"### Memory soak: this framework at 5k events/s (`{backend(version)}` backend, Kafka {version})\n")
+            w(f"### Memory soak: this framework at 5k events/s (`{soaked}` backend, Kafka {version})\n")
             secs = int(rows[-1][0])
-            w(f"`bench/soak`: `bench-godev latency backend={backend(version)} rate=5000 histogram=1` "
+            w(f"`bench/soak`: `bench-godev latency backend={soaked} rate=5000 histogram=1` "
               f"(producer and grouped consumer in one process, latencies in a fixed-size histogram) "
               f"for {secs} s; VmRSS every 10 s, shown once a minute (and the last sample).\n")
             w("| elapsed s | RSS MiB | load 1 min |")

@@ -84,7 +84,8 @@ struct Slot {
     conn: Option<Arc<Connection>>,
     /// Connection attempts that failed in a row.
     failures: u32,
-    last_attempt: Option<Instant>,
+    /// On the timer's clock, as the backoff sleeps are (tests pause it).
+    last_attempt: Option<tokio::time::Instant>,
 }
 
 #[derive(Debug, Default)]
@@ -147,7 +148,7 @@ impl Cluster {
                 tokio::time::sleep(wait).await;
             }
         }
-        slot.last_attempt = Some(Instant::now());
+        slot.last_attempt = Some(tokio::time::Instant::now());
         match Connection::connect(addr, &self.client_id, self.timeout).await {
             Ok(conn) => {
                 slot.failures = 0;

@@ -432,25 +432,7 @@ async fn more_partitions_rebalance_the_group_and_the_new_ones_are_consumed(backe
     .await;
 
     let bootstrap = brokers.split(',').next().unwrap();
-    let output = support::kafka_tool(
-        backend,
-        "topics",
-        &[
-            "--bootstrap-server",
-            bootstrap,
-            "--alter",
-            "--topic",
-            &topic,
-            "--partitions",
-            "4",
-        ],
-    )
-    .await;
-    assert!(
-        output.status.success(),
-        "alter partitions: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    support::add_partitions(backend, bootstrap, &topic, 4).await;
     support::wait_until(
         "the group rebalanced onto four partitions",
         Duration::from_secs(60),

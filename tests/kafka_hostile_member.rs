@@ -27,14 +27,13 @@ use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::{
     ApiKey, FindCoordinatorRequest, FindCoordinatorResponse, GroupId, HeartbeatRequest,
     HeartbeatResponse, JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest, LeaveGroupResponse,
-    RequestHeader, ResponseHeader, SyncGroupRequest, SyncGroupResponse,
+    SyncGroupRequest, SyncGroupResponse,
 };
-use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
+use kafka_protocol::protocol::StrBytes;
 use serde::{Deserialize, Serialize};
 use support::logs::logged;
 use support::own_broker::OwnBroker;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use support::raw::Raw;
 
 /// The bytes that aborted our members before issue #12: an array count of 2147483647 with
 /// nothing after it (68 GB as a subscription's topics, 120 GB as an assignment's topics).
@@ -115,51 +114,6 @@ fn nothing_assigned() -> Bytes {
     Bytes::from_static(&[0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff])
 }
 
-/// One connection of the raw client: framing and correlation ids, nothing else.
-struct Raw {
-    stream: TcpStream,
-    correlation: i32,
-}
-
-impl Raw {
-    async fn connect(addr: &str) -> Self {
-        let stream = TcpStream::connect(addr).await.expect("connect");
-        Raw {
-            stream,
-            correlation: 0,
-        }
-    }
-
-    async fn call<Req, Resp>(&mut self, key: ApiKey, version: i16, request: &Req) -> Resp
-    where
-        Req: Encodable + HeaderVersion,
-        Resp: Decodable + HeaderVersion,
-    {
-        self.correlation += 1;
-        let header = RequestHeader::default()
-            .with_request_api_key(key as i16)
-            .with_request_api_version(version)
-            .with_correlation_id(self.correlation)
-            .with_client_id(Some(sb("hostile-raw-client")));
-        let mut buf = BytesMut::new();
-        buf.put_i32(0);
-        header
-            .encode(&mut buf, Req::header_version(version))
-            .unwrap();
-        request.encode(&mut buf, version).unwrap();
-        let len = (buf.len() - 4) as i32;
-        buf[..4].copy_from_slice(&len.to_be_bytes());
-        self.stream.write_all(&buf).await.unwrap();
-        let len = self.stream.read_i32().await.unwrap();
-        let mut body = vec![0; len as usize];
-        self.stream.read_exact(&mut body).await.unwrap();
-        let mut body = Bytes::from(body);
-        let header = ResponseHeader::decode(&mut body, Resp::header_version(version)).unwrap();
-        assert_eq!(header.correlation_id, self.correlation);
-        Resp::decode(&mut body, version).unwrap()
-    }
-}
-
 /// A group member written by hand: it joins with whatever metadata it is given and, as the
 /// leader, hands the other members whatever assignment it is given.
 struct RawMember {
@@ -171,7 +125,8 @@ struct RawMember {
 
 impl RawMember {
     async fn new(brokers: &str, group: &str) -> Self {
-        let mut bootstrap = Raw::connect(brokers.split(',').next().unwrap()).await;
+        let mut bootstrap =
+            Raw::connect(brokers.split(',').next().unwrap(), "hostile-raw-client").await;
         // A new broker answers COORDINATOR_NOT_AVAILABLE until its offsets topic exists.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
         let found = loop {
@@ -192,7 +147,7 @@ impl RawMember {
         assert_eq!(found.error_code, 0, "FindCoordinator");
         let addr = format!("{}:{}", found.host.as_str(), found.port);
         RawMember {
-            conn: Raw::connect(&addr).await,
+            conn: Raw::connect(&addr, "hostile-raw-client").await,
             group: group.to_owned(),
             member_id: String::new(),
             generation: -1,

@@ -102,35 +102,14 @@ fn consumer(transport: Arc<dyn Transport>, topic: &str, backend: Backend) -> Con
         .unwrap()
 }
 
-/// `native_3::` and `native_4::` of each test.
-macro_rules! on_native {
-    ($($test:ident),+ $(,)?) => {
-        mod native_3 {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $test() {
-                    super::$test(super::Backend::Native3).await
-                }
-            )+
-        }
-        mod native_4 {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $test() {
-                    super::$test(super::Backend::Native4).await
-                }
-            )+
-        }
-    };
-}
-
-on_native!(
+// `native_3::` and `native_4::` of each test.
+on_backends!(native_3 => Native3, native_4 => Native4; [
     batches_in_every_codec_written_by_kcat_are_dispatched,
     headers_written_by_kcat_reach_the_context,
     our_batches_in_every_codec_are_read_by_kcat,
     a_3_mib_record_arrives_through_a_1_mib_fetch_size,
     a_corrupt_batch_from_the_broker_stalls_its_partition_alone,
-);
+]);
 
 const CODECS: [&str; 5] = ["none", "gzip", "snappy", "lz4", "zstd"];
 

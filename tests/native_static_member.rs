@@ -22,50 +22,21 @@ use godev_kafka::{KafkaCode, testing};
 use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
 use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::{
-    ApiKey, GroupId, JoinGroupRequest, JoinGroupResponse, RequestHeader, ResponseHeader,
-    SyncGroupRequest, SyncGroupResponse,
+    ApiKey, GroupId, JoinGroupRequest, JoinGroupResponse, SyncGroupRequest, SyncGroupResponse,
 };
-use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
+use kafka_protocol::protocol::StrBytes;
 use support::Backend;
 use support::own_broker::OwnBroker;
+use support::raw::Raw;
 use tokio::task::JoinHandle;
 
-/// `kafka_3::`, `native_3::` and `native_4::` of each test: the backends that speak the
-/// classic group protocol.
-macro_rules! on_classic_backends {
-    ($($test:ident),+ $(,)?) => {
-        mod kafka_3 {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $test() {
-                    super::$test(super::Backend::Kafka).await
-                }
-            )+
-        }
-        mod native_3 {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $test() {
-                    super::$test(super::Backend::Native3).await
-                }
-            )+
-        }
-        mod native_4 {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $test() {
-                    super::$test(super::Backend::Native4).await
-                }
-            )+
-        }
-    };
-}
-
-on_classic_backends!(
+// `kafka_3::`, `native_3::` and `native_4::` of each test: the backends that speak the
+// classic group protocol.
+on_backends!(kafka_3 => Kafka, native_3 => Native3, native_4 => Native4; [
     a_restarted_static_member_gets_its_partitions_back_with_no_rebalance,
     a_restarted_dynamic_member_triggers_a_rebalance,
     a_second_process_with_the_same_instance_id_is_fenced,
-);
+]);
 
 mod native_3_own_broker {
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -347,26 +318,7 @@ async fn a_restarted_static_member_gets_its_partitions_back_with_no_rebalance(ba
     assert_no_rebalance(&a, a_before, "the leader").await;
 
     // The returning leader assigned nothing, but it watches the partition counts.
-    let brokers = backend.brokers().await;
-    let output = support::kafka_tool(
-        backend,
-        "topics",
-        &[
-            "--bootstrap-server",
-            brokers.split(',').next().unwrap(),
-            "--alter",
-            "--topic",
-            &topic,
-            "--partitions",
-            "6",
-        ],
-    )
-    .await;
-    assert!(
-        output.status.success(),
-        "alter partitions: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    support::add_partitions(backend, &backend.brokers().await, &topic, 6).await;
     support::wait_until(
         "the group rebalanced onto six partitions",
         Duration::from_secs(60),
@@ -428,32 +380,20 @@ async fn a_second_process_with_the_same_instance_id_is_fenced(backend: Backend) 
         .await
         .unwrap();
     let transport = backend.transport(&brokers).await;
-    let first = watch(
-        transport
-            .join(options(backend, &group, &topic, Some("pod-0")))
-            .await
-            .unwrap(),
-        false,
-    );
-    support::wait_until(
-        "the first owns everything",
-        Duration::from_secs(30),
-        || async { first.owned().len() == PARTITIONS as usize },
-    )
-    .await;
-    let second = watch(
-        transport
-            .join(options(backend, &group, &topic, Some("pod-0")))
-            .await
-            .unwrap(),
-        false,
-    );
-    support::wait_until(
-        "the second owns everything",
-        Duration::from_secs(30),
-        || async { second.owned().len() == PARTITIONS as usize },
-    )
-    .await;
+    // A member with instance id `pod-0`, once it owns every partition.
+    let pod_0 = |which: &'static str| {
+        let (transport, options) = (&transport, options(backend, &group, &topic, Some("pod-0")));
+        async move {
+            let member = watch(transport.join(options).await.unwrap(), false);
+            support::wait_until(which, Duration::from_secs(30), || async {
+                member.owned().len() == PARTITIONS as usize
+            })
+            .await;
+            member
+        }
+    };
+    let first = pod_0("the first owns everything").await;
+    let second = pod_0("the second owns everything").await;
     // The first learns it at its next heartbeat, then every poll fails the same way.
     support::wait_until(
         "the first to fail three polls",
@@ -574,71 +514,13 @@ async fn a_member_keeps_its_generation_when_its_coordinator_restarts(backend: Ba
     member.stop().await.leave().await.unwrap();
 }
 
-mod kafka_3_broker {
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn before_kip_814_a_returning_static_leader_is_named_by_its_old_member_id() {
-        super::before_kip_814_a_returning_static_leader_is_named_by_its_old_member_id(
-            super::Backend::Kafka,
-        )
-        .await
-    }
-}
+// The KIP-814 check is about the broker, not a backend: Kafka 3.9 and Kafka 4.
+on_backends!(kafka_3_broker => Kafka, kafka_4_broker => Native4; [
+    before_kip_814_a_returning_static_leader_is_named_by_its_old_member_id,
+]);
 
-mod kafka_4_broker {
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn before_kip_814_a_returning_static_leader_is_named_by_its_old_member_id() {
-        super::before_kip_814_a_returning_static_leader_is_named_by_its_old_member_id(
-            super::Backend::Native4,
-        )
-        .await
-    }
-}
-
-/// One raw connection to a broker: framing and correlation ids, for asking exactly what a
-/// test means to ask, at exactly the version it names.
-struct Raw {
-    stream: tokio::net::TcpStream,
-    correlation: i32,
-}
-
+/// The raw request of the KIP-814 check.
 impl Raw {
-    async fn connect(addr: &str) -> Self {
-        let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-        Raw {
-            stream,
-            correlation: 0,
-        }
-    }
-
-    async fn call<Req, Resp>(&mut self, key: ApiKey, version: i16, request: &Req) -> Resp
-    where
-        Req: Encodable + HeaderVersion,
-        Resp: Decodable + HeaderVersion,
-    {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        self.correlation += 1;
-        let mut frame = BytesMut::new();
-        frame.put_i32(0);
-        RequestHeader::default()
-            .with_request_api_key(key as i16)
-            .with_request_api_version(version)
-            .with_correlation_id(self.correlation)
-            .with_client_id(Some(StrBytes::from_static_str("static-member-raw")))
-            .encode(&mut frame, Req::header_version(version))
-            .unwrap();
-        request.encode(&mut frame, version).unwrap();
-        let len = (frame.len() - 4) as i32;
-        frame[..4].copy_from_slice(&len.to_be_bytes());
-        self.stream.write_all(&frame).await.unwrap();
-        let len = self.stream.read_i32().await.unwrap();
-        let mut body = vec![0; len as usize];
-        self.stream.read_exact(&mut body).await.unwrap();
-        let mut body = Bytes::from(body);
-        let header = ResponseHeader::decode(&mut body, Resp::header_version(version)).unwrap();
-        assert_eq!(header.correlation_id, self.correlation);
-        Resp::decode(&mut body, version).unwrap()
-    }
-
     /// JoinGroup of version `version` as a new static member with instance id `instance`,
     /// retried while the coordinator is not ready (for 30 s at most).
     async fn join_static(
@@ -699,7 +581,7 @@ async fn before_kip_814_a_returning_static_leader_is_named_by_its_old_member_id(
     testing::create_topic(&brokers, &topic, 1).await.unwrap();
 
     // The first incarnation: the only member, so the leader; it completes the generation.
-    let mut first = Raw::connect(bootstrap).await;
+    let mut first = Raw::connect(bootstrap, "static-member-raw").await;
     let joined = first.join_static(8, &group, "x", &topic).await;
     let first_id = joined.member_id.to_string();
     assert_eq!(joined.leader.as_str(), first_id);
@@ -723,7 +605,7 @@ async fn before_kip_814_a_returning_static_leader_is_named_by_its_old_member_id(
     let generation = joined.generation_id;
 
     // Back with JoinGroup v8: named by the old id, nothing to assign, same generation.
-    let mut second = Raw::connect(bootstrap).await;
+    let mut second = Raw::connect(bootstrap, "static-member-raw").await;
     let back = second.join_static(8, &group, "x", &topic).await;
     assert_ne!(back.member_id.as_str(), first_id);
     assert_eq!(back.leader.as_str(), first_id, "v8 names the old member id");
@@ -732,7 +614,7 @@ async fn before_kip_814_a_returning_static_leader_is_named_by_its_old_member_id(
     assert_eq!(back.generation_id, generation, "no rebalance");
 
     // Back with JoinGroup v9: named by the new id, told to skip the assignment.
-    let mut third = Raw::connect(bootstrap).await;
+    let mut third = Raw::connect(bootstrap, "static-member-raw").await;
     let again = third.join_static(9, &group, "x", &topic).await;
     assert_eq!(again.leader, again.member_id, "v9 names the new member id");
     assert!(again.skip_assignment);

@@ -17,6 +17,7 @@ pub mod corrupt_proxy;
 pub mod go;
 pub mod logs;
 pub mod own_broker;
+pub mod raw;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -120,43 +121,38 @@ impl Backend {
 
 /// Instantiates `async fn name(backend: Backend)` tests once per backend: as
 /// `kafka_3::name` on Kafka 3.9; with the feature `confluent`, as `confluent_4::name` on
-/// Kafka 4; with the feature `native`, as `native_3::name` and `native_4::name`. Each runs on its own four-worker runtime: the confluent crate keeps several tasks
-/// per client busy, and a test may block a worker on a child process (kcat, `dev/kafka tool`).
+/// Kafka 4; with the feature `native`, as `native_3::name` and `native_4::name`.
 #[macro_export]
 macro_rules! on_each_backend {
     ($($test:ident),+ $(,)?) => {
-        mod kafka_3 {
+        $crate::on_backends!(
+            kafka_3 => Kafka,
+            #[cfg(feature = "confluent")] confluent_4 => Confluent,
+            #[cfg(feature = "native")] native_3 => Native3,
+            #[cfg(feature = "native")] native_4 => Native4;
+            [$($test),+]
+        );
+    };
+}
+
+/// Instantiates `async fn name(backend: Backend)` tests in a module per backend named:
+/// `on_backends!(native_3 => Native3, native_4 => Native4; [a, b])` makes `native_3::a`,
+/// `native_3::b`, `native_4::a` and `native_4::b`; a module may carry attributes
+/// (`#[cfg(...)]`). Each test runs on its own four-worker runtime: the confluent crate keeps
+/// several tasks per client busy, and a test may block a worker on a child process (kcat,
+/// `dev/kafka tool`).
+#[macro_export]
+macro_rules! on_backends {
+    ($($(#[$attr:meta])* $module:ident => $backend:ident),+ ; $tests:tt) => {
+        $( $crate::on_backends!(@module $(#[$attr])* $module $backend $tests); )+
+    };
+    (@module $(#[$attr:meta])* $module:ident $backend:ident [$($test:ident),+ $(,)?]) => {
+        $(#[$attr])*
+        mod $module {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn $test() {
-                    super::$test($crate::support::Backend::Kafka).await
-                }
-            )+
-        }
-        #[cfg(feature = "confluent")]
-        mod confluent_4 {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $test() {
-                    super::$test($crate::support::Backend::Confluent).await
-                }
-            )+
-        }
-        #[cfg(feature = "native")]
-        mod native_3 {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $test() {
-                    super::$test($crate::support::Backend::Native3).await
-                }
-            )+
-        }
-        #[cfg(feature = "native")]
-        mod native_4 {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $test() {
-                    super::$test($crate::support::Backend::Native4).await
+                    super::$test($crate::support::Backend::$backend).await
                 }
             )+
         }
@@ -262,6 +258,31 @@ pub async fn kafka_tool(backend: Backend, tool: &str, args: &[&str]) -> std::pro
     tokio::task::spawn_blocking(move || command.output().expect("run dev/kafka tool"))
         .await
         .expect("dev/kafka tool thread")
+}
+
+/// Grows `topic` to `partitions` partitions with Kafka's own tool, through the first broker
+/// of `brokers`; panics with the tool's error if it fails.
+pub async fn add_partitions(backend: Backend, brokers: &str, topic: &str, partitions: i32) {
+    let count = partitions.to_string();
+    let output = kafka_tool(
+        backend,
+        "topics",
+        &[
+            "--bootstrap-server",
+            brokers.split(',').next().unwrap(),
+            "--alter",
+            "--topic",
+            topic,
+            "--partitions",
+            &count,
+        ],
+    )
+    .await;
+    assert!(
+        output.status.success(),
+        "grow {topic} to {partitions} partitions: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 /// The kcat binary (`kcat`, or `kafkacat` on older systems); panics saying how to install it.

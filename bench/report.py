@@ -202,7 +202,7 @@ def listing(names):
 
 ran_peers = {r["peer"] for r in runs}
 others = [TITLE_NAME[p] for p in TITLE_NAME if p in ran_peers]
-if "godev" in ran_peers:
+if ran_peers & {"godev", "godev-native"}:
     title = "godev-kafka" + (f" vs {listing(others)}" if others else "")
 else:
     title = listing(others) if others else "no peer"
@@ -226,8 +226,11 @@ w(f"Every peer ran every workload {len(rounds)} times, interleaved (the (broker,
      "Java client, or rdkafka in a run without them) on that same broker. " if len(versions) > 1 else
      f"All peers talk to the same single-node Kafka {versions[0]} broker, started for the run "
      "on its own port. ")
-  + "This framework runs on its `kafka` backend against Kafka 3.9 and on its "
-  "`confluent` backend against Kafka 4. The machine is shared with other engineers' builds "
+  + ("This framework runs on its `kafka` backend against Kafka 3.9 and on its "
+     "`confluent` backend against Kafka 4. " if "godev" in ran_peers else "")
+  + ("The `godev-native` rows are this framework on its `native` backend, on every broker. "
+     if "godev-native" in ran_peers else "")
+  + "The machine is shared with other engineers' builds "
   "and tests: the load average before and after every run is listed at the end.\n")
 
 # ------------------------------------------------------------------ workloads

@@ -42,6 +42,20 @@ pub enum Compression {
 }
 
 impl Compression {
+    /// Every codec, in the order of their batch ids.
+    pub(crate) const ALL: [Compression; 5] = [
+        Compression::None,
+        Compression::Gzip,
+        Compression::Snappy,
+        Compression::Lz4,
+        Compression::Zstd,
+    ];
+
+    /// The codec Kafka's clients name `name` ([`Compression::as_str`]).
+    pub(crate) fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == name)
+    }
+
     /// The name Kafka's clients and `compression.type` use: `none`, `gzip`, `snappy`, `lz4`,
     /// `zstd`.
     pub const fn as_str(self) -> &'static str {
@@ -68,15 +82,8 @@ impl Compression {
 
     /// The codec with batch attribute id `id`, if Kafka defines one.
     #[cfg(feature = "native")]
-    pub(crate) const fn from_id(id: i16) -> Option<Self> {
-        match id {
-            0 => Some(Compression::None),
-            1 => Some(Compression::Gzip),
-            2 => Some(Compression::Snappy),
-            3 => Some(Compression::Lz4),
-            4 => Some(Compression::Zstd),
-            _ => None,
-        }
+    pub(crate) fn from_id(id: i16) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.id() == id)
     }
 }
 
@@ -110,6 +117,13 @@ pub enum Isolation {
 }
 
 impl Isolation {
+    /// The level Kafka's clients name `name` ([`Isolation::as_str`]).
+    pub(crate) fn from_name(name: &str) -> Option<Self> {
+        [Isolation::ReadUncommitted, Isolation::ReadCommitted]
+            .into_iter()
+            .find(|i| i.as_str() == name)
+    }
+
     /// The name Kafka's clients and `isolation.level` use: `read_uncommitted`,
     /// `read_committed`.
     pub fn as_str(self) -> &'static str {

@@ -170,13 +170,9 @@ fn producer(raw: &Raw) -> Result<ProducerTuning> {
             "none" => Acks::None,
             other => unreachable!("acks `{other}` passed the schema"),
         }),
-        compression: choice(raw, p, &COMPRESSION).map(|c| match c {
-            "none" => Compression::None,
-            "gzip" => Compression::Gzip,
-            "snappy" => Compression::Snappy,
-            "lz4" => Compression::Lz4,
-            "zstd" => Compression::Zstd,
-            other => unreachable!("compression `{other}` passed the schema"),
+        compression: choice(raw, p, &COMPRESSION).map(|c| {
+            Compression::from_name(c)
+                .unwrap_or_else(|| unreachable!("compression `{c}` passed the schema"))
         }),
         linger: millis(raw, p, &LINGER_MS),
         batch_size: count(raw, p, &BATCH_SIZE),
@@ -248,11 +244,10 @@ fn fetch(raw: &Raw) -> FetchTuning {
         max_bytes: int32(raw, c, &FETCH_MAX_BYTES),
         partition_max_bytes: int32(raw, c, &FETCH_PARTITION_MAX_BYTES),
         max_wait: millis(raw, c, &FETCH_MAX_WAIT_MS),
-        isolation: match choice(raw, c, &ISOLATION_LEVEL) {
-            None | Some("read_uncommitted") => Isolation::ReadUncommitted,
-            Some("read_committed") => Isolation::ReadCommitted,
-            Some(other) => unreachable!("isolation_level `{other}` passed the schema"),
-        },
+        isolation: choice(raw, c, &ISOLATION_LEVEL).map_or(Isolation::default(), |level| {
+            Isolation::from_name(level)
+                .unwrap_or_else(|| unreachable!("isolation_level `{level}` passed the schema"))
+        }),
     }
 }
 

@@ -118,6 +118,7 @@ impl NativeOptions {
     /// fetches of up to 50 MiB and 1 MiB per partition that wait for 1 byte or 500 ms, read
     /// uncommitted.
     pub fn new(brokers: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        let fetch = FetchSettings::default();
         Self {
             brokers: brokers.into_iter().map(Into::into).collect(),
             client_id: "godev-kafka".into(),
@@ -132,11 +133,11 @@ impl NativeOptions {
             buffer_bytes: 32 * 1024 * 1024,
             max_block: Duration::from_secs(60),
             idempotence: true,
-            fetch_max_bytes: 50 * 1024 * 1024,
-            fetch_partition_max_bytes: 1024 * 1024,
-            fetch_min_bytes: 1,
-            fetch_max_wait: Duration::from_millis(500),
-            isolation: Isolation::ReadUncommitted,
+            fetch_max_bytes: fetch.max_bytes,
+            fetch_partition_max_bytes: fetch.partition_max_bytes,
+            fetch_min_bytes: fetch.min_bytes,
+            fetch_max_wait: fetch.max_wait,
+            isolation: fetch.isolation,
         }
     }
 }

@@ -238,6 +238,10 @@ async fn our_batches_in_every_codec_are_read_by_kcat(backend: Backend) {
             Codec::Tagged,
             "native-test",
         );
+        // The partition count read first, so that no send waits for it: concurrent sends
+        // reach the producer in the order they are polled, which is the order asserted below
+        // (a send that waited for metadata could otherwise overtake another).
+        transport.partition_count(&topic).await.unwrap();
         // Sent together, so that they share a batch, which the codec compresses.
         let sends: Vec<_> = (0..20u32)
             .map(|order| {

@@ -199,18 +199,85 @@ impl Producer {
             key,
             value,
         };
-        let retained = (
-            record.topic.clone(),
-            record.key.clone(),
-            record.value.clone(),
-        );
-        match self.inner.transport.produce(record).await {
-            Ok(offset) => Ok(Delivery {
-                topic: retained.0,
-                partition,
-                offset,
-            }),
-            Err(error) => Err(failed(retained.0, retained.1, retained.2, error)),
+        // The backend hands the record back if it fails, so nothing is kept here but its topic.
+        let topic = record.topic.clone();
+        let offset = self.inner.transport.produce(record).await?;
+        Ok(Delivery {
+            topic,
+            partition,
+            offset,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::transport::{BoxFuture, GroupMember, GroupOptions, Unsent};
+
+    /// A backend whose every produce fails, handing the record back as the contract asks.
+    struct Refusing;
+
+    impl Transport for Refusing {
+        fn partition_count<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<i32>> {
+            Box::pin(async { Ok(3) })
         }
+
+        fn end_offsets<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<BTreeMap<i32, i64>>> {
+            Box::pin(async { Ok(BTreeMap::new()) })
+        }
+
+        fn produce(
+            &self,
+            record: OutgoingRecord,
+        ) -> BoxFuture<'_, std::result::Result<i64, Unsent>> {
+            let error = Error::transport("produce", "the broker is away", true);
+            Box::pin(async move { Err(Unsent::new(record, error)) })
+        }
+
+        fn join(&self, _: GroupOptions) -> BoxFuture<'_, Result<Box<dyn GroupMember>>> {
+            Box::pin(async { Err(Error::Closed("refusing transport")) })
+        }
+
+        fn name(&self) -> &'static str {
+            "refusing"
+        }
+
+        fn brokers(&self) -> Vec<String> {
+            Vec::new()
+        }
+    }
+
+    /// What the backend hands back is what the caller gets: the same allocation, so the
+    /// producer made no copy of the value to return it.
+    #[tokio::test]
+    async fn a_failed_send_returns_the_value_the_backend_handed_back_uncopied() {
+        let producer = Producer::new(Refusing, TopicMap::default());
+        let sent = b"{\"id\":7}".to_vec();
+        let allocation = sent.as_ptr();
+        let error = producer
+            .send_raw("orders", Some(b"order-7"), sent)
+            .await
+            .expect_err("the backend refuses every record");
+        let Error::Send {
+            topic,
+            key,
+            value,
+            source,
+        } = error
+        else {
+            panic!("not Error::Send: {error}");
+        };
+        assert_eq!(topic, "orders");
+        assert_eq!(key.as_deref(), Some(&b"order-7"[..]));
+        assert_eq!(value, b"{\"id\":7}");
+        assert_eq!(value.as_ptr(), allocation, "the value was copied");
+        assert!(
+            source.to_string().contains("the broker is away"),
+            "{source}"
+        );
+        assert!(source.is_retriable());
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use godev_kafka::consumer::{DeadLetter, DeadLetterReason, replay_dead_letters};
 use godev_kafka::transport::memory::MemoryTransport;
 use godev_kafka::transport::{
-    BoxFuture, GroupMember, GroupOptions, OutgoingRecord, Record, Transport,
+    BoxFuture, GroupMember, GroupOptions, OutgoingRecord, Record, Transport, Unsent,
 };
 
 fn letter(origin_partition: i32, origin_offset: i64, key: &[u8], value: &[u8]) -> Vec<u8> {
@@ -206,7 +206,7 @@ impl Transport for Flaky {
         self.memory.end_offsets(topic)
     }
 
-    fn produce(&self, record: OutgoingRecord) -> BoxFuture<'_, godev_kafka::Result<i64>> {
+    fn produce(&self, record: OutgoingRecord) -> BoxFuture<'_, Result<i64, Unsent>> {
         let mut left = self.succeed_first.lock().unwrap();
         match *left {
             Some(0) => {
@@ -217,7 +217,7 @@ impl Transport for Flaky {
                     message: "no broker reachable".into(),
                     retriable: true,
                 };
-                Box::pin(async move { Err(error) })
+                Box::pin(async move { Err(Unsent::new(record, error)) })
             }
             Some(n) => {
                 *left = Some(n - 1);

@@ -241,7 +241,7 @@ async fn replay_one(
         key,
         value,
     };
-    match transport.produce(out).await {
+    match transport.produce(out).await.map_err(|unsent| unsent.error) {
         Ok(_) => Ok(Ok(())),
         Err(error) if refused(&error) => Ok(Err(format!("the produce was refused: {error}"))),
         Err(error) => Err(error),

@@ -326,7 +326,10 @@ async fn dead_letter(
                 key: key.clone(),
                 value: value.clone(),
             };
-            env.transport.produce(out).await
+            env.transport
+                .produce(out)
+                .await
+                .map_err(|unsent| unsent.error)
         };
         match written.await {
             Ok(_) => return Outcome::Done,

@@ -18,7 +18,7 @@ use tokio::sync::watch;
 
 use super::{
     BoxFuture, GroupMember, GroupOptions, OffsetReset, OutgoingRecord, Polled, Record,
-    TopicPartition, Transport,
+    TopicPartition, Transport, Unsent,
 };
 use crate::{Error, Result};
 
@@ -248,12 +248,12 @@ impl Transport for MemoryTransport {
         })
     }
 
-    fn produce(&self, record: OutgoingRecord) -> BoxFuture<'_, Result<i64>> {
+    fn produce(&self, record: OutgoingRecord) -> BoxFuture<'_, std::result::Result<i64, Unsent>> {
         Box::pin(async move {
             let mut state = self.lock();
             let partitions = state.partitions(&record.topic);
             let Some(log) = partitions.get_mut(record.partition as usize) else {
-                return Err(Error::transport(
+                let error = Error::transport(
                     format!("produce to {}", record.topic),
                     format!(
                         "partition {} does not exist ({} partitions)",
@@ -261,7 +261,8 @@ impl Transport for MemoryTransport {
                         partitions.len()
                     ),
                     false,
-                ));
+                );
+                return Err(Unsent::new(record, error));
             };
             log.push((record.key, record.value));
             let offset = log.len() as i64 - 1;

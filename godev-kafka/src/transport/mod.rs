@@ -38,7 +38,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-use crate::Result;
+use crate::{Error, Result};
 
 pub use crate::options::{Acks, Compression, Isolation, OffsetReset};
 
@@ -189,6 +189,53 @@ pub struct OutgoingRecord {
     pub value: Vec<u8>,
 }
 
+/// A record a backend could not write, handed back with the reason, so that the producer
+/// returns it to its caller ([`Error::Send`]) without having kept a copy.
+///
+/// # Examples
+///
+/// ```
+/// use godev_kafka::Error;
+/// use godev_kafka::transport::{OutgoingRecord, Unsent};
+///
+/// let record = OutgoingRecord {
+///     topic: "orders".into(),
+///     partition: 0,
+///     key: None,
+///     value: b"{}".to_vec(),
+/// };
+/// let unsent = Unsent::new(record, Error::Closed("producer"));
+/// let Error::Send { value, .. } = Error::from(unsent) else { unreachable!() };
+/// assert_eq!(value, b"{}");
+/// ```
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Unsent {
+    /// The record, as it was given to [`Transport::produce`].
+    pub record: OutgoingRecord,
+    /// Why it was not written.
+    pub error: Error,
+}
+
+impl Unsent {
+    /// `record`, not written because of `error`.
+    pub fn new(record: OutgoingRecord, error: Error) -> Self {
+        Unsent { record, error }
+    }
+}
+
+impl From<Unsent> for Error {
+    fn from(unsent: Unsent) -> Self {
+        let Unsent { record, error } = unsent;
+        Error::Send {
+            topic: record.topic,
+            key: record.key,
+            value: record.value,
+            source: Box::new(error),
+        }
+    }
+}
+
 /// How a member joins its group.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -287,8 +334,14 @@ pub trait Transport: Send + Sync + 'static {
     /// Partition → end offset (the offset the next record will get) of `topic`.
     fn end_offsets<'a>(&'a self, topic: &'a str) -> BoxFuture<'a, Result<BTreeMap<i32, i64>>>;
 
-    /// Writes `record` and resolves with its offset once the broker acknowledged it.
-    fn produce(&self, record: OutgoingRecord) -> BoxFuture<'_, Result<i64>>;
+    /// Writes `record` and resolves with its offset once the broker acknowledged it (`-1`
+    /// where acknowledgements are off).
+    ///
+    /// # Errors
+    ///
+    /// The record was not written (or not acknowledged): the backend hands it back in
+    /// [`Unsent`] with the reason.
+    fn produce(&self, record: OutgoingRecord) -> BoxFuture<'_, std::result::Result<i64, Unsent>>;
 
     /// Joins a consumer group.
     fn join(&self, options: GroupOptions) -> BoxFuture<'_, Result<Box<dyn GroupMember>>>;

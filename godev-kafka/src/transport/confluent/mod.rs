@@ -107,7 +107,7 @@ use confluent_kafka::producer::{KafkaProducer, Producer as _, ProducerConfig, Pr
 
 use self::member::ConfluentMember;
 use crate::transport::partition_counts::PartitionCounts;
-use crate::transport::{BoxFuture, GroupMember, GroupOptions, OutgoingRecord, Transport};
+use crate::transport::{BoxFuture, GroupMember, GroupOptions, OutgoingRecord, Transport, Unsent};
 #[cfg(doc)]
 use crate::transport::{Polled, TopicPartition};
 use crate::{Error, Result};
@@ -443,7 +443,7 @@ impl ConfluentTransport {
         Ok(count)
     }
 
-    async fn send(&self, record: OutgoingRecord) -> Result<i64> {
+    async fn send(&self, record: &OutgoingRecord) -> Result<i64> {
         let op = || format!("produce to {}[{}]", record.topic, record.partition);
         let headers = headers::cloud_events(&record.value);
         let key = record.key.as_deref();
@@ -482,15 +482,14 @@ impl Transport for ConfluentTransport {
         })
     }
 
-    fn produce(&self, record: OutgoingRecord) -> BoxFuture<'_, Result<i64>> {
+    fn produce(&self, record: OutgoingRecord) -> BoxFuture<'_, std::result::Result<i64, Unsent>> {
         Box::pin(async move {
-            let topic = record.topic.clone();
-            let result = self.send(record).await;
-            if result.is_err() {
+            let result = self.send(&record).await;
+            result.map_err(|error| {
                 // The topic may have changed (deleted, re-created, grown): read it again.
-                self.partition_counts.forget(&topic);
-            }
-            result
+                self.partition_counts.forget(&record.topic);
+                Unsent::new(record, error)
+            })
         })
     }
 

@@ -52,6 +52,7 @@ mod client;
 mod fetch;
 mod producer;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kafka::client::KafkaClient;
@@ -63,7 +64,7 @@ use crate::transport::admin;
 use crate::transport::connection::{Cluster, Connection};
 use crate::transport::group::membership::{ClassicMember, Settings};
 use crate::transport::partition_counts::PartitionCounts;
-use crate::transport::{BoxFuture, GroupMember, GroupOptions, OutgoingRecord, Transport};
+use crate::transport::{BoxFuture, GroupMember, GroupOptions, OutgoingRecord, Transport, Unsent};
 use crate::{Error, Result};
 
 pub use crate::transport::{Acks, Compression};
@@ -242,16 +243,17 @@ impl Transport for KafkaTransport {
         })
     }
 
-    fn produce(&self, record: OutgoingRecord) -> BoxFuture<'_, Result<i64>> {
-        let topic = record.topic.clone();
-        let answer = self.producer.send(record);
+    fn produce(&self, record: OutgoingRecord) -> BoxFuture<'_, std::result::Result<i64, Unsent>> {
+        let record = Arc::new(record);
+        let answer = self.producer.send(record.clone());
         Box::pin(async move {
-            let result = answer.await.map_err(|_| Error::Closed("kafka producer"))?;
-            if result.is_err() {
+            let result = answer.await.unwrap_or(Err(Error::Closed("kafka producer")));
+            result.map_err(|error| {
                 // The topic may have changed (deleted, re-created, grown): read it again.
-                self.partition_counts.forget(&topic);
-            }
-            result
+                self.partition_counts.forget(&record.topic);
+                // The thread has let go of it by now: no copy is made.
+                Unsent::new(Arc::unwrap_or_clone(record), error)
+            })
         })
     }
 

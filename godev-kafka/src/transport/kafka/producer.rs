@@ -9,6 +9,7 @@
 //! at most, `retry_backoff` apart.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -25,8 +26,9 @@ use crate::{Error, Result};
 /// What the producer thread is asked to do.
 #[derive(Debug)]
 pub(crate) enum Command {
-    /// Write a record, answer with its offset.
-    Produce(OutgoingRecord, oneshot::Sender<Result<i64>>),
+    /// Write a record, answer with its offset. The caller keeps the record too, and gets
+    /// it back whole on failure once the thread has let go of it.
+    Produce(Arc<OutgoingRecord>, oneshot::Sender<Result<i64>>),
     /// Answer once everything sent before is acknowledged.
     Flush(oneshot::Sender<()>),
 }
@@ -72,7 +74,7 @@ impl ProducerHandle {
     }
 
     /// Queues `record`; the receiver resolves with its offset.
-    pub(crate) fn send(&self, record: OutgoingRecord) -> oneshot::Receiver<Result<i64>> {
+    pub(crate) fn send(&self, record: Arc<OutgoingRecord>) -> oneshot::Receiver<Result<i64>> {
         let (tx, rx) = oneshot::channel();
         if let Err(mpsc::SendError(Command::Produce(_, tx))) =
             self.commands.send(Command::Produce(record, tx))
@@ -99,7 +101,7 @@ struct Settings {
     acks: Acks,
 }
 
-type Pending = (OutgoingRecord, oneshot::Sender<Result<i64>>);
+type Pending = (Arc<OutgoingRecord>, oneshot::Sender<Result<i64>>);
 
 fn run(mut producer: Producer, rx: mpsc::Receiver<Command>, settings: Settings) {
     let mut batch: Vec<Pending> = Vec::new();
@@ -148,7 +150,8 @@ fn send_batch(producer: &mut Producer, mut batch: Vec<Pending>, settings: Settin
             return;
         };
         if !error.is_retriable() || attempt >= settings.retries {
-            for (_, tx) in failed {
+            for (record, tx) in failed {
+                drop(record); // before the answer, so the caller holds the only reference
                 let _ = tx.send(Err(clone_error(&error)));
             }
             return;

@@ -26,8 +26,8 @@
 //! # Limits
 //!
 //! - Record headers are read (they reach handlers through
-//!   [`Context::headers`](crate::Context::headers)) but not written; no TLS or SASL, no
-//!   static membership and no transactions.
+//!   [`Context::headers`](crate::Context::headers)) but not written; no TLS or SASL and no
+//!   transactions.
 //! - A batch the broker refuses as too large (`MESSAGE_TOO_LARGE`) is not split: its records
 //!   fail.
 
@@ -48,6 +48,7 @@ use crate::transport::group::membership::{ClassicMember, Settings};
 use crate::transport::partition_counts::PartitionCounts;
 use crate::transport::{
     Acks, BoxFuture, Compression, GroupMember, GroupOptions, Isolation, OutgoingRecord, Transport,
+    Unsent,
 };
 use crate::{Error, Result};
 
@@ -253,13 +254,12 @@ impl Transport for NativeTransport {
         Box::pin(admin::end_offsets(&self.options.brokers, topic))
     }
 
-    fn produce(&self, record: OutgoingRecord) -> BoxFuture<'_, Result<i64>> {
+    fn produce(&self, record: OutgoingRecord) -> BoxFuture<'_, std::result::Result<i64, Unsent>> {
         Box::pin(async move {
-            let topic = record.topic.clone();
             let result = self.producer.produce(record).await;
-            if result.is_err() {
+            if let Err(unsent) = &result {
                 // The topic may have changed (deleted, re-created, grown): read it again.
-                self.partition_counts.forget(&topic);
+                self.partition_counts.forget(&unsent.record.topic);
             }
             result
         })

@@ -15,10 +15,12 @@
 //!   producer takes a new id and numbers its unsent batches from zero.
 //! - **Bounded.** Records wait in a buffer of `buffer_bytes`; `send` waits up to `max_block`
 //!   for room, then fails. A record is retried until `delivery_timeout` after it was
-//!   produced, then fails with the last error (the Java client's `delivery.timeout.ms`).
+//!   produced, then fails with the last error (the Java client's `delivery.timeout.ms`); a
+//!   request still in flight then is given up, not waited out.
 //!
 //! Per record the producer takes one lock and keeps the record as it was handed over; the
-//! values are copied only into the encoded batch.
+//! values are copied only into the encoded batch. A record that fails is handed back to its
+//! caller whole ([`Unsent`]), so nobody keeps a copy in case it does.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -35,7 +37,7 @@ use tokio::task::JoinSet;
 
 use super::batch::{self, OutRecord, ProducerStamp};
 use crate::transport::connection::{Cluster, Purpose, sb};
-use crate::transport::{Acks, Compression, OutgoingRecord, TopicPartition};
+use crate::transport::{Acks, Compression, OutgoingRecord, TopicPartition, Unsent};
 use crate::{Error, KafkaCode, Result};
 
 /// The highest Produce version asked for: v13 names topics by id only.
@@ -89,14 +91,26 @@ impl Failure {
 /// A batch's outcome: the base offset it was written at (-1 with `acks = none`), or why not.
 type Outcome = std::result::Result<i64, Failure>;
 
-/// Records of one partition sent together.
+/// What the callers of a failed batch learn: why, and their records to take back (each
+/// `produce` call takes the one at its index).
+#[derive(Debug, Clone)]
+struct Refused {
+    failure: Failure,
+    records: Arc<Mutex<Vec<Option<OutgoingRecord>>>>,
+}
+
+/// A batch's outcome as its callers see it.
+type Answer = std::result::Result<i64, Refused>;
+
+/// Records of one partition sent together. Dropped unanswered (the sender task failed),
+/// it answers its callers with their records.
 #[derive(Debug)]
 struct Batch {
     records: Vec<OutgoingRecord>,
     bytes: usize,
     /// When its first record was produced: linger and delivery timeout count from here.
     created: Instant,
-    outcome: watch::Sender<Option<Outcome>>,
+    outcome: watch::Sender<Option<Answer>>,
     /// Not before this, after a retriable failure.
     retry_at: Option<Instant>,
     /// The encoded bytes, kept for retries (same producer id and sequence).
@@ -105,7 +119,36 @@ struct Batch {
     last_failure: Option<Failure>,
 }
 
+impl Drop for Batch {
+    fn drop(&mut self) {
+        if self.outcome.borrow().is_none() {
+            let failure = Failure {
+                operation: "produce".to_owned(),
+                code: None,
+                message: "the native producer stopped before the record was acknowledged"
+                    .to_owned(),
+                retriable: false,
+            };
+            self.answer(Err(failure));
+        }
+    }
+}
+
 impl Batch {
+    /// Tells every caller of this batch how it went; a failure gives their records back.
+    fn answer(&mut self, outcome: Outcome) {
+        let answer = outcome.map_err(|failure| Refused {
+            failure,
+            records: Arc::new(Mutex::new(
+                std::mem::take(&mut self.records)
+                    .into_iter()
+                    .map(Some)
+                    .collect(),
+            )),
+        });
+        let _ = self.outcome.send(Some(answer));
+    }
+
     fn new(now: Instant) -> Self {
         Batch {
             records: Vec::new(),
@@ -205,25 +248,26 @@ impl NativeProducer {
     /// # Errors
     ///
     /// The buffer stayed full for `max_block`, or the record's batch failed (retriable
-    /// failures are retried until `delivery_timeout`).
-    pub(crate) async fn produce(&self, record: OutgoingRecord) -> Result<i64> {
+    /// failures are retried until `delivery_timeout`); the record comes back in [`Unsent`].
+    pub(crate) async fn produce(&self, record: OutgoingRecord) -> std::result::Result<i64, Unsent> {
         let shared = &self.shared;
-        let op = || format!("produce to {}[{}]", record.topic, record.partition);
         let size = record_bytes(&record);
-        if size > shared.settings.buffer_bytes {
-            return Err(Error::transport(
-                op(),
-                format!(
+        let refuse = |record: OutgoingRecord, message: String, retriable: bool| {
+            let op = format!("produce to {}[{}]", record.topic, record.partition);
+            Unsent::new(record, Error::transport(op, message, retriable))
+        };
+        // `buffer_bytes` is capped by `new` at what a semaphore holds, below 4 GiB.
+        let permits = match u32::try_from(size) {
+            Ok(permits) if size <= shared.settings.buffer_bytes => permits,
+            _ => {
+                let message = format!(
                     "the record takes {size} bytes, more than the whole producer buffer ({} \
                      bytes); raise buffer_bytes",
                     shared.settings.buffer_bytes
-                ),
-                false,
-            ));
-        }
-        // `size` is at most `buffer_bytes`, which `new` caps at what a semaphore holds.
-        let permits = u32::try_from(size)
-            .map_err(|_| Error::transport(op(), "the record is larger than 4 GiB", false))?;
+                );
+                return Err(refuse(record, message, false));
+            }
+        };
         match tokio::time::timeout(
             shared.settings.max_block,
             shared.buffer.acquire_many(permits),
@@ -231,16 +275,15 @@ impl NativeProducer {
         .await
         {
             Ok(Ok(permit)) => permit.forget(),
-            Ok(Err(_)) => return Err(Error::Closed("native producer")),
+            Ok(Err(_)) => {
+                return Err(Unsent::new(record, Error::Closed("native producer")));
+            }
             Err(_) => {
-                return Err(Error::transport(
-                    op(),
-                    format!(
-                        "the producer's buffer ({} bytes) stayed full for {:?}",
-                        shared.settings.buffer_bytes, shared.settings.max_block
-                    ),
-                    true,
-                ));
+                let message = format!(
+                    "the producer's buffer ({} bytes) stayed full for {:?}",
+                    shared.settings.buffer_bytes, shared.settings.max_block
+                );
+                return Err(refuse(record, message, true));
             }
         }
         let (mut outcome, index, wake) = {
@@ -275,14 +318,27 @@ impl NativeProducer {
         if wake {
             shared.wake.notify_one();
         }
-        let result = match outcome.wait_for(Option::is_some).await {
-            Ok(outcome) => outcome.clone().expect("waited for it"),
-            Err(_) => return Err(Error::Closed("native producer")),
-        };
-        match result {
+        // A batch answers before it is dropped (`Batch::drop`), so the value is there.
+        let answer = outcome
+            .wait_for(Option::is_some)
+            .await
+            .map(|answer| answer.clone())
+            .ok()
+            .flatten()
+            .expect("a batch answers its callers before it is dropped");
+        match answer {
             Ok(-1) => Ok(-1),
             Ok(base) => Ok(base + index),
-            Err(failure) => Err(failure.to_error()),
+            Err(refused) => {
+                let record = refused
+                    .records
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .get_mut(index as usize)
+                    .and_then(Option::take)
+                    .expect("each caller takes back only its own record");
+                Err(Unsent::new(record, refused.failure.to_error()))
+            }
         }
     }
 
@@ -475,9 +531,19 @@ async fn send_ready(shared: &Shared, requests: &mut JoinSet<Sent>) -> Result<Opt
     for (broker, batches) in by_broker {
         let request = produce_request(settings, &batches);
         let cluster = shared.cluster.clone();
-        let (acks, timeout) = (settings.acks, settings.request_timeout);
+        // The broker answers within the request's own timeout; allow it the same again, but
+        // not past the first delivery timeout of its batches.
+        let expires = batches
+            .iter()
+            .map(|(_, batch)| batch.created + settings.delivery_timeout)
+            .min();
+        let left = expires.map_or(Duration::ZERO, |at| {
+            at.saturating_duration_since(Instant::now())
+        });
+        let wait = (settings.request_timeout * 2).min(left);
+        let acks = settings.acks;
         requests.spawn(async move {
-            let response = send(&cluster, &broker, request, acks, timeout).await;
+            let response = send(&cluster, &broker, request, acks, wait).await;
             Sent {
                 broker,
                 batches,
@@ -537,14 +603,14 @@ fn produce_request(settings: &ProducerSettings, batches: &[Sending]) -> ProduceR
         )
 }
 
-/// Sends one Produce request to `broker`; `None` for `acks = none`, which the broker does
-/// not answer.
+/// Sends one Produce request to `broker` and waits up to `wait` for its answer; `None` for
+/// `acks = none`, which the broker does not answer.
 async fn send(
     cluster: &Cluster,
     broker: &str,
     request: ProduceRequest,
     acks: Acks,
-    timeout: Duration,
+    wait: Duration,
 ) -> Result<Option<ProduceResponse>> {
     let conn = cluster.connection(broker, Purpose::Produce).await?;
     let version = conn
@@ -554,9 +620,8 @@ async fn send(
         conn.send_only(ApiKey::Produce, version, &request).await?;
         return Ok(None);
     }
-    // The broker answers within the request's own timeout; allow it the same again.
     let response = conn
-        .call(ApiKey::Produce, version, &request, Some(timeout * 2))
+        .call(ApiKey::Produce, version, &request, Some(wait))
         .await?;
     Ok(Some(response))
 }
@@ -677,11 +742,13 @@ fn retry_or_fail(
 
 /// `failure`, said of a batch whose delivery timeout ran out.
 fn expired_failure(timeout: Duration, failure: Failure) -> Failure {
+    let expired = format!("not acknowledged within the delivery timeout ({timeout:?})");
     Failure {
-        message: format!(
-            "not acknowledged within the delivery timeout ({timeout:?}); last: {}",
-            failure.message
-        ),
+        // A broker's code says itself in the error; its message may be empty.
+        message: match failure.message.as_str() {
+            "" => expired,
+            last => format!("{expired}; last: {last}"),
+        },
         ..failure
     }
 }
@@ -699,9 +766,9 @@ fn reset_producer(state: &mut State) {
 }
 
 /// Resolves every record of `batch` and gives its bytes back to the buffer.
-fn resolve(shared: &Shared, state: &mut State, batch: Batch, outcome: Outcome) {
+fn resolve(shared: &Shared, state: &mut State, mut batch: Batch, outcome: Outcome) {
     let n = batch.records.len();
-    let _ = batch.outcome.send(Some(outcome));
+    batch.answer(outcome);
     // `bytes` is what its records took from the buffer when they were produced.
     shared.buffer.add_permits(batch.bytes);
     state.pending = state.pending.saturating_sub(n);
@@ -736,3 +803,6 @@ async fn producer_id(shared: &Shared) -> Result<(i64, i16)> {
     shared.state().producer = Some(id);
     Ok(id)
 }
+
+#[cfg(test)]
+mod tests;

@@ -74,6 +74,7 @@ mod manager;
 mod options;
 pub mod partitioner;
 pub mod producer;
+mod security;
 mod signal;
 #[cfg(feature = "testing")]
 pub mod testing;

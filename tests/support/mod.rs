@@ -18,6 +18,8 @@ pub mod go;
 pub mod logs;
 pub mod own_broker;
 pub mod raw;
+#[cfg(feature = "native")]
+pub mod secured;
 
 use std::future::Future;
 use std::sync::Arc;

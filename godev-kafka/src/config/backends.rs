@@ -1,12 +1,13 @@
 //! Which keys each backend honours. A key the file or the environment set that the chosen
 //! backend cannot honour is refused, naming the key, the backend and what to use instead;
-//! a key left at its default is never refused. The `memory` backend ignores the producer and
-//! fetch keys and refuses nothing.
+//! a key left at its default is never refused. The `memory` backend ignores the producer,
+//! fetch and security keys and refuses nothing.
 
 use super::schema::*;
-use super::{Client, Config, error};
+use super::{Client, Config, SecurityProtocol, error};
 use crate::Result;
 use crate::options::{Compression, Isolation};
+use crate::security::SaslMechanism;
 
 /// A key `client` cannot honour as the config sets it.
 struct Refusal {
@@ -144,24 +145,80 @@ fn refusals(config: &Config, client: Client) -> Vec<Refusal> {
                     "`client = \"native\"` or `\"confluent\"`, or `read_uncommitted`",
                 ));
             }
+            let protocol = config.security.protocol;
+            if protocol != SecurityProtocol::Plaintext {
+                refusals.push(refuse(
+                    &SECURITY,
+                    &PROTOCOL,
+                    format!(
+                        "connects in plaintext only (the `kafka` crate has no SASL, and its TLS \
+                         needs OpenSSL, which this project does not link) and cannot honour \
+                         `{protocol}`"
+                    ),
+                    "`client = \"native\"` (cargo feature `native`: TLS and every SASL \
+                     mechanism)",
+                ));
+            }
             refusals
         }
-        Client::Native | Client::Confluent => vec![
-            refuse(
-                p,
-                &BATCH_SIZE,
-                "limits a batch by bytes, not records, and cannot honour this key",
-                "`batch_bytes`",
-            ),
-            refuse(
-                p,
-                &RETRIES,
-                "retries until the delivery timeout, not a number of times, and cannot \
-                 honour this key",
-                "`delivery_timeout_ms`",
-            ),
-        ],
+        Client::Native => shared_refusals(),
+        Client::Confluent => {
+            let mut refusals = shared_refusals();
+            let protocol = config.security.protocol;
+            if matches!(protocol, SecurityProtocol::Ssl | SecurityProtocol::SaslSsl) {
+                refusals.push(refuse(
+                    &SECURITY,
+                    &PROTOCOL,
+                    format!(
+                        "is built here without TLS (the `confluent-kafka` crate's TLS needs its \
+                         `rustls` feature, which brings aws-lc-rs) and cannot honour `{protocol}`"
+                    ),
+                    "`client = \"native\"` (cargo feature `native`: TLS with rustls), or \
+                     `sasl_plaintext`",
+                ));
+            }
+            let mechanism = config.security.sasl.as_ref().map(|sasl| sasl.mechanism);
+            if let Some(
+                mechanism @ (SaslMechanism::ScramSha256
+                | SaslMechanism::ScramSha512
+                | SaslMechanism::OAuthBearer),
+            ) = mechanism
+            {
+                refusals.push(refuse(
+                    &SECURITY,
+                    &SASL_MECHANISM,
+                    format!(
+                        "authenticates with SASL PLAIN only (the `confluent-kafka` crate has no \
+                         {})",
+                        mechanism.kafka_name()
+                    ),
+                    "`client = \"native\"` (cargo feature `native`: every SASL mechanism), or \
+                     `sasl_mechanism = \"plain\"`",
+                ));
+            }
+            refusals
+        }
         // `auto` is checked once it picked; `memory` ignores these keys.
         Client::Auto | Client::Memory => Vec::new(),
     }
+}
+
+/// What neither the `native` nor the `confluent` client can honour.
+fn shared_refusals() -> Vec<Refusal> {
+    let p = &PRODUCER;
+    vec![
+        refuse(
+            p,
+            &BATCH_SIZE,
+            "limits a batch by bytes, not records, and cannot honour this key",
+            "`batch_bytes`",
+        ),
+        refuse(
+            p,
+            &RETRIES,
+            "retries until the delivery timeout, not a number of times, and cannot \
+                 honour this key",
+            "`delivery_timeout_ms`",
+        ),
+    ]
 }

@@ -4,6 +4,7 @@ use super::error;
 use super::raw::{Raw, Setting, Value};
 use super::schema::{self, Kind, SECTIONS};
 use crate::Result;
+use crate::security::Secret;
 
 /// Replaces every setting whose variable `env` knows, and the topic of every logical name
 /// the file lists whose `KAFKA_TOPICS_<LOGICAL>` variable is set.
@@ -29,12 +30,13 @@ pub(super) fn overlay(raw: &mut Raw, env: &dyn Fn(&str) -> Option<String>) -> Re
     Ok(())
 }
 
-/// The value of a variable, as `kind` asks. Strings are taken as they are; everything else
-/// is trimmed first.
+/// The value of a variable, as `kind` asks. Strings and secrets are taken as they are;
+/// everything else is trimmed first.
 fn parse(kind: Kind, text: &str) -> Result<Value, String> {
     let trimmed = text.trim();
     match kind {
         Kind::Str => Ok(Value::Str(text.to_owned())),
+        Kind::Secret => Ok(Value::Secret(Secret::new(text))),
         Kind::Choice(_) => kind.check_choice(trimmed).map(|s| Value::Str(s.to_owned())),
         Kind::Bool => match trimmed.to_ascii_lowercase().as_str() {
             "true" | "1" | "yes" => Ok(Value::Bool(true)),

@@ -7,6 +7,7 @@ use super::raw::{Raw, Setting, Value};
 use super::schema::{self, KAFKA, Key, Kind, ROOT, SECTIONS, Section, TOPICS, TOPICS_PATH};
 use super::suggest;
 use crate::Result;
+use crate::security::Secret;
 
 /// Parses `text` and reads every key, refusing unknown keys and values of the wrong type.
 pub(super) fn read(text: &str, origin: &str) -> Result<Raw> {
@@ -103,6 +104,7 @@ fn read_key(section: &Section, key: &Key, value: &Toml, raw: &mut Raw) -> Result
 fn convert(kind: Kind, value: &Toml) -> Result<Value, String> {
     match (kind, value) {
         (Kind::Str, Toml::String(s)) => Ok(Value::Str(s.clone())),
+        (Kind::Secret, Toml::String(s)) => Ok(Value::Secret(Secret::new(s.as_str()))),
         (Kind::Choice(_), Toml::String(s)) => {
             kind.check_choice(s).map(|s| Value::Str(s.to_owned()))
         }

@@ -23,10 +23,13 @@
 //!
 //! A key left at its default is never refused. `client = "auto"` is checked as `native` in a
 //! build with the `native` feature, and otherwise when it picked a backend at start-up. The
-//! `memory` backend ignores the producer and fetch keys and `group_instance_id`.
+//! `memory` backend ignores the producer, fetch and security keys and `group_instance_id`.
 //!
-//! The config holds no secrets yet, so its `Debug` output is safe to log. It knows no
-//! transport: the [`Manager`](crate::Manager) turns it into a backend's options.
+//! The config's secrets (`kafka.security.password`, `kafka.security.token` and what their
+//! `_file` keys name) are [`Secret`](crate::transport::Secret)s: its `Debug` prints
+//! `<redacted>` for them, so it is safe to log, and no error message shows one (an error
+//! names the key, or the file's path, never what it holds). It knows no transport: the
+//! [`Manager`](crate::Manager) turns it into a backend's options.
 //!
 //! # Keys
 //!
@@ -120,12 +123,39 @@
 //! | `fetch_partition_max_bytes` | `1048576`, and at least `max_record_bytes` + 65536 (the most bytes of one partition per fetch) | `KAFKA_CONSUMER_FETCH_PARTITION_MAX_BYTES` |
 //! | `fetch_max_wait_ms` | `500` (at least 1; how long the broker holds a fetch for `fetch_min_bytes`; `native` waits at most what is left of the poll; `kafka` refuses it) | `KAFKA_CONSUMER_FETCH_MAX_WAIT_MS` |
 //! | `isolation_level` | `"read_uncommitted"` (`read_uncommitted`, `read_committed`; `kafka` refuses `read_committed`) | `KAFKA_CONSUMER_ISOLATION_LEVEL` |
+//!
+//! ## `[kafka.security]`
+//!
+//! Becomes [`Config::security`]: TLS and SASL for every connection of the backend. Which
+//! keys mean something follows from `protocol`; a key set that means nothing with it (a
+//! `password` with `protocol = "ssl"`, a `ca_file` with `sasl_plaintext`, a `token` with
+//! `sasl_mechanism = "plain"`) is an error naming the key, and so is a key the protocol and
+//! mechanism need and lack. Files are read (`password_file`, `token_file`: their trailing
+//! newline trimmed) or opened (the PEM files) when the config is loaded, relative to the
+//! working directory; one that cannot be is an error naming the key and the path. The
+//! `kafka` backend refuses any `protocol` but `plaintext`; `confluent` refuses every
+//! `sasl_mechanism` but `plain`; `native` honours every key; `memory` ignores them.
+//!
+//! | Key | Default | Environment | Meaning |
+//! |---|---|---|---|
+//! | `protocol` | `"plaintext"` (`plaintext`, `ssl`, `sasl_plaintext`, `sasl_ssl`) | `KAFKA_SECURITY_PROTOCOL` | [`SecurityProtocol`]: TLS with `ssl` and `sasl_ssl`, SASL with `sasl_plaintext` and `sasl_ssl`; `kafka` refuses all but `plaintext` |
+//! | `sasl_mechanism` | required with `sasl_*` (`plain`, `scram-sha-256`, `scram-sha-512`, `oauthbearer`) | `KAFKA_SECURITY_SASL_MECHANISM` | `confluent` refuses all but `plain` |
+//! | `username` | required with `plain` and `scram-*` | `KAFKA_SECURITY_USERNAME` | the SASL user |
+//! | `password` | required with `plain` and `scram-*`, or `password_file` | `KAFKA_SECURITY_PASSWORD` | secret: better in the environment or a file than in the config file |
+//! | `password_file` | none (a file holding the password; not with `password`) | `KAFKA_SECURITY_PASSWORD_FILE` | read at load, its trailing newline trimmed |
+//! | `token` | required with `oauthbearer`, or `token_file` | `KAFKA_SECURITY_TOKEN` | secret: a static OAUTHBEARER token (tests; a program with a token provider sets `NativeOptions::sasl` itself) |
+//! | `token_file` | none (a file holding the token; not with `token`) | `KAFKA_SECURITY_TOKEN_FILE` | read at load, its trailing newline trimmed |
+//! | `ca_file` | none: the system's roots (`native`), webpki's (`confluent`) | `KAFKA_SECURITY_CA_FILE` | PEM file of the CAs to trust (`ssl`, `sasl_ssl`) |
+//! | `cert_file` | none (with `key_file`: mutual TLS) | `KAFKA_SECURITY_CERT_FILE` | PEM file of the client's certificate chain (`ssl`, `sasl_ssl`) |
+//! | `key_file` | none (with `cert_file`) | `KAFKA_SECURITY_KEY_FILE` | PEM file of the client's private key (`ssl`, `sasl_ssl`) |
+//! | `verify_hostname` | `true` | `KAFKA_SECURITY_VERIFY_HOSTNAME` | whether the broker's certificate must name the host connected to (`ssl`, `sasl_ssl`) |
 
 mod backends;
 mod env;
 mod file;
 mod raw;
 mod schema;
+mod security;
 mod suggest;
 mod tuning;
 mod validate;
@@ -140,6 +170,7 @@ use crate::event::Codec;
 use crate::topics::TopicMap;
 use crate::{Error, Result};
 
+pub use self::security::{SaslSettings, SecurityProtocol, SecuritySettings};
 pub use self::tuning::{FetchTuning, ProducerTuning};
 
 /// The CloudEvents `source` when the config names none.
@@ -216,8 +247,10 @@ pub struct Config {
     fetch: FetchTuning,
     consumer: ConsumerSettings,
     unknown_tag: UnknownTagPolicy,
-    /// The `[kafka.producer]` and `[kafka.consumer]` keys the file or the environment set:
-    /// dotted key to the name errors blame (the dotted key, or the variable).
+    security: SecuritySettings,
+    /// The `[kafka.producer]`, `[kafka.consumer]` and `[kafka.security]` keys the file or
+    /// the environment set: dotted key to the name errors blame (the dotted key, or the
+    /// variable).
     origins: BTreeMap<String, String>,
 }
 
@@ -292,8 +325,10 @@ impl Config {
     /// out of range or not among the accepted ones, a missing `brokers` or `group_id`, a
     /// broker that is not `host:port`, an invalid topic name, a heartbeat interval not below
     /// the session timeout, a producer key that contradicts another (`idempotence` and `acks`
-    /// or `max_in_flight`, `delivery_timeout_ms` below `linger_ms` + `request_timeout_ms`),
-    /// or a key the chosen backend cannot honour (see [`Config::check_client`]).
+    /// or `max_in_flight`, `delivery_timeout_ms` below `linger_ms` + `request_timeout_ms`), a
+    /// `[kafka.security]` key the protocol or the mechanism needs and lacks or makes
+    /// meaningless, a file named there that cannot be read, or a key the chosen backend
+    /// cannot honour (see [`Config::check_client`]).
     pub fn from_toml(
         text: &str,
         origin: &str,
@@ -357,6 +392,7 @@ impl Config {
             fetch: FetchTuning::default(),
             consumer: ConsumerSettings::default(),
             unknown_tag: UnknownTagPolicy::default(),
+            security: SecuritySettings::default(),
             origins: BTreeMap::new(),
         }
     }
@@ -441,6 +477,35 @@ impl Config {
     /// `fetch_partition_max_bytes`, `fetch_max_wait_ms`, `isolation_level`), typed.
     pub fn fetch_tuning(&self) -> &FetchTuning {
         &self.fetch
+    }
+
+    /// The `[kafka.security]` keys, typed: the protocol, TLS files, SASL mechanism and
+    /// credentials (passwords and tokens as [`Secret`](crate::transport::Secret)s, which
+    /// print `<redacted>`). The manager maps them to the backend's options.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use godev_kafka::config::{Config, SecurityProtocol};
+    /// use godev_kafka::transport::SaslMechanism;
+    ///
+    /// let toml = "[kafka]\nbrokers = [\"b:9092\"]\ngroup_id = \"g\"\nclient = \"memory\"\n\
+    ///             [kafka.security]\nprotocol = \"sasl_plaintext\"\n\
+    ///             sasl_mechanism = \"scram-sha-512\"\nusername = \"alice\"\n";
+    /// let env = |name: &str| (name == "KAFKA_SECURITY_PASSWORD").then(|| "s3cret".to_string());
+    /// let config = Config::from_toml(toml, "config.toml", env)?;
+    /// let security = config.security();
+    /// assert_eq!(security.protocol, SecurityProtocol::SaslPlaintext);
+    /// assert!(security.tls.is_none());
+    /// let sasl = security.sasl.as_ref().unwrap();
+    /// assert_eq!(sasl.mechanism, SaslMechanism::ScramSha512);
+    /// assert_eq!(sasl.username.as_deref(), Some("alice"));
+    /// assert_eq!(sasl.password.as_ref().unwrap().expose(), "s3cret");
+    /// assert!(!format!("{config:?}").contains("s3cret"));
+    /// # Ok::<(), godev_kafka::Error>(())
+    /// ```
+    pub fn security(&self) -> &SecuritySettings {
+        &self.security
     }
 
     /// Whether the backend `client` honours every key this config sets. [`Config::load`]

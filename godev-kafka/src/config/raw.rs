@@ -3,6 +3,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::schema::{Key, Section};
+use crate::security::Secret;
 
 /// A value that has the kind its key's schema asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -11,6 +12,8 @@ pub(super) enum Value {
     Bool(bool),
     Int(u64),
     List(Vec<String>),
+    /// A password or a token: its `Debug` prints `<redacted>`.
+    Secret(Secret),
 }
 
 /// A value and where it came from.
@@ -58,6 +61,13 @@ impl Setting {
         match self.value {
             Value::Int(n) => n,
             ref other => unreachable!("`{}` was read as {other:?}, not an integer", self.name),
+        }
+    }
+
+    pub(super) fn secret(&self) -> &Secret {
+        match &self.value {
+            Value::Secret(secret) => secret,
+            other => unreachable!("`{}` was read as {other:?}, not a secret", self.name),
         }
     }
 

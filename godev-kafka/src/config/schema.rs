@@ -1,6 +1,8 @@
 //! Every key the config file knows, once: the file reader, the environment overlay, the
 //! did-you-mean suggestions and the validation all read these tables.
 
+use crate::security::SaslMechanism;
+
 /// The largest millisecond value: Kafka carries timeouts as 32-bit milliseconds.
 pub(super) const MAX_MILLIS: u64 = i32::MAX as u64;
 /// The largest count (records, bytes, attempts).
@@ -21,13 +23,16 @@ pub(super) enum Kind {
     Int { min: u64, max: u64 },
     /// An array of strings (in the environment a comma-separated list).
     List,
+    /// A string that is a secret (a password, a token): read into a
+    /// [`Secret`](crate::security::Secret) at once, so that nothing prints it.
+    Secret,
 }
 
 impl Kind {
     /// What a value of this kind is, with its article: "a boolean".
     pub(super) fn describe(self) -> &'static str {
         match self {
-            Kind::Str | Kind::Choice(_) => "a string",
+            Kind::Str | Kind::Choice(_) | Kind::Secret => "a string",
             Kind::Bool => "a boolean",
             Kind::Int { .. } => "an integer",
             Kind::List => "an array of strings",
@@ -47,7 +52,8 @@ impl Kind {
         }
     }
 
-    /// `s` if it is one of a [`Kind::Choice`]'s values, or the list of those.
+    /// `s` if it is one of a [`Kind::Choice`]'s values, or the list of those, with the
+    /// closest one when `s` looks like a typo of it.
     pub(super) fn check_choice(self, s: &str) -> Result<&str, String> {
         let Kind::Choice(choices) = self else {
             return Ok(s);
@@ -60,7 +66,10 @@ impl Kind {
             .map(|c| format!("`{c}`"))
             .collect::<Vec<_>>()
             .join(", ");
-        Err(format!("expected one of {accepted}, found `{s}`"))
+        let hint = super::suggest::closest(s, choices.iter().copied())
+            .map(|close| format!("; did you mean `{close}`?"))
+            .unwrap_or_default();
+        Err(format!("expected one of {accepted}, found `{s}`{hint}"))
     }
 }
 
@@ -260,11 +269,60 @@ pub(super) const CONSUMER: Section = Section {
     ],
 };
 
+/// `protocol`: how connections are made ([`SecurityProtocol`](super::SecurityProtocol)).
+pub(super) const PROTOCOLS: &[&str] = &["plaintext", "ssl", "sasl_plaintext", "sasl_ssl"];
+/// `sasl_mechanism`: the names of [`SaslMechanism::as_str`], in the order of
+/// [`SaslMechanism::ALL`].
+pub(super) const SASL_MECHANISMS: &[&str] = &[
+    SaslMechanism::Plain.as_str(),
+    SaslMechanism::ScramSha256.as_str(),
+    SaslMechanism::ScramSha512.as_str(),
+    SaslMechanism::OAuthBearer.as_str(),
+];
+
+pub(super) const PROTOCOL: Key = key("protocol", Kind::Choice(PROTOCOLS));
+pub(super) const SASL_MECHANISM: Key = key("sasl_mechanism", Kind::Choice(SASL_MECHANISMS));
+pub(super) const USERNAME: Key = key("username", Kind::Str);
+pub(super) const PASSWORD: Key = key("password", Kind::Secret);
+pub(super) const PASSWORD_FILE: Key = key("password_file", Kind::Str);
+pub(super) const TOKEN: Key = key("token", Kind::Secret);
+pub(super) const TOKEN_FILE: Key = key("token_file", Kind::Str);
+pub(super) const CA_FILE: Key = key("ca_file", Kind::Str);
+pub(super) const CERT_FILE: Key = key("cert_file", Kind::Str);
+pub(super) const KEY_FILE: Key = key("key_file", Kind::Str);
+pub(super) const VERIFY_HOSTNAME: Key = key("verify_hostname", Kind::Bool);
+
+/// `[kafka.security]`.
+pub(super) const SECURITY: Section = Section {
+    name: "security",
+    path: "kafka.security",
+    env_prefix: "KAFKA_SECURITY_",
+    keys: &[
+        PROTOCOL,
+        SASL_MECHANISM,
+        USERNAME,
+        PASSWORD,
+        PASSWORD_FILE,
+        TOKEN,
+        TOKEN_FILE,
+        CA_FILE,
+        CERT_FILE,
+        KEY_FILE,
+        VERIFY_HOSTNAME,
+    ],
+};
+
 /// The sections with fixed keys, `[kafka]` first.
-pub(super) const SECTIONS: &[&Section] = &[&KAFKA, &CONTROL, &PRODUCER, &CONSUMER];
+pub(super) const SECTIONS: &[&Section] = &[&KAFKA, &CONTROL, &PRODUCER, &CONSUMER, &SECURITY];
 
 /// The tables inside `[kafka]`, in the order suggestions prefer.
-pub(super) const SUBTABLES: &[&str] = &[TOPICS, CONTROL.name, PRODUCER.name, CONSUMER.name];
+pub(super) const SUBTABLES: &[&str] = &[
+    TOPICS,
+    CONTROL.name,
+    PRODUCER.name,
+    CONSUMER.name,
+    SECURITY.name,
+];
 
 /// The section of a table inside `[kafka]`, except `topics`.
 pub(super) fn subsection(name: &str) -> Option<&'static Section> {

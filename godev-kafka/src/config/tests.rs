@@ -4,9 +4,10 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use super::schema::{KAFKA, Kind, SECTIONS};
+use super::schema::{KAFKA, Kind, SECTIONS, SECURITY};
 use super::*;
 use crate::options::{Acks, Compression, Isolation, OffsetReset};
+use crate::security::{SaslMechanism, Secret, TlsOptions};
 
 const MINIMAL: &str = r#"
 [kafka]
@@ -69,6 +70,8 @@ fn a_minimal_file_takes_every_default() {
     assert_eq!(config.fetch_tuning().isolation, Isolation::ReadUncommitted);
     assert!(config.producer_tuning().idempotent());
     assert_eq!(config.consumer_settings().group_instance_id, None);
+    assert_eq!(config.security(), &SecuritySettings::default());
+    assert_eq!(config.security().protocol, SecurityProtocol::Plaintext);
 }
 
 #[test]
@@ -291,6 +294,9 @@ fn topic_map_resolves_listed_names_and_passes_others_through() {
 #[test]
 fn every_accepted_value_of_every_choice_is_read() {
     for section in SECTIONS {
+        if section == &&SECURITY {
+            continue; // each value needs companion keys: every_protocol_and_mechanism_is_read
+        }
         for key in section.keys {
             let Kind::Choice(choices) = key.kind else {
                 continue;
@@ -540,7 +546,7 @@ fn unknown_keys_without_a_close_match_list_the_known_ones() {
         &with("verbosity = 3\n"),
         &[],
         "kafka.verbosity",
-        "unknown key; expected one of `brokers`, `group_id`, `client`, `codec`, `source`, `topics`, `control`, `producer`, `consumer`",
+        "unknown key; expected one of `brokers`, `group_id`, `client`, `codec`, `source`, `topics`, `control`, `producer`, `consumer`, `security`",
     );
     assert_fails(
         &with("[kafka.control]\nenabled = true\n"),
@@ -1033,7 +1039,8 @@ fn the_new_keys_refuse_bad_values() {
         MINIMAL,
         &[("KAFKA_CONSUMER_ISOLATION_LEVEL", "READ_COMMITTED")],
         "KAFKA_CONSUMER_ISOLATION_LEVEL",
-        "expected one of `read_uncommitted`, `read_committed`, found `READ_COMMITTED`",
+        "expected one of `read_uncommitted`, `read_committed`, found `READ_COMMITTED`; did you \
+         mean `read_committed`?",
     );
     assert_fails(
         MINIMAL,
@@ -1344,5 +1351,820 @@ fn the_new_keys_have_did_you_mean() {
         &[],
         "kafka.consumer.batch_bytes",
         "unknown key; `batch_bytes` belongs in [kafka.producer]",
+    );
+}
+
+// --- [kafka.security] ---------------------------------------------------------------------------
+
+/// A file of the temp directory holding `contents`, removed when dropped.
+struct TempFile(std::path::PathBuf);
+
+impl TempFile {
+    fn new(name: &str, contents: &[u8]) -> Self {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!(
+            "godev-kafka-security-{}-{n}-{name}",
+            std::process::id()
+        ));
+        std::fs::write(&path, contents).unwrap();
+        TempFile(path)
+    }
+
+    fn path(&self) -> &str {
+        self.0.to_str().unwrap()
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// `MINIMAL` with `client`, then `[kafka.security]` holding `body`.
+fn secured(client: &str, body: &str) -> String {
+    for_client(client, "security", body)
+}
+
+const PASSWORD_TEXT: &str = "hunter2-Pa55";
+const TOKEN_TEXT: &str = "eyJhbGciOiJub25lIn0.eyJzdWIiOiJhbGljZSJ9.";
+
+#[test]
+fn the_security_keys_are_read_from_the_file() {
+    let ca = TempFile::new("ca.pem", b"-----BEGIN CERTIFICATE-----\n");
+    let cert = TempFile::new("client.pem", b"-----BEGIN CERTIFICATE-----\n");
+    let key = TempFile::new("client.key", b"-----BEGIN PRIVATE KEY-----\n");
+    let password = TempFile::new("password", format!("{PASSWORD_TEXT}\n").as_bytes());
+    let text = secured(
+        "native",
+        &format!(
+            "protocol = \"sasl_ssl\"\nsasl_mechanism = \"scram-sha-512\"\nusername = \"alice\"\n\
+             password_file = '{}'\nca_file = '{}'\ncert_file = '{}'\nkey_file = '{}'\n\
+             verify_hostname = false\n",
+            password.path(),
+            ca.path(),
+            cert.path(),
+            key.path()
+        ),
+    );
+    // `native` honours every key; the memory backend ignores them.
+    let clients: &[&str] = &[
+        #[cfg(feature = "native")]
+        "native",
+        "memory",
+    ];
+    for client in clients {
+        let config = load(&text.replace("\"native\"", &format!("\"{client}\"")), &[]).unwrap();
+        assert_eq!(
+            config.security(),
+            &SecuritySettings {
+                protocol: SecurityProtocol::SaslSsl,
+                tls: Some(TlsOptions {
+                    ca_file: Some(ca.path().into()),
+                    cert_file: Some(cert.path().into()),
+                    key_file: Some(key.path().into()),
+                    verify_hostname: false,
+                }),
+                sasl: Some(SaslSettings {
+                    mechanism: SaslMechanism::ScramSha512,
+                    username: Some("alice".into()),
+                    password: Some(Secret::new(PASSWORD_TEXT)),
+                    token: None,
+                }),
+            },
+            "{client}"
+        );
+    }
+}
+
+#[test]
+fn the_security_keys_are_read_from_the_environment() {
+    let ca = TempFile::new("ca.pem", b"ca");
+    let cert = TempFile::new("cert.pem", b"cert");
+    let key = TempFile::new("key.pem", b"key");
+    let config = load(
+        &secured(
+            "memory",
+            "protocol = \"ssl\"\nca_file = '/nonexistent/ca.pem'",
+        ),
+        &[
+            ("KAFKA_SECURITY_PROTOCOL", "sasl_ssl"),
+            ("KAFKA_SECURITY_SASL_MECHANISM", "plain"),
+            ("KAFKA_SECURITY_USERNAME", "bob"),
+            ("KAFKA_SECURITY_PASSWORD", " spaces are kept "),
+            ("KAFKA_SECURITY_CA_FILE", ca.path()),
+            ("KAFKA_SECURITY_CERT_FILE", cert.path()),
+            ("KAFKA_SECURITY_KEY_FILE", key.path()),
+            ("KAFKA_SECURITY_VERIFY_HOSTNAME", "no"),
+        ],
+    )
+    .unwrap();
+    let security = config.security();
+    assert_eq!(security.protocol, SecurityProtocol::SaslSsl);
+    let tls = security.tls.as_ref().unwrap();
+    assert_eq!(tls.ca_file.as_deref(), Some(ca.0.as_path()));
+    assert_eq!(tls.cert_file.as_deref(), Some(cert.0.as_path()));
+    assert_eq!(tls.key_file.as_deref(), Some(key.0.as_path()));
+    assert!(!tls.verify_hostname);
+    let sasl = security.sasl.as_ref().unwrap();
+    assert_eq!(sasl.mechanism, SaslMechanism::Plain);
+    assert_eq!(sasl.username.as_deref(), Some("bob"));
+    assert_eq!(
+        sasl.password.as_ref().unwrap().expose(),
+        " spaces are kept "
+    );
+
+    let token = TempFile::new("token", format!("{TOKEN_TEXT}\r\n").as_bytes());
+    let from_files = load(
+        MINIMAL,
+        &[
+            ("KAFKA_SECURITY_PROTOCOL", "sasl_plaintext"),
+            ("KAFKA_SECURITY_SASL_MECHANISM", "oauthbearer"),
+            ("KAFKA_SECURITY_TOKEN_FILE", token.path()),
+            ("KAFKA_CLIENT", "memory"),
+        ],
+    )
+    .unwrap();
+    let sasl = from_files.security().sasl.as_ref().unwrap();
+    assert_eq!(sasl.token.as_ref().unwrap().expose(), TOKEN_TEXT);
+    assert!(from_files.security().tls.is_none());
+}
+
+/// Every protocol and every mechanism, each with the keys it needs; TLS without a CA file
+/// trusts the system's roots and checks the host name.
+#[test]
+fn every_protocol_and_mechanism_is_read() {
+    for protocol in schema::PROTOCOLS {
+        let sasl = protocol.starts_with("sasl_");
+        let mechanisms: &[&str] = if sasl { schema::SASL_MECHANISMS } else { &[""] };
+        for mechanism in mechanisms {
+            let credentials = match *mechanism {
+                "" => String::new(),
+                "oauthbearer" => format!("sasl_mechanism = \"{mechanism}\"\ntoken = \"t\"\n"),
+                _ => format!(
+                    "sasl_mechanism = \"{mechanism}\"\nusername = \"u\"\npassword = \"p\"\n"
+                ),
+            };
+            let text = secured(
+                "memory",
+                &format!("protocol = \"{protocol}\"\n{credentials}"),
+            );
+            let config = load(&text, &[]).unwrap_or_else(|e| panic!("{text}: {e}"));
+            let security = config.security();
+            assert_eq!(security.protocol.as_str(), *protocol);
+            assert_eq!(security.sasl.is_some(), sasl, "{text}");
+            if let Some(s) = &security.sasl {
+                assert_eq!(s.mechanism.as_str(), *mechanism);
+            }
+            let tls = protocol.ends_with("ssl");
+            assert_eq!(security.tls, tls.then(TlsOptions::default), "{text}");
+        }
+    }
+    assert_eq!(
+        schema::SASL_MECHANISMS,
+        crate::security::SaslMechanism::ALL.map(SaslMechanism::as_str),
+        "the config's names are the mechanisms'"
+    );
+    // `protocol = "plaintext"` said out loud is the default.
+    let plain = load(&secured("kafka", "protocol = \"plaintext\""), &[]).unwrap();
+    assert_eq!(plain.security(), &SecuritySettings::default());
+}
+
+#[test]
+fn secret_files_are_read_at_load_with_their_trailing_newline_trimmed() {
+    for (contents, password) in [
+        ("s3cret", "s3cret"),
+        ("s3cret\n", "s3cret"),
+        ("s3cret\r\n", "s3cret"),
+        ("s3cret\n\n", "s3cret"),
+        (" s3 cret \n", " s3 cret "),
+        ("line one\nline two\n", "line one\nline two"),
+    ] {
+        let file = TempFile::new("password", contents.as_bytes());
+        let config = load(
+            &secured(
+                "memory",
+                &format!(
+                    "protocol = \"sasl_ssl\"\nsasl_mechanism = \"plain\"\nusername = \"u\"\n\
+                     password_file = '{}'",
+                    file.path()
+                ),
+            ),
+            &[],
+        )
+        .unwrap();
+        let sasl = config.security().sasl.as_ref().unwrap();
+        assert_eq!(
+            sasl.password.as_ref().unwrap().expose(),
+            password,
+            "{contents:?}"
+        );
+    }
+}
+
+/// The security errors, each whole: the key, what is wrong and the fix.
+#[test]
+fn security_errors_name_the_key_and_the_fix() {
+    let no_sasl = "has no effect with `kafka.security.protocol` = \"plaintext\": only \
+                   `sasl_plaintext` and `sasl_ssl` authenticate with SASL; set \
+                   `kafka.security.protocol` to one of those, or remove this key";
+    for line in [
+        "sasl_mechanism = \"plain\"",
+        "username = \"u\"",
+        "password = \"p\"",
+        "password_file = '/p'",
+        "token = \"t\"",
+        "token_file = '/t'",
+    ] {
+        let key = line.split(' ').next().unwrap();
+        assert_fails(
+            &secured("memory", line),
+            &[],
+            &format!("kafka.security.{key}"),
+            no_sasl,
+        );
+    }
+    assert_fails(
+        &secured("memory", "protocol = \"ssl\""),
+        &[("KAFKA_SECURITY_USERNAME", "u")],
+        "KAFKA_SECURITY_USERNAME",
+        "has no effect with `kafka.security.protocol` = \"ssl\": only `sasl_plaintext` and \
+         `sasl_ssl` authenticate with SASL; set `kafka.security.protocol` to one of those, or \
+         remove this key",
+    );
+    let sasl_plaintext = "protocol = \"sasl_plaintext\"\nsasl_mechanism = \"plain\"\nusername = \"u\"\npassword = \"p\"\n";
+    for line in [
+        "ca_file = '/ca.pem'",
+        "cert_file = '/c.pem'",
+        "key_file = '/k.pem'",
+        "verify_hostname = true",
+    ] {
+        let key = line.split(' ').next().unwrap();
+        assert_fails(
+            &secured("memory", &format!("{sasl_plaintext}{line}")),
+            &[],
+            &format!("kafka.security.{key}"),
+            "has no effect with `kafka.security.protocol` = \"sasl_plaintext\": only `ssl` and \
+             `sasl_ssl` use TLS; set `kafka.security.protocol` to one of those, or remove this \
+             key",
+        );
+    }
+    assert_fails(
+        &secured("memory", ""),
+        &[("KAFKA_SECURITY_PROTOCOL", "sasl_ssl")],
+        "kafka.security.sasl_mechanism",
+        "missing: `KAFKA_SECURITY_PROTOCOL` = \"sasl_ssl\" needs a SASL mechanism; add \
+         `sasl_mechanism = \"plain\"` (or `scram-sha-256`, `scram-sha-512`, `oauthbearer`) to \
+         [kafka.security] or set KAFKA_SECURITY_SASL_MECHANISM",
+    );
+    assert_fails(
+        &secured(
+            "memory",
+            "protocol = \"sasl_ssl\"\nsasl_mechanism = \"scram-sha-256\"",
+        ),
+        &[],
+        "kafka.security.username",
+        "missing: `kafka.security.sasl_mechanism` = \"scram-sha-256\" needs a user name; add \
+         `username = \"...\"` to [kafka.security] or set KAFKA_SECURITY_USERNAME",
+    );
+    assert_fails(
+        &secured(
+            "memory",
+            "protocol = \"sasl_ssl\"\nsasl_mechanism = \"plain\"\nusername = \"\"",
+        ),
+        &[],
+        "kafka.security.username",
+        "must not be empty",
+    );
+    assert_fails(
+        &secured(
+            "memory",
+            "protocol = \"sasl_ssl\"\nsasl_mechanism = \"plain\"\nusername = \"u\"",
+        ),
+        &[],
+        "kafka.security.password",
+        "missing: `kafka.security.sasl_mechanism` = \"plain\" needs a password; set \
+         KAFKA_SECURITY_PASSWORD, or add `password_file = \"/path/to/password\"` to \
+         [kafka.security]",
+    );
+    assert_fails(
+        &secured(
+            "memory",
+            "protocol = \"sasl_ssl\"\nsasl_mechanism = \"plain\"\nusername = \"u\"",
+        ),
+        &[("KAFKA_SECURITY_PASSWORD", "")],
+        "KAFKA_SECURITY_PASSWORD",
+        "must not be empty",
+    );
+    assert_fails(
+        &secured(
+            "memory",
+            "protocol = \"sasl_ssl\"\nsasl_mechanism = \"plain\"\nusername = \"u\"\n\
+             password_file = '/run/secrets/kafka'",
+        ),
+        &[("KAFKA_SECURITY_PASSWORD", PASSWORD_TEXT)],
+        "kafka.security.password_file",
+        "is set, and so is `KAFKA_SECURITY_PASSWORD`; keep one of the two: the password or the \
+         file that holds it",
+    );
+    assert_fails(
+        &secured(
+            "memory",
+            "protocol = \"sasl_ssl\"\nsasl_mechanism = \"scram-sha-512\"\nusername = \"u\"\n\
+             password = \"p\"\ntoken = \"t\"",
+        ),
+        &[],
+        "kafka.security.token",
+        "has no effect with `kafka.security.sasl_mechanism` = \"scram-sha-512\", which \
+         authenticates with `username` and `password`; remove this key, or set \
+         `kafka.security.sasl_mechanism` to \"oauthbearer\"",
+    );
+    assert_fails(
+        &secured(
+            "memory",
+            "protocol = \"sasl_ssl\"\nusername = \"u\"\ntoken = \"t\"",
+        ),
+        &[("KAFKA_SECURITY_SASL_MECHANISM", "oauthbearer")],
+        "kafka.security.username",
+        "has no effect with `KAFKA_SECURITY_SASL_MECHANISM` = \"oauthbearer\", which \
+         authenticates with a token (`token` or `token_file`); remove this key, or set \
+         `KAFKA_SECURITY_SASL_MECHANISM` to \"plain\", \"scram-sha-256\" or \"scram-sha-512\"",
+    );
+    assert_fails(
+        &secured(
+            "memory",
+            "protocol = \"sasl_ssl\"\nsasl_mechanism = \"oauthbearer\"",
+        ),
+        &[],
+        "kafka.security.token",
+        "missing: `kafka.security.sasl_mechanism` = \"oauthbearer\" needs a token; set \
+         KAFKA_SECURITY_TOKEN, or add `token_file = \"/path/to/token\"` to [kafka.security] (a \
+         program that fetches its tokens gives a `TokenProvider` in `NativeOptions::sasl` \
+         instead)",
+    );
+    assert_fails(
+        &secured(
+            "memory",
+            "protocol = \"sasl_ssl\"\nsasl_mechanism = \"oauthbearer\"\ntoken = \"t\"\n\
+             token_file = '/t'",
+        ),
+        &[],
+        "kafka.security.token_file",
+        "is set, and so is `kafka.security.token`; keep one of the two: the token or the file \
+         that holds it",
+    );
+
+    // Mutual TLS needs both halves.
+    let cert = TempFile::new("cert.pem", b"cert");
+    assert_fails(
+        &secured(
+            "memory",
+            &format!("protocol = \"ssl\"\ncert_file = '{}'", cert.path()),
+        ),
+        &[],
+        "kafka.security.key_file",
+        "missing: `kafka.security.cert_file` is set, and mutual TLS needs the client's private \
+         key too; add `key_file = \"...\"` to [kafka.security] or set KAFKA_SECURITY_KEY_FILE, \
+         or remove `kafka.security.cert_file`",
+    );
+    assert_fails(
+        &secured("memory", "protocol = \"ssl\""),
+        &[("KAFKA_SECURITY_KEY_FILE", cert.path())],
+        "kafka.security.cert_file",
+        "missing: `KAFKA_SECURITY_KEY_FILE` is set, and mutual TLS needs the client's \
+         certificate too; add `cert_file = \"...\"` to [kafka.security] or set \
+         KAFKA_SECURITY_CERT_FILE, or remove `KAFKA_SECURITY_KEY_FILE`",
+    );
+}
+
+/// A file named must be there when the config is loaded: the error names the key and the
+/// path.
+#[test]
+fn files_named_must_be_readable_at_load() {
+    let missing = "/nonexistent/godev-kafka/ca.pem";
+    assert_fails(
+        &secured(
+            "memory",
+            &format!("protocol = \"ssl\"\nca_file = '{missing}'"),
+        ),
+        &[],
+        "kafka.security.ca_file",
+        &format!("cannot read `{missing}`: No such file or directory (os error 2); fix the path"),
+    );
+    let cert = TempFile::new("cert.pem", b"cert");
+    assert_fails(
+        &secured(
+            "memory",
+            &format!("protocol = \"ssl\"\ncert_file = '{}'", cert.path()),
+        ),
+        &[("KAFKA_SECURITY_KEY_FILE", missing)],
+        "KAFKA_SECURITY_KEY_FILE",
+        &format!("cannot read `{missing}`: No such file or directory (os error 2); fix the path"),
+    );
+    let dir = std::env::temp_dir();
+    let dir = dir.to_str().unwrap();
+    assert_fails(
+        &secured("memory", &format!("protocol = \"ssl\"\nca_file = '{dir}'")),
+        &[],
+        "kafka.security.ca_file",
+        &format!("`{dir}` is not a file; name the PEM file itself"),
+    );
+    assert_fails(
+        &secured("memory", "protocol = \"ssl\"\nca_file = ''"),
+        &[],
+        "kafka.security.ca_file",
+        "must not be empty",
+    );
+    let sasl = "protocol = \"sasl_plaintext\"\nsasl_mechanism = \"plain\"\nusername = \"u\"\n";
+    let secrets = "/nonexistent/godev-kafka/password";
+    assert_fails(
+        &secured("memory", sasl),
+        &[("KAFKA_SECURITY_PASSWORD_FILE", secrets)],
+        "KAFKA_SECURITY_PASSWORD_FILE",
+        &format!(
+            "cannot read `{secrets}`: No such file or directory (os error 2); create it or fix \
+             the path"
+        ),
+    );
+    let empty = TempFile::new("empty", b"\n");
+    assert_fails(
+        &secured(
+            "memory",
+            &format!("{sasl}password_file = '{}'", empty.path()),
+        ),
+        &[],
+        "kafka.security.password_file",
+        &format!("`{}` is empty; write the password in it", empty.path()),
+    );
+    let oauth = "protocol = \"sasl_plaintext\"\nsasl_mechanism = \"oauthbearer\"\n";
+    assert_fails(
+        &secured("memory", &format!("{oauth}token_file = '{}'", empty.path())),
+        &[],
+        "kafka.security.token_file",
+        &format!("`{}` is empty; write the token in it", empty.path()),
+    );
+}
+
+#[test]
+fn security_keys_and_values_have_did_you_mean() {
+    for (typo, key) in [
+        ("protocl", "protocol"),
+        ("sasl_mechanisms", "sasl_mechanism"),
+        ("user_name", "username"),
+        ("pasword", "password"),
+        ("password_fle", "password_file"),
+        ("tokn", "token"),
+        ("ca_files", "ca_file"),
+        ("cert_fil", "cert_file"),
+        ("keyfile", "key_file"),
+        ("verify_host_name", "verify_hostname"),
+    ] {
+        assert_fails(
+            &secured("memory", &format!("{typo} = \"x\"")),
+            &[],
+            &format!("kafka.security.{typo}"),
+            &format!("unknown key; did you mean `{key}`?"),
+        );
+    }
+    assert_fails(
+        &with("[kafka.securty]\nprotocol = \"ssl\"\n"),
+        &[],
+        "kafka.securty",
+        "unknown key; did you mean `security`?",
+    );
+    assert_fails(
+        &for_client("memory", "consumer", "sasl_mechanism = \"plain\""),
+        &[],
+        "kafka.consumer.sasl_mechanism",
+        "unknown key; `sasl_mechanism` belongs in [kafka.security]",
+    );
+    assert_fails(
+        &secured("memory", "protocol = \"sasl-ssl\""),
+        &[],
+        "kafka.security.protocol",
+        "expected one of `plaintext`, `ssl`, `sasl_plaintext`, `sasl_ssl`, found `sasl-ssl`; \
+         did you mean `sasl_ssl`?",
+    );
+    assert_fails(
+        &secured("memory", "protocol = \"tls\""),
+        &[],
+        "kafka.security.protocol",
+        "expected one of `plaintext`, `ssl`, `sasl_plaintext`, `sasl_ssl`, found `tls`",
+    );
+    assert_fails(
+        MINIMAL,
+        &[("KAFKA_SECURITY_SASL_MECHANISM", "SCRAM-SHA-256")],
+        "KAFKA_SECURITY_SASL_MECHANISM",
+        "expected one of `plain`, `scram-sha-256`, `scram-sha-512`, `oauthbearer`, found \
+         `SCRAM-SHA-256`; did you mean `scram-sha-256`?",
+    );
+    assert_fails(
+        &secured("memory", "sasl_mechanism = \"scram_sha_512\""),
+        &[],
+        "kafka.security.sasl_mechanism",
+        "expected one of `plain`, `scram-sha-256`, `scram-sha-512`, `oauthbearer`, found \
+         `scram_sha_512`; did you mean `scram-sha-512`?",
+    );
+    assert_fails(
+        &secured("memory", "verify_hostname = \"no\""),
+        &[],
+        "kafka.security.verify_hostname",
+        "expected a boolean, found a string",
+    );
+    assert_fails(
+        MINIMAL,
+        &[("KAFKA_SECURITY_VERIFY_HOSTNAME", "maybe")],
+        "KAFKA_SECURITY_VERIFY_HOSTNAME",
+        "expected true or false (or 1/0, yes/no), found `maybe`",
+    );
+    assert_fails(
+        &secured("memory", "password = 1234"),
+        &[],
+        "kafka.security.password",
+        "expected a string, found an integer",
+    );
+    // Values of the other sections get the suggestion too.
+    assert_fails(
+        &with("codec = \"Tagged\"\n"),
+        &[],
+        "kafka.codec",
+        "expected one of `cloudevents`, `tagged`, found `Tagged`; did you mean `tagged`?",
+    );
+}
+
+/// A SASL config with the password given as `KAFKA_SECURITY_PASSWORD`, for `client`.
+fn with_password(client: &str) -> (String, [(&'static str, &'static str); 1]) {
+    (
+        secured(
+            client,
+            "protocol = \"sasl_ssl\"\nsasl_mechanism = \"plain\"\nusername = \"alice\"",
+        ),
+        [("KAFKA_SECURITY_PASSWORD", PASSWORD_TEXT)],
+    )
+}
+
+/// Neither the config's `Debug` nor any error shows a password or a token, nor what a
+/// secret file holds.
+#[test]
+fn secrets_never_appear_in_debug_or_errors() {
+    let (text, env) = with_password("memory");
+    let config = load(&text, &env).unwrap();
+    let debug = format!("{config:?} {:?} {config:#?}", config.security());
+    assert!(!debug.contains(PASSWORD_TEXT), "{debug}");
+    assert!(
+        debug.contains("<redacted>") && debug.contains("alice"),
+        "{debug}"
+    );
+
+    let token = load(
+        &secured(
+            "memory",
+            &format!(
+                "protocol = \"sasl_ssl\"\nsasl_mechanism = \"oauthbearer\"\ntoken = \"{TOKEN_TEXT}\""
+            ),
+        ),
+        &[],
+    )
+    .unwrap();
+    let debug = format!("{token:?} {token:#?}");
+    assert!(
+        !debug.contains(TOKEN_TEXT) && debug.contains("<redacted>"),
+        "{debug}"
+    );
+
+    // An error about another key, with the secrets set.
+    let mut errors = vec![
+        fails(
+            &format!("{text}\n[kafka.consumer]\nmax_attempts = 0\n"),
+            &env,
+        ),
+        fails(&format!("{text}\nca_file = '/nonexistent/ca.pem'"), &env),
+        fails(&text, &[env[0], ("KAFKA_CONSUMER_QUEUE_CAPACITY", "none")]),
+        fails(&text, &[env[0], ("KAFKA_SECURITY_PASSWORD_FILE", "/p")]),
+        // The secret's own key: wrong where it is, empty, or of the wrong type.
+        fails(
+            &secured("memory", &format!("password = \"{PASSWORD_TEXT}\"")),
+            &[],
+        ),
+        fails(
+            &secured(
+                "memory",
+                &format!("protocol = \"sasl_ssl\"\ntoken = \"{TOKEN_TEXT}\""),
+            ),
+            &[("KAFKA_SECURITY_SASL_MECHANISM", "plain")],
+        ),
+        fails(
+            &secured("memory", &format!("token = \"{TOKEN_TEXT}\"")),
+            &[("KAFKA_SECURITY_PROTOCOL", "ssl")],
+        ),
+        // A syntax error on the secret's line.
+        fails(
+            &secured("memory", &format!("password = {PASSWORD_TEXT}")),
+            &[],
+        ),
+        fails(
+            &secured(
+                "memory",
+                &format!("password = \"{PASSWORD_TEXT}\" trailing"),
+            ),
+            &[],
+        ),
+        fails(
+            &secured("memory", &format!("password = \"{PASSWORD_TEXT}")),
+            &[],
+        ),
+        // A misspelt key holding a secret.
+        fails(
+            &secured("memory", &format!("pasword = \"{PASSWORD_TEXT}\"")),
+            &[],
+        ),
+    ];
+    // A file holding the secret, named where it is wrong, next to a password, or unreadable
+    // as text: the error names the path, never the contents.
+    let file = TempFile::new("secret", PASSWORD_TEXT.as_bytes());
+    let mut binary = PASSWORD_TEXT.as_bytes().to_vec();
+    binary.push(0xff);
+    let binary = TempFile::new("binary", &binary);
+    for (body, env) in [
+        (format!("password_file = '{}'", file.path()), None),
+        (format!("token_file = '{}'", file.path()), None),
+        (
+            format!(
+                "protocol = \"sasl_ssl\"\nsasl_mechanism = \"plain\"\nusername = \"u\"\n\
+                 password_file = '{}'",
+                file.path()
+            ),
+            Some(("KAFKA_SECURITY_PASSWORD", "other")),
+        ),
+        (
+            format!(
+                "protocol = \"sasl_ssl\"\nsasl_mechanism = \"plain\"\nusername = \"u\"\n\
+                 password_file = '{}'",
+                binary.path()
+            ),
+            None,
+        ),
+    ] {
+        let env: Vec<_> = env.into_iter().collect();
+        let (key, shown) = fails(&secured("memory", &body), &env);
+        assert!(key.ends_with("_file"), "{key}: {shown}");
+        if body.contains(binary.path()) {
+            assert_eq!(
+                shown,
+                format!(
+                    "config key `kafka.security.password_file`: cannot read `{}`: stream did not \
+                     contain valid UTF-8",
+                    binary.path()
+                )
+            );
+        }
+        errors.push((key, shown));
+    }
+    for (key, shown) in &errors {
+        assert!(
+            !shown.contains(PASSWORD_TEXT) && !shown.contains("hunter2"),
+            "{key}: {shown}"
+        );
+        assert!(!shown.contains(TOKEN_TEXT), "{key}: {shown}");
+    }
+    assert_eq!(
+        errors[4],
+        (
+            "kafka.security.password".to_owned(),
+            "config key `kafka.security.password`: has no effect with `kafka.security.protocol` = \
+             \"plaintext\": only `sasl_plaintext` and `sasl_ssl` authenticate with SASL; set \
+             `kafka.security.protocol` to one of those, or remove this key"
+                .to_owned()
+        )
+    );
+}
+
+/// What each backend cannot honour of `[kafka.security]`, with its message whole; `memory`
+/// ignores the keys and `native` honours all of them.
+#[test]
+fn the_backends_refuse_the_security_they_cannot_honour() {
+    let kafka = |protocol: &str| {
+        format!(
+            "the `kafka` client connects in plaintext only (the `kafka` crate has no SASL, and \
+             its TLS needs OpenSSL, which this project does not link) and cannot honour \
+             `{protocol}`; use `client = \"native\"` (cargo feature `native`: TLS and every \
+             SASL mechanism)"
+        )
+    };
+    let credentials = "sasl_mechanism = \"plain\"\nusername = \"u\"\npassword = \"p\"\n";
+    for (protocol, rest) in [
+        ("ssl", ""),
+        ("sasl_plaintext", credentials),
+        ("sasl_ssl", credentials),
+    ] {
+        let body = format!("protocol = \"{protocol}\"\n{rest}");
+        assert_fails(
+            &secured("kafka", &body),
+            &[],
+            "kafka.security.protocol",
+            &kafka(protocol),
+        );
+        // The default client is `kafka`; a variable is named as the variable.
+        assert_fails(
+            &with(&format!("[kafka.security]\n{rest}")),
+            &[("KAFKA_SECURITY_PROTOCOL", protocol)],
+            "KAFKA_SECURITY_PROTOCOL",
+            &kafka(protocol),
+        );
+        let memory = load(&secured("memory", &body), &[]).unwrap();
+        assert!(memory.check_client(Client::Memory).is_ok());
+        assert!(memory.check_client(Client::Native).is_ok(), "{body}");
+        assert_eq!(
+            memory.check_client(Client::Kafka).unwrap_err().to_string(),
+            format!("config key `kafka.security.protocol`: {}", kafka(protocol))
+        );
+    }
+
+    let confluent = |mechanism: &str| {
+        format!(
+            "config key `kafka.security.sasl_mechanism`: the `confluent` client authenticates \
+             with SASL PLAIN only (the `confluent-kafka` crate has no {mechanism}); use `client \
+             = \"native\"` (cargo feature `native`: every SASL mechanism), or `sasl_mechanism = \
+             \"plain\"`"
+        )
+    };
+    for (mechanism, credentials) in [
+        ("scram-sha-256", "username = \"u\"\npassword = \"p\""),
+        ("scram-sha-512", "username = \"u\"\npassword = \"p\""),
+        ("oauthbearer", "token = \"t\""),
+    ] {
+        let body = format!(
+            "protocol = \"sasl_plaintext\"\nsasl_mechanism = \"{mechanism}\"\n{credentials}"
+        );
+        let config = load(&secured("memory", &body), &[]).unwrap();
+        assert_eq!(
+            config
+                .check_client(Client::Confluent)
+                .unwrap_err()
+                .to_string(),
+            confluent(&mechanism.to_ascii_uppercase())
+        );
+        assert!(config.check_client(Client::Native).is_ok());
+        #[cfg(feature = "confluent")]
+        assert_eq!(
+            load(&secured("confluent", &body), &[])
+                .unwrap_err()
+                .to_string(),
+            confluent(&mechanism.to_ascii_uppercase())
+        );
+        #[cfg(feature = "native")]
+        assert!(load(&secured("native", &body), &[]).is_ok());
+    }
+    // The confluent client honours PLAIN; it is built without TLS.
+    let plain = format!("protocol = \"sasl_plaintext\"\n{credentials}");
+    let config = load(&secured("memory", &plain), &[]).unwrap();
+    assert!(config.check_client(Client::Confluent).is_ok());
+    #[cfg(feature = "confluent")]
+    assert!(load(&secured("confluent", &plain), &[]).is_ok());
+    for (protocol, rest) in [("ssl", String::new()), ("sasl_ssl", credentials.to_owned())] {
+        let body = format!("protocol = \"{protocol}\"\n{rest}");
+        let config = load(&secured("memory", &body), &[]).unwrap();
+        assert_eq!(
+            config
+                .check_client(Client::Confluent)
+                .unwrap_err()
+                .to_string(),
+            format!(
+                "config key `kafka.security.protocol`: the `confluent` client is built here \
+                 without TLS (the `confluent-kafka` crate's TLS needs its `rustls` feature, which \
+                 brings aws-lc-rs) and cannot honour `{protocol}`; use `client = \"native\"` \
+                 (cargo feature `native`: TLS with rustls), or `sasl_plaintext`"
+            )
+        );
+    }
+}
+
+/// `auto` is checked against the backend it picks: `native` in a build with it, which
+/// honours every key; the message says `auto` picked the backend that refuses.
+#[test]
+fn auto_is_checked_for_security_against_the_backend_it_picked() {
+    let body = "protocol = \"sasl_plaintext\"\nsasl_mechanism = \"scram-sha-256\"\n\
+                username = \"u\"\npassword = \"p\"";
+    // With `native` built, `auto` is `native` at load; without, it is checked at connect.
+    let config = load(&secured("auto", body), &[]).unwrap();
+    assert!(config.check_client(Client::Auto).is_ok());
+    assert!(config.check_client(Client::Native).is_ok());
+    assert_eq!(
+        config.check_client(Client::Kafka).unwrap_err().to_string(),
+        "config key `kafka.security.protocol`: `client = \"auto\"` picked `kafka`: the `kafka` \
+         client connects in plaintext only (the `kafka` crate has no SASL, and its TLS needs \
+         OpenSSL, which this project does not link) and cannot honour `sasl_plaintext`; use \
+         `client = \"native\"` (cargo feature `native`: TLS and every SASL mechanism)"
+    );
+    assert_eq!(
+        config
+            .check_client(Client::Confluent)
+            .unwrap_err()
+            .to_string(),
+        "config key `kafka.security.sasl_mechanism`: `client = \"auto\"` picked `confluent`: the \
+         `confluent` client authenticates with SASL PLAIN only (the `confluent-kafka` crate has \
+         no SCRAM-SHA-256); use `client = \"native\"` (cargo feature `native`: every SASL \
+         mechanism), or `sasl_mechanism = \"plain\"`"
     );
 }

@@ -4,16 +4,19 @@
 
 use std::collections::BTreeMap;
 use std::net::Ipv6Addr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use super::raw::{Raw, Setting};
 use super::schema::*;
+use super::security::{SaslSettings, SecurityProtocol, SecuritySettings};
 use super::tuning::{FetchTuning, MAX_IDEMPOTENT_IN_FLIGHT, ProducerTuning};
 use super::{Client, Config, backends, error};
 use crate::consumer::ConsumerSettings;
 use crate::dispatch::UnknownTagPolicy;
 use crate::event::Codec;
 use crate::options::{self, Acks, Compression, Isolation, OffsetReset};
+use crate::security::{SaslMechanism, Secret, TlsOptions};
 use crate::{Error, Result};
 
 /// Checks the settings and fills in the defaults.
@@ -78,6 +81,7 @@ pub(super) fn build(raw: Raw) -> Result<Config> {
             Some("fail") => UnknownTagPolicy::Fail,
             Some(other) => unreachable!("unknown_tag `{other}` passed the schema"),
         },
+        security: security(&raw)?,
         origins: origins(&raw),
     };
     // `auto` means `native` in a build that has it; in one without, the manager checks the
@@ -90,11 +94,11 @@ pub(super) fn build(raw: Raw) -> Result<Config> {
     Ok(config)
 }
 
-/// Where each `[kafka.producer]` and `[kafka.consumer]` key that was set came from: dotted
-/// key to the name errors blame (the dotted key, or the variable).
+/// Where each `[kafka.producer]`, `[kafka.consumer]` and `[kafka.security]` key that was
+/// set came from: dotted key to the name errors blame (the dotted key, or the variable).
 fn origins(raw: &Raw) -> BTreeMap<String, String> {
     let mut origins = BTreeMap::new();
-    for section in [&PRODUCER, &CONSUMER] {
+    for section in [&PRODUCER, &CONSUMER, &SECURITY] {
         for key in section.keys {
             if let Some(setting) = raw.get(section, key) {
                 origins.insert(section.dotted(key), setting.name.clone());
@@ -315,6 +319,266 @@ fn consumer(raw: &Raw) -> Result<ConsumerSettings> {
         });
     }
     Ok(settings)
+}
+
+/// The `[kafka.security]` keys: the protocol decides which other keys mean something, and a
+/// key set that means nothing with it is an error, as is a credential or a file the chosen
+/// protocol and mechanism need and do not have. Files are read (secrets) or opened (TLS
+/// files) now, so that a wrong path fails at start-up. No error shows a secret: they name
+/// the key, and a file's path, never what it holds.
+fn security(raw: &Raw) -> Result<SecuritySettings> {
+    let s = &SECURITY;
+    let protocol = choice(raw, s, &PROTOCOL).map_or(SecurityProtocol::default(), |p| {
+        SecurityProtocol::from_name(p)
+            .unwrap_or_else(|| unreachable!("protocol `{p}` passed the schema"))
+    });
+    let protocol_name = name(raw, s, &PROTOCOL);
+    // `kafka.security.protocol` = "ssl", as the config named it.
+    let protocol_is = format!("`{protocol_name}` = \"{protocol}\"");
+    let pointless = |key: &Key, what: &str, protocols: &str| -> Result<()> {
+        match raw.get(s, key) {
+            Some(set) => Err(error(
+                &set.name,
+                format!(
+                    "has no effect with {protocol_is}: only {protocols} {what}; set \
+                     `{protocol_name}` to one of those, or remove this key"
+                ),
+            )),
+            None => Ok(()),
+        }
+    };
+
+    let sasl_keys = [
+        &SASL_MECHANISM,
+        &USERNAME,
+        &PASSWORD,
+        &PASSWORD_FILE,
+        &TOKEN,
+        &TOKEN_FILE,
+    ];
+    let sasl = if protocol.uses_sasl() {
+        Some(sasl(raw, &protocol_is)?)
+    } else {
+        for key in sasl_keys {
+            pointless(
+                key,
+                "authenticate with SASL",
+                "`sasl_plaintext` and `sasl_ssl`",
+            )?;
+        }
+        None
+    };
+
+    let tls = if protocol.uses_tls() {
+        Some(tls(raw)?)
+    } else {
+        for key in [&CA_FILE, &CERT_FILE, &KEY_FILE, &VERIFY_HOSTNAME] {
+            pointless(key, "use TLS", "`ssl` and `sasl_ssl`")?;
+        }
+        None
+    };
+    Ok(SecuritySettings {
+        protocol,
+        tls,
+        sasl,
+    })
+}
+
+/// The SASL keys of a protocol that uses SASL (`protocol_is` names it for errors).
+fn sasl(raw: &Raw, protocol_is: &str) -> Result<SaslSettings> {
+    let s = &SECURITY;
+    let mechanism = raw.get(s, &SASL_MECHANISM).ok_or_else(|| {
+        let others = SASL_MECHANISMS[1..]
+            .iter()
+            .map(|m| format!("`{m}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        error(
+            s.dotted(&SASL_MECHANISM),
+            format!(
+                "missing: {protocol_is} needs a SASL mechanism; add `sasl_mechanism = \"{}\"` \
+                 (or {others}) to [kafka.security] or set {}",
+                SASL_MECHANISMS[0],
+                s.env_var(&SASL_MECHANISM)
+            ),
+        )
+    })?;
+    let kind = SaslMechanism::from_name(mechanism.str())
+        .unwrap_or_else(|| unreachable!("sasl_mechanism `{}` passed the schema", mechanism.str()));
+    // `kafka.security.sasl_mechanism` = "plain", as the config named it.
+    let mechanism_is = format!("`{}` = \"{}\"", mechanism.name, kind.as_str());
+    let refuse = |keys: &[&Key], how: &str, instead: &str| -> Result<()> {
+        match keys.iter().find_map(|key| raw.get(s, key)) {
+            Some(set) => Err(error(
+                &set.name,
+                format!(
+                    "has no effect with {mechanism_is}, which authenticates with {how}; remove \
+                     this key, or set `{}` to {instead}",
+                    mechanism.name
+                ),
+            )),
+            None => Ok(()),
+        }
+    };
+    if kind == SaslMechanism::OAuthBearer {
+        refuse(
+            &[&USERNAME, &PASSWORD, &PASSWORD_FILE],
+            "a token (`token` or `token_file`)",
+            "\"plain\", \"scram-sha-256\" or \"scram-sha-512\"",
+        )?;
+        let token = secret(raw, &TOKEN, &TOKEN_FILE)?.ok_or_else(|| {
+            error(
+                s.dotted(&TOKEN),
+                format!(
+                    "missing: {mechanism_is} needs a token; set {}, or add `token_file = \
+                     \"/path/to/token\"` to [kafka.security] (a program that fetches its tokens \
+                     gives a `TokenProvider` in `NativeOptions::sasl` instead)",
+                    s.env_var(&TOKEN)
+                ),
+            )
+        })?;
+        return Ok(SaslSettings {
+            mechanism: kind,
+            username: None,
+            password: None,
+            token: Some(token),
+        });
+    }
+    refuse(
+        &[&TOKEN, &TOKEN_FILE],
+        "`username` and `password`",
+        "\"oauthbearer\"",
+    )?;
+    let username = raw.get(s, &USERNAME).ok_or_else(|| {
+        error(
+            s.dotted(&USERNAME),
+            format!(
+                "missing: {mechanism_is} needs a user name; add `username = \"...\"` to \
+                 [kafka.security] or set {}",
+                s.env_var(&USERNAME)
+            ),
+        )
+    })?;
+    non_empty(username)?;
+    let password = secret(raw, &PASSWORD, &PASSWORD_FILE)?.ok_or_else(|| {
+        error(
+            s.dotted(&PASSWORD),
+            format!(
+                "missing: {mechanism_is} needs a password; set {}, or add `password_file = \
+                 \"/path/to/password\"` to [kafka.security]",
+                s.env_var(&PASSWORD)
+            ),
+        )
+    })?;
+    Ok(SaslSettings {
+        mechanism: kind,
+        username: Some(username.str().to_owned()),
+        password: Some(password),
+        token: None,
+    })
+}
+
+/// The secret `key` holds, or the one in the file `file_key` names (read now, its trailing
+/// newline trimmed); `None` if neither is set. Both set is an error, and so is an empty
+/// secret. No message shows the secret.
+fn secret(raw: &Raw, key: &Key, file_key: &Key) -> Result<Option<Secret>> {
+    let s = &SECURITY;
+    match (raw.get(s, key), raw.get(s, file_key)) {
+        (Some(value), Some(file)) => Err(error(
+            &file.name,
+            format!(
+                "is set, and so is `{}`; keep one of the two: the {} or the file that holds it",
+                value.name, key.name
+            ),
+        )),
+        (Some(value), None) => {
+            if value.secret().expose().is_empty() {
+                return Err(error(&value.name, "must not be empty"));
+            }
+            Ok(Some(value.secret().clone()))
+        }
+        (None, Some(file)) => {
+            non_empty(file)?;
+            let path = file.str();
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                let hint = if e.kind() == std::io::ErrorKind::NotFound {
+                    "; create it or fix the path"
+                } else {
+                    ""
+                };
+                error(&file.name, format!("cannot read `{path}`: {e}{hint}"))
+            })?;
+            let trimmed = text.trim_end_matches(['\r', '\n']);
+            if trimmed.is_empty() {
+                return Err(error(
+                    &file.name,
+                    format!("`{path}` is empty; write the {} in it", key.name),
+                ));
+            }
+            Ok(Some(Secret::new(trimmed)))
+        }
+        (None, None) => Ok(None),
+    }
+}
+
+/// The TLS keys of a protocol that uses TLS. A client certificate needs its key and the
+/// other way round; every file named must be one this process can open.
+fn tls(raw: &Raw) -> Result<TlsOptions> {
+    let s = &SECURITY;
+    match (raw.get(s, &CERT_FILE), raw.get(s, &KEY_FILE)) {
+        (Some(cert), None) => {
+            return Err(error(
+                s.dotted(&KEY_FILE),
+                format!(
+                    "missing: `{}` is set, and mutual TLS needs the client's private key too; \
+                     add `key_file = \"...\"` to [kafka.security] or set {}, or remove `{}`",
+                    cert.name,
+                    s.env_var(&KEY_FILE),
+                    cert.name
+                ),
+            ));
+        }
+        (None, Some(key)) => {
+            return Err(error(
+                s.dotted(&CERT_FILE),
+                format!(
+                    "missing: `{}` is set, and mutual TLS needs the client's certificate too; \
+                     add `cert_file = \"...\"` to [kafka.security] or set {}, or remove `{}`",
+                    key.name,
+                    s.env_var(&CERT_FILE),
+                    key.name
+                ),
+            ));
+        }
+        _ => {}
+    }
+    let file = |key: &Key| raw.get(s, key).map(readable_file).transpose();
+    Ok(TlsOptions {
+        ca_file: file(&CA_FILE)?,
+        cert_file: file(&CERT_FILE)?,
+        key_file: file(&KEY_FILE)?,
+        verify_hostname: raw.get(s, &VERIFY_HOSTNAME).is_none_or(Setting::bool),
+    })
+}
+
+/// The path `setting` names, if it is a file this process can open for reading.
+fn readable_file(setting: &Setting) -> Result<PathBuf> {
+    non_empty(setting)?;
+    let path = setting.str();
+    let cannot = |e: std::io::Error| {
+        error(
+            &setting.name,
+            format!("cannot read `{path}`: {e}; fix the path"),
+        )
+    };
+    let file = std::fs::File::open(path).map_err(cannot)?;
+    if !file.metadata().map_err(cannot)?.is_file() {
+        return Err(error(
+            &setting.name,
+            format!("`{path}` is not a file; name the PEM file itself"),
+        ));
+    }
+    Ok(PathBuf::from(path))
 }
 
 fn non_empty(setting: &Setting) -> Result<()> {

@@ -308,6 +308,18 @@ async fn shutdown_all(running: Vec<RunningConsumer>) -> Result<()> {
 /// fits.
 async fn connect_transport(config: &Config) -> Result<Arc<dyn Transport>> {
     let client = match config.client() {
+        // A secured broker: only the native backend speaks every protocol, and asking the
+        // broker first would take a plaintext connection a TLS listener refuses.
+        #[cfg(feature = "native")]
+        Client::Auto
+            if config.security().protocol != crate::config::SecurityProtocol::Plaintext =>
+        {
+            tracing::info!(
+                protocol = %config.security().protocol,
+                "kafka.client = auto: chose the native backend, which speaks this security protocol"
+            );
+            Client::Native
+        }
         #[cfg(any(feature = "kafka", feature = "confluent", feature = "native"))]
         Client::Auto => {
             let broker = crate::transport::detect::detect_broker(config.brokers()).await?;

@@ -18,6 +18,8 @@ use crate::transport::detect::BrokerFeatures;
 use crate::transport::kafka::KafkaOptions;
 #[cfg(feature = "native")]
 use crate::transport::native::NativeOptions;
+#[cfg(any(feature = "confluent", feature = "native"))]
+use crate::transport::{SaslMechanism, SaslOptions, StaticToken, Token};
 
 use super::Manager;
 
@@ -86,10 +88,15 @@ impl Manager {
     }
 
     /// The options of the `native` backend (feature `native`) for `config`: its brokers,
-    /// `[kafka.producer]` (all but `batch_size` and `retries`) and the fetch keys of
-    /// `[kafka.consumer]`, the rest at the defaults of [`NativeOptions::new`]. The producer is
-    /// idempotent unless `idempotence = false`, `acks` is not `all`, or `max_in_flight` is
-    /// above 5. The per-partition fetch limit is at least `max_record_bytes` + 64 KiB.
+    /// `[kafka.producer]` (all but `batch_size` and `retries`), the fetch keys of
+    /// `[kafka.consumer]` and `[kafka.security]`, the rest at the defaults of
+    /// [`NativeOptions::new`]. The producer is idempotent unless `idempotence = false`,
+    /// `acks` is not `all`, or `max_in_flight` is above 5. The per-partition fetch limit is at
+    /// least `max_record_bytes` + 64 KiB. [`NativeOptions::tls`] is set for `ssl` and
+    /// `sasl_ssl`, [`NativeOptions::sasl`] for `sasl_plaintext` and `sasl_ssl`: the user and
+    /// password, or for OAUTHBEARER the config's token as a
+    /// [`StaticToken`](crate::transport::StaticToken) (a program with its own
+    /// [`TokenProvider`](crate::transport::TokenProvider) replaces `sasl`).
     ///
     /// # Examples
     ///
@@ -106,6 +113,17 @@ impl Manager {
     /// assert_eq!(options.compression, Compression::Lz4);
     /// assert!(!options.idempotence);
     /// assert_eq!(options.isolation, Isolation::ReadCommitted);
+    /// assert_eq!((options.tls, options.sasl), (None, None));
+    ///
+    /// let toml = "[kafka]\nbrokers = [\"b:9093\"]\ngroup_id = \"g\"\nclient = \"native\"\n\
+    ///             [kafka.security]\nprotocol = \"sasl_ssl\"\nsasl_mechanism = \"scram-sha-256\"\n\
+    ///             username = \"alice\"\nverify_hostname = false\n";
+    /// let env = |name: &str| (name == "KAFKA_SECURITY_PASSWORD").then(|| "s3cret".to_string());
+    /// let options = Manager::native_options(&godev_kafka::Config::from_toml(toml, "config.toml", env)?);
+    /// assert!(!options.tls.unwrap().verify_hostname);
+    /// let sasl = options.sasl.unwrap();
+    /// assert_eq!(sasl.mechanism, godev_kafka::transport::SaslMechanism::ScramSha256);
+    /// assert_eq!((sasl.username.as_str(), sasl.password.expose()), ("alice", "s3cret"));
     /// # Ok::<(), godev_kafka::Error>(())
     /// ```
     #[cfg(feature = "native")]
@@ -120,15 +138,20 @@ impl Manager {
             .partition_max_bytes
             .unwrap_or(options.fetch_partition_max_bytes)
             .max(largest_fetch(config));
+        options.tls = config.security().tls.clone();
+        options.sasl = sasl_options(config);
         options
     }
 
     /// The options of the `confluent` backend (feature `confluent`) for `config`: its
-    /// brokers, `[kafka.producer]` (all but `batch_size` and `retries`) and the fetch keys of
-    /// `[kafka.consumer]`, the rest at the defaults of [`ConfluentOptions::new`]. The
-    /// producer is idempotent unless `idempotence = false`, `acks` is not `all`, or
-    /// `max_in_flight` is above 5. The per-partition fetch limit is at least
-    /// `max_record_bytes` + 64 KiB.
+    /// brokers, `[kafka.producer]` (all but `batch_size` and `retries`), the fetch keys of
+    /// `[kafka.consumer]` and `[kafka.security]`, the rest at the defaults of
+    /// [`ConfluentOptions::new`]. The producer is idempotent unless `idempotence = false`,
+    /// `acks` is not `all`, or `max_in_flight` is above 5. The per-partition fetch limit is
+    /// at least `max_record_bytes` + 64 KiB. [`ConfluentOptions::tls`] and
+    /// [`ConfluentOptions::sasl`] are set as for the native backend; a SASL mechanism other
+    /// than PLAIN (refused at load for this backend) is passed on, for the crate to refuse,
+    /// rather than left out.
     ///
     /// # Examples
     ///
@@ -157,6 +180,8 @@ impl Manager {
             .partition_max_bytes
             .unwrap_or(options.fetch_max_bytes)
             .max(largest_fetch(config));
+        options.tls = config.security().tls.clone();
+        options.sasl = sasl_options(config);
         options
     }
 
@@ -185,6 +210,26 @@ impl Manager {
             Client::Kafka
         }
     }
+}
+
+/// The SASL options of `config`'s `[kafka.security]`: the user and password for PLAIN and
+/// SCRAM, the static token for OAUTHBEARER; `None` unless the protocol uses SASL.
+#[cfg(any(feature = "confluent", feature = "native"))]
+fn sasl_options(config: &Config) -> Option<SaslOptions> {
+    let sasl = config.security().sasl.as_ref()?;
+    Some(match sasl.mechanism {
+        SaslMechanism::OAuthBearer => {
+            let token = sasl.token.clone().expect("the config checked the token");
+            SaslOptions::oauthbearer(std::sync::Arc::new(StaticToken(Token::new(token, None))))
+        }
+        mechanism => SaslOptions::password(
+            mechanism,
+            sasl.username.clone().expect("the config checked the user"),
+            sasl.password
+                .clone()
+                .expect("the config checked the password"),
+        ),
+    })
 }
 
 /// The fetch size a consumer needs so that a record larger than the fetch limit reaches the

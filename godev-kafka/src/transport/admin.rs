@@ -95,7 +95,7 @@ pub async fn end_offsets(brokers: &[String], topic: &str) -> Result<BTreeMap<i32
 }
 
 /// [`end_offsets`] on `cluster`, each partition asked of its leader.
-async fn end_offsets_on(cluster: &Cluster, topic: &str) -> Result<BTreeMap<i32, i64>> {
+pub(crate) async fn end_offsets_on(cluster: &Cluster, topic: &str) -> Result<BTreeMap<i32, i64>> {
     let op = format!("end offsets of {topic}");
     let leaders = cluster.leaders(topic).await?;
     let mut by_leader: BTreeMap<&str, Vec<i32>> = BTreeMap::new();

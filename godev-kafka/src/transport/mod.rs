@@ -41,6 +41,9 @@ use std::time::Duration;
 use crate::{Error, Result};
 
 pub use crate::options::{Acks, Compression, Isolation, OffsetReset};
+pub use crate::security::{
+    SaslMechanism, SaslOptions, Secret, StaticToken, TlsOptions, Token, TokenProvider,
+};
 
 /// A boxed future borrowing its transport.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;

@@ -242,3 +242,253 @@ async fn connect_checks_the_keys_against_the_backend_auto_picked() {
         "one check, at load and at connect"
     );
 }
+
+// --- [kafka.security] -----------------------------------------------------------------------
+
+#[cfg(any(feature = "confluent", feature = "native"))]
+const PASSWORD: &str = "hunter2-Pa55";
+#[cfg(feature = "native")]
+const TOKEN: &str = "eyJhbGciOiJub25lIn0.eyJzdWIiOiJhbGljZSJ9.";
+
+/// `MINIMAL` (memory: it ignores the security keys) with `[kafka.security]` holding `body`,
+/// and, when it names a user, `KAFKA_SECURITY_PASSWORD` set.
+#[cfg(any(feature = "confluent", feature = "native"))]
+fn secured(body: &str) -> Config {
+    let text = format!("{MINIMAL}[kafka.security]\n{body}\n");
+    Config::from_toml(&text, "config.toml", |name| {
+        (name == "KAFKA_SECURITY_PASSWORD" && body.contains("username"))
+            .then(|| PASSWORD.to_owned())
+    })
+    .unwrap()
+}
+
+/// A PEM file of the temp directory (the config opens the TLS files it names), removed
+/// when dropped.
+#[cfg(any(feature = "confluent", feature = "native"))]
+struct Pem(std::path::PathBuf);
+
+#[cfg(any(feature = "confluent", feature = "native"))]
+impl Pem {
+    fn new(name: &str) -> Self {
+        let path =
+            std::env::temp_dir().join(format!("godev-kafka-options-{}-{name}", std::process::id()));
+        std::fs::write(&path, format!("-----BEGIN {name}-----\n")).unwrap();
+        Pem(path)
+    }
+
+    fn path(&self) -> &str {
+        self.0.to_str().unwrap()
+    }
+}
+
+#[cfg(any(feature = "confluent", feature = "native"))]
+impl Drop for Pem {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// `ssl` and `sasl_ssl` give TLS, `sasl_*` SASL (the password from the environment), and
+/// `plaintext` neither; the TLS files and the host-name check reach the options.
+#[cfg(feature = "native")]
+#[test]
+fn the_native_options_take_the_security_keys() {
+    use crate::transport::{SaslMechanism, SaslOptions, Secret, TlsOptions};
+
+    let plain = Manager::native_options(&config(MINIMAL));
+    assert_eq!((plain.tls, plain.sasl), (None, None));
+
+    let ca = Pem::new("ca-native.pem");
+    let cert = Pem::new("cert-native.pem");
+    let key = Pem::new("key-native.pem");
+    let tls = TlsOptions {
+        ca_file: Some(ca.path().into()),
+        cert_file: Some(cert.path().into()),
+        key_file: Some(key.path().into()),
+        verify_hostname: false,
+    };
+    let files = format!(
+        "ca_file = '{}'\ncert_file = '{}'\nkey_file = '{}'\nverify_hostname = false\n",
+        ca.path(),
+        cert.path(),
+        key.path()
+    );
+    let ssl = Manager::native_options(&secured(&format!("protocol = \"ssl\"\n{files}")));
+    assert_eq!(ssl.tls.as_ref(), Some(&tls));
+    assert_eq!(ssl.sasl, None);
+
+    let scram = "sasl_mechanism = \"scram-sha-512\"\nusername = \"alice\"\n";
+    let sasl_ssl = Manager::native_options(&secured(&format!(
+        "protocol = \"sasl_ssl\"\n{scram}{files}"
+    )));
+    let mut expected = NativeOptions::new(["k1:9092"]);
+    expected.fetch_partition_max_bytes = DEFAULT_LARGEST;
+    expected.tls = Some(tls);
+    expected.sasl = Some(SaslOptions::password(
+        SaslMechanism::ScramSha512,
+        "alice",
+        Secret::new(PASSWORD),
+    ));
+    assert_eq!(sasl_ssl, expected);
+
+    let sasl_plaintext =
+        Manager::native_options(&secured(&format!("protocol = \"sasl_plaintext\"\n{scram}")));
+    assert_eq!(sasl_plaintext.tls, None);
+    assert_eq!(sasl_plaintext.sasl, expected.sasl);
+
+    let ssl_defaults = Manager::native_options(&secured("protocol = \"ssl\""));
+    assert_eq!(ssl_defaults.tls, Some(TlsOptions::default()));
+}
+
+/// OAUTHBEARER gets the config's token as a static token provider.
+#[cfg(feature = "native")]
+#[tokio::test]
+async fn the_native_options_give_the_configured_token() {
+    use crate::transport::SaslMechanism;
+
+    let options = Manager::native_options(&secured(&format!(
+        "protocol = \"sasl_ssl\"\nsasl_mechanism = \"oauthbearer\"\ntoken = \"{TOKEN}\""
+    )));
+    let sasl = options.sasl.clone().unwrap();
+    assert_eq!(sasl.mechanism, SaslMechanism::OAuthBearer);
+    let token = sasl.tokens.unwrap().token().await.unwrap();
+    assert_eq!(token.value.expose(), TOKEN);
+    assert_eq!(token.expires_at, None);
+    assert_eq!(options.tls, Some(crate::transport::TlsOptions::default()));
+    let debug = format!("{options:?}");
+    assert!(!debug.contains(TOKEN), "{debug}");
+}
+
+#[cfg(feature = "confluent")]
+#[test]
+fn the_confluent_options_take_the_security_keys() {
+    use crate::transport::{SaslMechanism, SaslOptions, Secret, TlsOptions};
+
+    let plain = Manager::confluent_options(&config(MINIMAL));
+    assert_eq!((plain.tls, plain.sasl), (None, None));
+
+    let ca = Pem::new("ca-confluent.pem");
+    let options = Manager::confluent_options(&secured(&format!(
+        "protocol = \"sasl_ssl\"\nsasl_mechanism = \"plain\"\nusername = \"alice\"\n\
+         ca_file = '{}'",
+        ca.path()
+    )));
+    let tls = TlsOptions {
+        ca_file: Some(ca.path().into()),
+        ..TlsOptions::default()
+    };
+    assert_eq!(options.tls, Some(tls));
+    assert_eq!(
+        options.sasl,
+        Some(SaslOptions::password(
+            SaslMechanism::Plain,
+            "alice",
+            Secret::new(PASSWORD)
+        ))
+    );
+    let debug = format!("{options:?} {options:#?}");
+    assert!(!debug.contains(PASSWORD), "{debug}");
+    assert!(
+        debug.contains("alice") && debug.contains("<redacted>"),
+        "{debug}"
+    );
+
+    let ssl = Manager::confluent_options(&secured("protocol = \"ssl\"\nverify_hostname = false"));
+    assert!(!ssl.tls.unwrap().verify_hostname);
+    assert_eq!(ssl.sasl, None);
+}
+
+/// Neither the manager's `Debug` nor its status, nor what it logs, shows the password.
+#[cfg(any(feature = "confluent", feature = "native"))]
+#[tokio::test]
+async fn the_manager_shows_no_secret() {
+    let config =
+        secured("protocol = \"sasl_ssl\"\nsasl_mechanism = \"plain\"\nusername = \"alice\"");
+    let logs = Logs::default();
+    let _guard = tracing::subscriber::set_default(logs.clone());
+    let manager = Manager::connect(&config).await.unwrap();
+    tracing::info!(?config, "the config, as a service would log it");
+    let shown = format!("{manager:?} {:?} {:#?}", manager.status(), manager.status());
+    manager.close().await.unwrap();
+    assert!(!shown.contains(PASSWORD), "{shown}");
+    let logged = logs.text();
+    assert!(logged.contains("alice"), "the config was logged: {logged}");
+    assert!(!logged.contains(PASSWORD), "{logged}");
+}
+
+/// A backend that cannot reach its broker fails with an error (and logs) that name the user
+/// but never the password.
+#[cfg(feature = "native")]
+#[tokio::test]
+async fn a_failed_connect_shows_no_secret() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = closed.local_addr().unwrap();
+    drop(closed);
+    let text = format!(
+        "[kafka]\nbrokers = [\"{addr}\"]\ngroup_id = \"g\"\nclient = \"native\"\n\
+         [kafka.producer]\nrequest_timeout_ms = 1000\n\
+         [kafka.security]\nprotocol = \"sasl_plaintext\"\nsasl_mechanism = \"scram-sha-256\"\n\
+         username = \"alice\"\n"
+    );
+    let config = Config::from_toml(&text, "config.toml", |name| {
+        (name == "KAFKA_SECURITY_PASSWORD").then(|| PASSWORD.to_owned())
+    })
+    .unwrap();
+    let logs = Logs::default();
+    let _guard = tracing::subscriber::set_default(logs.clone());
+    let connect = Manager::connect(&config);
+    let error = tokio::time::timeout(Duration::from_secs(30), connect)
+        .await
+        .expect("connect gives up")
+        .unwrap_err();
+    let shown = format!("{error} {error:?}");
+    assert!(!shown.contains(PASSWORD), "{shown}");
+    assert!(!logs.text().contains(PASSWORD), "{}", logs.text());
+}
+
+/// Every event and span field logged while it is the default subscriber, as text.
+#[cfg(any(feature = "confluent", feature = "native"))]
+#[derive(Clone, Default)]
+struct Logs(std::sync::Arc<std::sync::Mutex<String>>);
+
+#[cfg(any(feature = "confluent", feature = "native"))]
+impl Logs {
+    fn text(&self) -> String {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+#[cfg(any(feature = "confluent", feature = "native"))]
+impl tracing::field::Visit for Logs {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        use std::fmt::Write as _;
+        let _ = write!(self.0.lock().unwrap(), "{}={value:?} ", field.name());
+    }
+}
+
+#[cfg(any(feature = "confluent", feature = "native"))]
+impl tracing::Subscriber for Logs {
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        true
+    }
+
+    fn new_span(&self, span: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        span.record(&mut self.clone());
+        tracing::span::Id::from_u64(1)
+    }
+
+    fn record(&self, _: &tracing::span::Id, values: &tracing::span::Record<'_>) {
+        values.record(&mut self.clone());
+    }
+
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+
+    fn event(&self, event: &tracing::Event<'_>) {
+        event.record(&mut self.clone());
+        self.0.lock().unwrap().push('\n');
+    }
+
+    fn enter(&self, _: &tracing::span::Id) {}
+
+    fn exit(&self, _: &tracing::span::Id) {}
+}

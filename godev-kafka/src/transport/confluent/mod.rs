@@ -78,8 +78,10 @@
 //!
 //! # Limits
 //!
-//! - Rust 1.95+ (the crate's MSRV), and only plaintext connections: the crate's TLS features
-//!   (`rustls`, `aws-lc-rs`) are left off to keep the build small.
+//! - Rust 1.95+ (the crate's MSRV), and no TLS: the crate's TLS features (`rustls`,
+//!   `aws-lc-rs`) are left off to keep the build small, so config refuses `ssl` and `sasl_ssl`
+//!   for this backend. SASL PLAIN over `sasl_plaintext` is mapped to the crate's
+//!   `sasl.jaas.config`, not yet tried against a broker.
 //! - No classic consumer groups: a group the `kafka` backend's members use (classic protocol)
 //!   cannot take confluent members at the same time.
 //! - [`Polled::Assigned`] lists added partitions only (see above).
@@ -107,7 +109,10 @@ use confluent_kafka::producer::{KafkaProducer, Producer as _, ProducerConfig, Pr
 
 use self::member::ConfluentMember;
 use crate::transport::partition_counts::PartitionCounts;
-use crate::transport::{BoxFuture, GroupMember, GroupOptions, OutgoingRecord, Transport, Unsent};
+use crate::transport::{
+    BoxFuture, GroupMember, GroupOptions, OutgoingRecord, SaslOptions, TlsOptions, Transport,
+    Unsent,
+};
 #[cfg(doc)]
 use crate::transport::{Polled, TopicPartition};
 use crate::{Error, Result};
@@ -173,6 +178,21 @@ pub struct ConfluentOptions {
     /// Write [`GroupOptions::session_timeout`] and [`GroupOptions::heartbeat_interval`] to the
     /// group's broker-side configs on join (see the [module docs](self#group-timeouts)).
     pub set_group_timeouts: bool,
+    /// TLS for every connection (producer, consumers, admin): `security.protocol` `SSL` (or
+    /// `SASL_SSL` with [`sasl`](Self::sasl)), the CA file as `ssl.truststore.location`
+    /// (`None`: the crate's webpki roots), the client certificate and key for mutual TLS as
+    /// `ssl.keystore.certificate.chain` and `ssl.keystore.key` (read when the clients are
+    /// built; a file that cannot be read then is given to the crate as
+    /// `ssl.keystore.location`, so that its error names the file), and
+    /// `ssl.endpoint.identification.algorithm` `https`, or empty (the Java client's way to
+    /// turn the check off) without [`verify_hostname`](TlsOptions::verify_hostname). `None`:
+    /// plain TCP. Needs the crate's `rustls` feature.
+    pub tls: Option<TlsOptions>,
+    /// SASL for every connection: `security.protocol` `SASL_PLAINTEXT` (or `SASL_SSL` with
+    /// [`tls`](Self::tls)), `sasl.mechanism` and `sasl.jaas.config` with the user and
+    /// password. The crate authenticates with PLAIN only: it refuses another mechanism when
+    /// the clients are built. `None`: no SASL.
+    pub sasl: Option<SaslOptions>,
     /// Further client properties (Java client names, e.g. `security.protocol`), applied to the
     /// producer, the consumers and the admin client after the ones above.
     pub properties: BTreeMap<String, String>,
@@ -210,6 +230,8 @@ impl std::fmt::Debug for ConfluentOptions {
             .field("fetch_max_wait", &self.fetch_max_wait)
             .field("isolation", &self.isolation)
             .field("set_group_timeouts", &self.set_group_timeouts)
+            .field("tls", &self.tls)
+            .field("sasl", &self.sasl)
             .field("properties", &properties)
             .finish()
     }
@@ -240,6 +262,8 @@ impl ConfluentOptions {
             fetch_max_wait: Duration::from_millis(500),
             isolation: Isolation::ReadUncommitted,
             set_group_timeouts: true,
+            tls: None,
+            sasl: None,
             properties: BTreeMap::new(),
         }
     }
@@ -267,16 +291,70 @@ impl ConfluentOptions {
         props
     }
 
-    /// Where the brokers are and how long a request may take.
+    /// Where the brokers are, how long a request may take, and how connections are secured.
     fn connection(&self) -> HashMap<String, String> {
-        HashMap::from([
+        let mut props = HashMap::from([
             ("bootstrap.servers".into(), self.brokers.join(",")),
             ("client.id".into(), self.client_id.clone()),
             (
                 "request.timeout.ms".into(),
                 millis(self.request_timeout).to_string(),
             ),
-        ])
+        ]);
+        props.extend(self.security_properties());
+        props
+    }
+
+    /// `security.protocol` and the `ssl.*` and `sasl.*` properties of [`tls`](Self::tls) and
+    /// [`sasl`](Self::sasl) (the Java client's names, which the crate reads); none without
+    /// either.
+    fn security_properties(&self) -> Vec<(String, String)> {
+        let protocol = match (&self.tls, &self.sasl) {
+            (None, None) => return Vec::new(),
+            (Some(_), None) => "SSL",
+            (None, Some(_)) => "SASL_PLAINTEXT",
+            (Some(_), Some(_)) => "SASL_SSL",
+        };
+        let mut props = vec![("security.protocol".to_string(), protocol.to_string())];
+        if let Some(tls) = &self.tls {
+            let verify = if tls.verify_hostname { "https" } else { "" };
+            props.push((
+                "ssl.endpoint.identification.algorithm".into(),
+                verify.into(),
+            ));
+            if let Some(ca) = &tls.ca_file {
+                props.push(("ssl.truststore.type".into(), "PEM".into()));
+                props.push(("ssl.truststore.location".into(), ca.display().to_string()));
+            }
+            if let (Some(cert), Some(key)) = (&tls.cert_file, &tls.key_file) {
+                props.push(("ssl.keystore.type".into(), "PEM".into()));
+                for (path, inline) in [
+                    (cert, "ssl.keystore.certificate.chain"),
+                    (key, "ssl.keystore.key"),
+                ] {
+                    match std::fs::read_to_string(path) {
+                        Ok(pem) => props.push((inline.into(), pem)),
+                        // The crate reads the file itself, and fails naming it.
+                        Err(_) => {
+                            props.push(("ssl.keystore.location".into(), path.display().to_string()))
+                        }
+                    }
+                }
+            }
+        }
+        if let Some(sasl) = &self.sasl {
+            props.push(("sasl.mechanism".into(), sasl.mechanism.kafka_name().into()));
+            props.push((
+                "sasl.jaas.config".into(),
+                format!(
+                    "org.apache.kafka.common.security.plain.PlainLoginModule required \
+                     username=\"{}\" password=\"{}\";",
+                    jaas_quoted(&sasl.username),
+                    jaas_quoted(sasl.password.expose())
+                ),
+            ));
+        }
+        props
     }
 
     fn with_extra(&self, mut props: HashMap<String, String>) -> HashMap<String, String> {
@@ -319,6 +397,24 @@ impl ConfluentOptions {
 
 fn millis(d: Duration) -> u128 {
     d.as_millis()
+}
+
+/// `value` escaped for a double-quoted JAAS option value: a backslash before `\\` and `"`,
+/// and line breaks written as `\n` and `\r` (a raw one would end the value).
+fn jaas_quoted(value: &str) -> String {
+    let mut quoted = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '\\' | '"' => {
+                quoted.push('\\');
+                quoted.push(c);
+            }
+            '\n' => quoted.push_str("\\n"),
+            '\r' => quoted.push_str("\\r"),
+            c => quoted.push(c),
+        }
+    }
+    quoted
 }
 
 /// The crate's error as this crate's, naming the operation.
@@ -565,6 +661,132 @@ mod tests {
         let mut one = ConfluentOptions::new(["b:9092"]);
         one.acks = Acks::One;
         assert_eq!(one.producer_properties()["enable.idempotence"], "false");
+    }
+
+    /// A file of the temp directory holding `contents`; its path.
+    fn temp_file(name: &str, contents: &str) -> std::path::PathBuf {
+        let path =
+            std::env::temp_dir().join(format!("godev-confluent-{}-{name}", std::process::id()));
+        std::fs::write(&path, contents).unwrap();
+        path
+    }
+
+    /// TLS and SASL become the Java client's `security.protocol`, `ssl.*` and `sasl.*`
+    /// properties, the same for the producer, the consumers and the admin client; the crate
+    /// takes them all.
+    #[test]
+    fn tls_and_sasl_become_the_security_properties() {
+        let ca = temp_file("ca.pem", "CA PEM");
+        let cert = temp_file("cert.pem", "CERT PEM");
+        let key = temp_file("key.pem", "KEY PEM");
+        let mut options = ConfluentOptions::new(["b:9093"]);
+        options.tls = Some(TlsOptions {
+            ca_file: Some(ca.clone()),
+            cert_file: Some(cert.clone()),
+            key_file: Some(key.clone()),
+            verify_hostname: true,
+        });
+        options.sasl = Some(SaslOptions::password(
+            crate::transport::SaslMechanism::Plain,
+            "al\"ice",
+            crate::transport::Secret::new("pa\\ss\"word\n"),
+        ));
+        let expected = [
+            ("security.protocol", "SASL_SSL"),
+            ("ssl.endpoint.identification.algorithm", "https"),
+            ("ssl.truststore.type", "PEM"),
+            ("ssl.truststore.location", ca.to_str().unwrap()),
+            ("ssl.keystore.type", "PEM"),
+            ("ssl.keystore.certificate.chain", "CERT PEM"),
+            ("ssl.keystore.key", "KEY PEM"),
+            ("sasl.mechanism", "PLAIN"),
+            (
+                "sasl.jaas.config",
+                "org.apache.kafka.common.security.plain.PlainLoginModule required \
+                 username=\"al\\\"ice\" password=\"pa\\\\ss\\\"word\\n\";",
+            ),
+        ];
+        for props in [
+            options.producer_properties(),
+            options.consumer_properties(),
+            options.connection(),
+        ] {
+            for (key, value) in expected {
+                assert_eq!(props.get(key).map(String::as_str), Some(value), "{key}");
+            }
+            assert!(!props.contains_key("ssl.keystore.location"), "{props:?}");
+        }
+        ProducerConfig::new(&options.producer_properties())
+            .expect("the crate takes the security properties");
+
+        let debug = format!("{options:?}");
+        assert!(!debug.contains("ss\\\"word"), "{debug}");
+        assert!(debug.contains("<redacted>"), "{debug}");
+
+        // Each alone; a host name left unchecked; neither.
+        let sasl = options.sasl.take();
+        options.tls.as_mut().unwrap().verify_hostname = false;
+        let ssl = options.producer_properties();
+        assert_eq!(ssl["security.protocol"], "SSL");
+        assert_eq!(ssl["ssl.endpoint.identification.algorithm"], "");
+        assert!(!ssl.keys().any(|k| k.starts_with("sasl.")), "{ssl:?}");
+        options.tls = None;
+        options.sasl = sasl;
+        let sasl_plaintext = options.producer_properties();
+        assert_eq!(sasl_plaintext["security.protocol"], "SASL_PLAINTEXT");
+        assert!(
+            !sasl_plaintext.keys().any(|k| k.starts_with("ssl.")),
+            "{sasl_plaintext:?}"
+        );
+        options.sasl = None;
+        let plaintext = options.producer_properties();
+        assert!(
+            !plaintext.keys().any(|k| k.starts_with("ssl.")
+                || k.starts_with("sasl.")
+                || k.starts_with("security.")),
+            "{plaintext:?}"
+        );
+        for path in [ca, cert, key] {
+            std::fs::remove_file(path).unwrap();
+        }
+    }
+
+    /// A client key that cannot be read when the clients are built is handed to the crate as
+    /// the key store's location, so that the crate's error names it; TLS without a CA file
+    /// names no trust store.
+    #[test]
+    fn an_unreadable_client_key_is_left_to_the_crate_to_report() {
+        let cert = temp_file("cert-only.pem", "CERT PEM");
+        let mut options = ConfluentOptions::new(["b:9093"]);
+        options.tls = Some(TlsOptions {
+            cert_file: Some(cert.clone()),
+            key_file: Some("/nonexistent/client.key".into()),
+            ..TlsOptions::default()
+        });
+        let props = options.producer_properties();
+        assert_eq!(props["ssl.keystore.certificate.chain"], "CERT PEM");
+        assert_eq!(props["ssl.keystore.location"], "/nonexistent/client.key");
+        assert!(!props.contains_key("ssl.keystore.key"), "{props:?}");
+        assert!(!props.contains_key("ssl.truststore.location"), "{props:?}");
+        std::fs::remove_file(cert).unwrap();
+    }
+
+    /// The crate authenticates with PLAIN only: another mechanism is refused when the
+    /// producer's configuration is built (config load refuses it earlier, naming `native`).
+    #[test]
+    fn the_crate_refuses_mechanisms_other_than_plain() {
+        let mut options = ConfluentOptions::new(["b:9093"]);
+        options.sasl = Some(SaslOptions::password(
+            crate::transport::SaslMechanism::ScramSha256,
+            "alice",
+            crate::transport::Secret::new("s3cret"),
+        ));
+        let Err(error) = ProducerConfig::new(&options.producer_properties()) else {
+            panic!("SCRAM is refused");
+        };
+        let error = error.to_string();
+        assert!(error.contains("SCRAM-SHA-256"), "{error}");
+        assert!(!error.contains("s3cret"), "{error}");
     }
 
     /// Every producer option reaches its property, and the fetch settings stay out of the

@@ -21,7 +21,7 @@ use tokio::task::JoinHandle;
 
 use super::frame::{correlation_id, decode_response, encode_request, read_frame};
 use super::guard::Guarded;
-use super::{Range, negotiate};
+use super::{Range, Security, negotiate};
 use crate::{Error, Result};
 
 /// Requests queued for the writer before `call` waits for room.
@@ -32,7 +32,7 @@ const MAX_ABANDONED: usize = 1024;
 /// Write buffer: requests that queue up while one is written go out in one syscall.
 const WRITE_BUFFER: usize = 64 * 1024;
 
-/// A byte stream to a broker: TCP today; TLS wraps it in the same place (issue #14).
+/// A byte stream to a broker: TCP, or TLS over TCP.
 trait Stream: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
 impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Stream for T {}
 
@@ -46,6 +46,8 @@ pub(crate) struct Connection {
     client_id: StrBytes,
     versions: HashMap<i16, Range>,
     timeout: Duration,
+    /// When an authenticated session nears its end: no new requests after this.
+    usable_until: Option<std::time::Instant>,
     correlation: AtomicI32,
     shared: Arc<Shared>,
     queue: mpsc::Sender<Bytes>,
@@ -112,18 +114,49 @@ impl Drop for Registration<'_> {
 }
 
 impl Connection {
-    /// Connects to `addr` and asks for its API versions.
-    pub(crate) async fn connect(addr: &str, client_id: &str, timeout: Duration) -> Result<Self> {
+    /// Connects to `addr`, with TLS and SASL as `security` says, and asks for its API
+    /// versions.
+    pub(crate) async fn connect(
+        addr: &str,
+        client_id: &str,
+        timeout: Duration,
+        security: &Security,
+    ) -> Result<Self> {
         let op = || format!("connect to broker {addr}");
         let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
             .await
             .map_err(|_| Error::transport(op(), "timed out", true))?
             .map_err(|e| Error::transport(op(), e, true))?;
         stream.set_nodelay(true).ok();
-        let mut conn = Self::start(Box::new(stream), addr, client_id, timeout);
+        let stream: Box<dyn Stream> = match &security.tls {
+            Some(tls) => Box::new(
+                tokio::time::timeout(timeout, tls.wrap(stream, addr))
+                    .await
+                    .map_err(|_| Error::transport(op(), "the TLS handshake timed out", true))??,
+            ),
+            None => Box::new(stream),
+        };
+        let mut conn = Self::start(stream, addr, client_id, timeout);
         let response: ApiVersionsResponse = conn
             .call(ApiKey::ApiVersions, 0, &ApiVersionsRequest::default(), None)
-            .await?;
+            .await
+            .map_err(|e| match e {
+                // TLS 1.3 completes the client's side of the handshake before the broker
+                // checks the client's certificate: its refusal comes as the first read.
+                Error::Transport { message, .. }
+                    if security.tls.is_some() && message.contains("received fatal alert") =>
+                {
+                    Error::transport(
+                        op(),
+                        format!(
+                            "the broker ended the TLS session ({message}); if it requires \
+                             client certificates (mutual TLS), give a certificate and key file"
+                        ),
+                        false,
+                    )
+                }
+                other => other,
+            })?;
         if response.error_code != 0 {
             return Err(Error::kafka(op(), response.error_code));
         }
@@ -140,6 +173,18 @@ impl Connection {
                 )
             })
             .collect();
+        #[cfg(feature = "native")]
+        if let Some(sasl) = &security.sasl {
+            let lifetime = super::sasl::authenticate(&conn, sasl).await?;
+            tracing::debug!(
+                broker = addr,
+                mechanism = sasl.mechanism.kafka_name(),
+                lifetime_ms = lifetime.map(|l| l.as_millis() as u64),
+                "SASL authenticated"
+            );
+            // Replaced before the broker would cut it off, with room for requests in flight.
+            conn.usable_until = lifetime.map(|l| std::time::Instant::now() + l.mul_f64(0.85));
+        }
         Ok(conn)
     }
 
@@ -155,6 +200,7 @@ impl Connection {
             client_id: StrBytes::from_string(client_id.to_owned()),
             versions: HashMap::new(),
             timeout,
+            usable_until: None,
             correlation: AtomicI32::new(0),
             shared,
             queue,
@@ -171,6 +217,16 @@ impl Connection {
     /// Whether the connection can no longer be used: connect again.
     pub(crate) fn is_broken(&self) -> bool {
         self.shared.broken.load(Ordering::Acquire)
+    }
+
+    /// Whether new requests may go out on it: it is not broken, and its authenticated
+    /// session (if the broker limits it) is not near its end. Owners replace a connection
+    /// that is not.
+    pub(crate) fn is_usable(&self) -> bool {
+        !self.is_broken()
+            && self
+                .usable_until
+                .is_none_or(|until| std::time::Instant::now() < until)
     }
 
     /// The broker's version range for `key`, if it supports the API at all.

@@ -18,7 +18,7 @@ use kafka_protocol::messages::{
 };
 use tokio::sync::Mutex;
 
-use super::{Connection, sb};
+use super::{Connection, Security, sb};
 use crate::{Error, KafkaCode, Result};
 
 /// The first wait before connecting to a broker again after a failed attempt; each further
@@ -71,6 +71,7 @@ pub(crate) struct Cluster {
     bootstrap: Vec<String>,
     client_id: String,
     timeout: Duration,
+    security: Security,
     slots: SyncMutex<HashMap<(String, Purpose), SharedSlot>>,
     cache: SyncMutex<Cache>,
 }
@@ -113,9 +114,16 @@ impl Cluster {
             bootstrap: bootstrap.to_vec(),
             client_id: client_id.to_owned(),
             timeout,
+            security: Security::default(),
             slots: SyncMutex::default(),
             cache: SyncMutex::default(),
         }
+    }
+
+    /// This cluster, with every connection secured as `security` says.
+    pub(crate) fn with_security(mut self, security: Security) -> Self {
+        self.security = security;
+        self
     }
 
     fn cache(&self) -> MutexGuard<'_, Cache> {
@@ -138,10 +146,24 @@ impl Cluster {
             .or_default()
             .clone();
         let mut slot = slot.lock().await;
-        if let Some(conn) = slot.conn.as_ref().filter(|c| !c.is_broken()) {
+        if let Some(conn) = slot.conn.as_ref().filter(|c| c.is_usable()) {
             return Ok(conn.clone());
         }
-        slot.conn = None;
+        if let Some(old) = slot.conn.take() {
+            if old.is_broken() {
+                tracing::debug!(
+                    broker = addr,
+                    ?purpose,
+                    "connection broken; connecting again"
+                );
+            } else {
+                tracing::debug!(
+                    broker = addr,
+                    ?purpose,
+                    "authenticated session ends soon; connecting again to re-authenticate"
+                );
+            }
+        }
         if let Some(last) = slot.last_attempt {
             let wait = backoff(slot.failures).saturating_sub(last.elapsed());
             if !wait.is_zero() {
@@ -149,7 +171,7 @@ impl Cluster {
             }
         }
         slot.last_attempt = Some(tokio::time::Instant::now());
-        match Connection::connect(addr, &self.client_id, self.timeout).await {
+        match Connection::connect(addr, &self.client_id, self.timeout, &self.security).await {
             Ok(conn) => {
                 slot.failures = 0;
                 let conn = Arc::new(conn);

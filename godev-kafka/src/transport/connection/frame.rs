@@ -45,7 +45,7 @@ pub(super) async fn read_frame<R: AsyncRead + Unpin>(reader: &mut R) -> std::io:
     if !(4..=MAX_FRAME as i64).contains(&i64::from(len)) {
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidData,
-            format!("bad response length {len}"),
+            bad_length(len),
         ));
     }
     let mut body = BytesMut::zeroed(len as usize);
@@ -96,9 +96,30 @@ pub(crate) fn decode_response<Resp: Decodable + HeaderVersion + Guarded>(
     Ok((header.correlation_id, response))
 }
 
+/// Why `len` cannot start a Kafka response, with what the bytes more likely were.
+fn bad_length(len: i32) -> String {
+    let [first, second, ..] = len.to_be_bytes();
+    // A TLS record: content type 21 (alert) or 22 (handshake), then version 3.x.
+    if matches!(first, 0x15 | 0x16) && second == 0x03 {
+        return format!(
+            "bad response length {len}: the broker answered with TLS; this listener needs TLS \
+             (security protocol `ssl` or `sasl_ssl`)"
+        );
+    }
+    format!("bad response length {len}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_tls_answer_is_named_as_such() {
+        // What a TLS listener sends a client that speaks Kafka in the clear: an alert record.
+        let alert = [0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x32];
+        let err = read_frame(&mut &alert[..]).await.unwrap_err();
+        assert!(err.to_string().contains("needs TLS"), "{err}");
+    }
 
     #[tokio::test]
     async fn lengths_outside_the_cap_are_refused_before_allocating() {

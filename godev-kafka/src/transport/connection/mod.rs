@@ -1,8 +1,9 @@
 //! The connection layer: every Kafka request the project writes itself goes through it.
 //!
-//! A [`Connection`] is one TCP connection to one broker. It knows framing, API versions,
-//! correlation ids and timeouts, and nothing about what is being asked: group membership,
-//! admin helpers and (next) the native backend's produce and fetch are its clients.
+//! A [`Connection`] is one TCP connection to one broker, over TLS where the cluster has
+//! [`Tls`] settings. It knows framing, API versions, correlation ids and timeouts, and
+//! nothing about what is being asked: group membership, admin helpers and the native
+//! backend's produce and fetch are its clients.
 //!
 //! # Guarantees
 //!
@@ -32,9 +33,58 @@ mod cluster;
 pub(crate) mod fake_broker;
 mod frame;
 pub(crate) mod guard; // pub(crate) for the fuzz entry points (feature `fuzzing`)
+#[cfg(feature = "native")]
+mod sasl;
+#[cfg(feature = "native")]
+mod tls;
 
 pub(crate) use broker::Connection;
 pub(crate) use cluster::{Cluster, Purpose};
+#[cfg(feature = "native")]
+pub(crate) use tls::Tls;
+
+/// How every connection of a cluster is secured: TLS, SASL, both or neither.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Security {
+    pub(crate) tls: Option<Tls>,
+    /// Only the `native` backend authenticates; without it this is always `None`.
+    #[cfg_attr(not(feature = "native"), allow(dead_code))]
+    pub(crate) sasl: Option<std::sync::Arc<crate::security::SaslOptions>>,
+}
+
+#[cfg(feature = "native")]
+impl Security {
+    /// TLS and SASL as the options ask (TLS files read now).
+    ///
+    /// # Errors
+    ///
+    /// A TLS file cannot be read or used.
+    pub(crate) fn new(
+        tls: Option<&crate::security::TlsOptions>,
+        sasl: Option<&crate::security::SaslOptions>,
+    ) -> crate::Result<Self> {
+        Ok(Security {
+            tls: tls.map(Tls::new).transpose()?,
+            sasl: sasl.cloned().map(std::sync::Arc::new),
+        })
+    }
+}
+
+/// Without the `native` backend there is no TLS: no value of this type exists.
+#[cfg(not(feature = "native"))]
+#[derive(Debug, Clone)]
+pub(crate) enum Tls {}
+
+#[cfg(not(feature = "native"))]
+impl Tls {
+    pub(crate) async fn wrap(
+        &self,
+        _: tokio::net::TcpStream,
+        _: &str,
+    ) -> crate::Result<tokio::net::TcpStream> {
+        match *self {}
+    }
+}
 #[cfg(any(test, feature = "fuzzing"))]
 pub(crate) use frame::decode_response;
 

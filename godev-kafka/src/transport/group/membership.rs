@@ -43,7 +43,7 @@ use super::{
     PartitionReader, client_ids, decode_assignment, decode_subscription, encode_assignment,
     encode_subscription,
 };
-use crate::transport::connection::{Cluster, Connection, Purpose, sb};
+use crate::transport::connection::{Cluster, Connection, Purpose, Security, sb};
 use crate::transport::{
     BoxFuture, GroupMember, GroupOptions, Polled, StalledPartition, TopicPartition,
 };
@@ -80,6 +80,8 @@ pub(crate) struct Settings {
     pub(crate) brokers: Vec<String>,
     pub(crate) client_id: String,
     pub(crate) request_timeout: Duration,
+    /// How every connection of the member is secured.
+    pub(crate) security: Security,
 }
 
 /// A member of one consumer group, speaking the classic group protocol.
@@ -128,11 +130,14 @@ impl ClassicMember {
             ));
         }
         let deadline = Instant::now() + settings.request_timeout;
-        let cluster = Arc::new(Cluster::new(
-            &settings.brokers,
-            &settings.client_id,
-            settings.request_timeout,
-        ));
+        let cluster = Arc::new(
+            Cluster::new(
+                &settings.brokers,
+                &settings.client_id,
+                settings.request_timeout,
+            )
+            .with_security(settings.security.clone()),
+        );
         let coordinator = cluster.coordinator(&options.group, deadline).await?;
         if options.group_instance_id.is_some() {
             let version = coordinator.version::<JoinGroupRequest>(ApiKey::JoinGroup)?;
@@ -196,7 +201,7 @@ impl ClassicMember {
     /// The coordinator connection, found again if it was lost.
     async fn coordinator(&mut self) -> Result<&Connection> {
         let lost = std::mem::take(&mut self.shared.lock().expect("group state").lost_coordinator);
-        if lost || self.coordinator.as_ref().is_none_or(|c| c.is_broken()) {
+        if lost || self.coordinator.as_ref().is_none_or(|c| !c.is_usable()) {
             self.coordinator = None;
             let deadline = Instant::now() + self.options.rebalance_timeout;
             let conn = self

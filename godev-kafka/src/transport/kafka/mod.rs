@@ -61,7 +61,7 @@ use kafka_protocol::messages::ApiKey;
 use self::fetch::Fetcher;
 use self::producer::ProducerHandle;
 use crate::transport::admin;
-use crate::transport::connection::{Cluster, Connection};
+use crate::transport::connection::{Cluster, Connection, Security};
 use crate::transport::group::membership::{ClassicMember, Settings};
 use crate::transport::partition_counts::PartitionCounts;
 use crate::transport::{BoxFuture, GroupMember, GroupOptions, OutgoingRecord, Transport, Unsent};
@@ -262,6 +262,7 @@ impl Transport for KafkaTransport {
             brokers: self.options.brokers.clone(),
             client_id: self.options.client_id.clone(),
             request_timeout: self.options.request_timeout,
+            security: Security::default(),
         };
         let reader = Fetcher::spawn(
             self.options.brokers.clone(),

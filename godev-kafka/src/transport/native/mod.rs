@@ -43,12 +43,12 @@ use kafka_protocol::messages::{ApiKey, FetchRequest, ProduceRequest};
 use self::fetch::{FetchSettings, NativeFetcher};
 use self::produce::{NativeProducer, ProducerSettings};
 use crate::transport::admin;
-use crate::transport::connection::Cluster;
+use crate::transport::connection::{Cluster, Security};
 use crate::transport::group::membership::{ClassicMember, Settings};
 use crate::transport::partition_counts::PartitionCounts;
 use crate::transport::{
-    Acks, BoxFuture, Compression, GroupMember, GroupOptions, Isolation, OutgoingRecord, Transport,
-    Unsent,
+    Acks, BoxFuture, Compression, GroupMember, GroupOptions, Isolation, OutgoingRecord,
+    SaslOptions, TlsOptions, Transport, Unsent,
 };
 use crate::{Error, Result};
 
@@ -111,6 +111,10 @@ pub struct NativeOptions {
     /// Which records of transactional producers consumers read (`isolation.level`; the
     /// default, as the Java client's, is [`Isolation::ReadUncommitted`]).
     pub isolation: Isolation,
+    /// TLS for every connection (produce, fetch, group, admin); `None`: plain TCP.
+    pub tls: Option<TlsOptions>,
+    /// SASL authentication of every connection; `None`: none.
+    pub sasl: Option<SaslOptions>,
 }
 
 impl NativeOptions {
@@ -139,6 +143,8 @@ impl NativeOptions {
             fetch_min_bytes: fetch.min_bytes,
             fetch_max_wait: fetch.max_wait,
             isolation: fetch.isolation,
+            tls: None,
+            sasl: None,
         }
     }
 }
@@ -147,6 +153,7 @@ impl NativeOptions {
 #[derive(Debug)]
 pub struct NativeTransport {
     options: NativeOptions,
+    security: Security,
     cluster: Arc<Cluster>,
     producer: NativeProducer,
     partition_counts: PartitionCounts,
@@ -185,11 +192,15 @@ impl NativeTransport {
                     .into(),
             });
         }
-        let cluster = Arc::new(Cluster::new(
-            &options.brokers,
-            &options.client_id,
-            options.request_timeout,
-        ));
+        let security = Security::new(options.tls.as_ref(), options.sasl.as_ref())?;
+        let cluster = Arc::new(
+            Cluster::new(
+                &options.brokers,
+                &options.client_id,
+                options.request_timeout,
+            )
+            .with_security(security.clone()),
+        );
         let conn = cluster.any().await?;
         conn.version::<ProduceRequest>(ApiKey::Produce)?;
         let fetch = conn.version::<FetchRequest>(ApiKey::Fetch)?;
@@ -219,6 +230,7 @@ impl NativeTransport {
         );
         Ok(Self {
             options,
+            security,
             cluster,
             producer,
             partition_counts: PartitionCounts::default(),
@@ -251,7 +263,7 @@ impl Transport for NativeTransport {
         &'a self,
         topic: &'a str,
     ) -> BoxFuture<'a, Result<std::collections::BTreeMap<i32, i64>>> {
-        Box::pin(admin::end_offsets(&self.options.brokers, topic))
+        Box::pin(admin::end_offsets_on(&self.cluster, topic))
     }
 
     fn produce(&self, record: OutgoingRecord) -> BoxFuture<'_, std::result::Result<i64, Unsent>> {
@@ -270,13 +282,17 @@ impl Transport for NativeTransport {
             brokers: self.options.brokers.clone(),
             client_id: self.options.client_id.clone(),
             request_timeout: self.options.request_timeout,
+            security: self.security.clone(),
         };
         let fetcher = NativeFetcher::new(
-            Arc::new(Cluster::new(
-                &self.options.brokers,
-                &self.options.client_id,
-                self.options.request_timeout,
-            )),
+            Arc::new(
+                Cluster::new(
+                    &self.options.brokers,
+                    &self.options.client_id,
+                    self.options.request_timeout,
+                )
+                .with_security(self.security.clone()),
+            ),
             FetchSettings {
                 max_bytes: self.options.fetch_max_bytes,
                 partition_max_bytes: self.options.fetch_partition_max_bytes,

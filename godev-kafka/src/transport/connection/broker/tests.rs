@@ -20,9 +20,14 @@ fn heartbeat(code: i16) -> [u8; 2] {
 const DEADLINE: Duration = Duration::from_secs(10);
 
 async fn connect(addr: &str) -> Connection {
-    Connection::connect(addr, "connection-test", Duration::from_secs(5))
-        .await
-        .expect("the fake broker negotiates correctly")
+    Connection::connect(
+        addr,
+        "connection-test",
+        Duration::from_secs(5),
+        &Security::default(),
+    )
+    .await
+    .expect("the fake broker negotiates correctly")
 }
 
 async fn heartbeat_call(conn: &Connection, timeout: Option<Duration>) -> Result<i16> {

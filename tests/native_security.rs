@@ -1,0 +1,347 @@
+//! The `native` backend on secured brokers, Kafka 3.9 and Kafka 4 (issue #14): produce and
+//! grouped consume over SASL_SSL with each of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 and
+//! OAUTHBEARER, and over mutual TLS; a consumer across re-authentications; and the clear
+//! errors of a wrong password, an untrusted CA, a missing client certificate, a plaintext
+//! client on a TLS listener, and a user without rights on the group or the topic.
+//!
+//! The brokers are `dev/kafka start --security sasl_ssl --reauth-ms 10000` and
+//! `dev/kafka start --security ssl --mtls`, one of each per version (`dev/test` starts them).
+//!
+//! Run: `cargo test -p godev-kit --features broker-tests,native --test native_security`
+//! with `GODEV_KAFKA_SASL_SSL`, `GODEV_KAFKA4_SASL_SSL`, `GODEV_KAFKA_MTLS` and
+//! `GODEV_KAFKA4_MTLS` naming the brokers' `client.env` files.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use godev_kafka::transport::{SaslMechanism, Transport};
+use godev_kafka::{Codec, Consumer, Context, Error, Event, HandlerError, KafkaCode, Producer};
+use godev_kafka::{TopicMap, handler, testing};
+use serde::{Deserialize, Serialize};
+use support::Backend;
+use support::secured::{Listener, Secured};
+
+#[derive(Debug, Clone, Serialize, Deserialize, Event)]
+#[event(topic = "payments", name = "payment.made", key = "id")]
+struct PaymentMade {
+    id: u32,
+}
+
+/// Topic → ids handled.
+static HANDLED: Mutex<BTreeMap<String, Vec<u32>>> = Mutex::new(BTreeMap::new());
+
+#[handler]
+async fn on_payment(event: PaymentMade, ctx: Context) -> Result<(), HandlerError> {
+    HANDLED
+        .lock()
+        .unwrap()
+        .entry(ctx.topic().to_owned())
+        .or_default()
+        .push(event.id);
+    Ok(())
+}
+
+fn handled(topic: &str) -> Vec<u32> {
+    HANDLED
+        .lock()
+        .unwrap()
+        .get(topic)
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// The debug lines of the connection layer, captured for the whole process.
+fn connection_logs() -> &'static Mutex<Vec<u8>> {
+    static LOGS: OnceLock<Mutex<Vec<u8>>> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        #[derive(Clone, Copy)]
+        struct Sink;
+        impl std::io::Write for Sink {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                connection_logs().lock().unwrap().extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        tracing_subscriber::fmt()
+            .with_env_filter("godev_kafka::transport::connection=debug")
+            .with_ansi(false)
+            .with_writer(|| Sink)
+            .init();
+        Mutex::new(Vec::new())
+    })
+}
+
+/// Captured connection-layer lines that mention `broker` and `needle`.
+fn logged(broker: &str, needle: &str) -> usize {
+    String::from_utf8_lossy(&connection_logs().lock().unwrap())
+        .lines()
+        .filter(|l| l.contains(broker) && l.contains(needle))
+        .count()
+}
+
+/// Sends `ids` to a fresh topic through `transport`, consumes them in a group and checks
+/// each arrived once.
+async fn round_trip(
+    backend: Backend,
+    secured: &Secured,
+    transport: Arc<dyn Transport>,
+    what: &str,
+) {
+    let topic = testing::unique_name(&format!("secured-{what}"));
+    testing::create_topic(&secured.internal, &topic, 3)
+        .await
+        .unwrap();
+    let topics = TopicMap::from_iter([("payments", topic.as_str())]);
+    let producer = Producer::with_transport(
+        transport.clone(),
+        topics.clone(),
+        Codec::CloudEvents,
+        "security-test",
+    );
+    for id in 0..30 {
+        producer
+            .send(&PaymentMade { id })
+            .await
+            .unwrap_or_else(|e| panic!("{what}: send {id}: {e}"));
+    }
+    let running = Consumer::builder_shared(transport, testing::unique_name("secured-group"))
+        .topics(topics)
+        .settings(backend.consumer_settings())
+        .handler::<on_payment>()
+        .build()
+        .unwrap()
+        .start();
+    support::wait_until(
+        &format!("{what}: 30 payments handled"),
+        Duration::from_secs(60),
+        || async { handled(&topic).len() >= 30 || running.has_stopped() },
+    )
+    .await;
+    assert!(!running.has_stopped(), "{what}: the consumer stopped");
+    let mut ids = handled(&topic);
+    ids.sort_unstable();
+    assert_eq!(ids, (0..30).collect::<Vec<_>>(), "{what}: each once");
+    running.shutdown().await.unwrap();
+}
+
+on_backends!(native_3 => Native3, native_4 => Native4; [
+    every_sasl_mechanism_produces_and_consumes_over_tls,
+    mutual_tls_produces_and_consumes,
+    without_a_client_certificate_mutual_tls_is_refused,
+    a_consumer_keeps_consuming_across_re_authentications,
+    a_wrong_password_fails_fast_naming_mechanism_and_user,
+    an_untrusted_ca_fails_with_the_certificate_problem,
+    a_plaintext_client_on_a_tls_listener_fails_clearly,
+    a_user_without_rights_gets_typed_authorization_errors,
+]);
+
+async fn every_sasl_mechanism_produces_and_consumes_over_tls(backend: Backend) {
+    let secured = Secured::get(Listener::SaslSsl, backend.kafka_version());
+    for mechanism in [
+        SaslMechanism::Plain,
+        SaslMechanism::ScramSha256,
+        SaslMechanism::ScramSha512,
+        SaslMechanism::OAuthBearer,
+    ] {
+        let transport = secured
+            .connect(Some(secured.tls()), Some(secured.sasl(mechanism, "alice")))
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", mechanism.kafka_name()));
+        round_trip(backend, &secured, Arc::new(transport), mechanism.as_str()).await;
+    }
+}
+
+async fn mutual_tls_produces_and_consumes(backend: Backend) {
+    let secured = Secured::get(Listener::MutualTls, backend.kafka_version());
+    let transport = secured
+        .connect(Some(secured.mutual_tls()), None)
+        .await
+        .expect("connect with the client certificate");
+    round_trip(backend, &secured, Arc::new(transport), "mtls").await;
+}
+
+async fn without_a_client_certificate_mutual_tls_is_refused(backend: Backend) {
+    let secured = Secured::get(Listener::MutualTls, backend.kafka_version());
+    let e = tokio::time::timeout(
+        Duration::from_secs(10),
+        secured.connect(Some(secured.tls()), None),
+    )
+    .await
+    .expect("an answer within 10 s")
+    .expect_err("the broker requires a client certificate");
+    let text = e.to_string();
+    assert!(text.contains("BadCertificate"), "{text}");
+    assert!(
+        text.contains("client certificates"),
+        "the fix is named: {text}"
+    );
+}
+
+/// `connections.max.reauth.ms=10000`: over 35 s each connection's session ends three times;
+/// the consumer must replace its connections before the broker cuts them, and never lose one.
+async fn a_consumer_keeps_consuming_across_re_authentications(backend: Backend) {
+    connection_logs();
+    let secured = Secured::get(Listener::SaslSsl, backend.kafka_version());
+    let transport: Arc<dyn Transport> = Arc::new(
+        secured
+            .connect(
+                Some(secured.tls()),
+                Some(secured.sasl(SaslMechanism::ScramSha512, "alice")),
+            )
+            .await
+            .unwrap(),
+    );
+    let topic = testing::unique_name("secured-reauth");
+    testing::create_topic(&secured.internal, &topic, 1)
+        .await
+        .unwrap();
+    let topics = TopicMap::from_iter([("payments", topic.as_str())]);
+    let running = Consumer::builder_shared(transport.clone(), testing::unique_name("reauth"))
+        .topics(topics.clone())
+        .settings(backend.consumer_settings())
+        .handler::<on_payment>()
+        .build()
+        .unwrap()
+        .start();
+    let producer = Producer::with_transport(transport, topics, Codec::CloudEvents, "reauth");
+    let renewed_before = logged(&secured.bootstrap, "re-authenticate");
+    let broken_before = logged(&secured.bootstrap, "connection broken");
+    let started = Instant::now();
+    let mut id = 0;
+    // One payment every 500 ms for 35 s: each must be handled within 5 s of its send.
+    while started.elapsed() < Duration::from_secs(35) {
+        producer.send(&PaymentMade { id }).await.expect("send");
+        let want = id;
+        support::wait_until(
+            &format!("payment {want} handled"),
+            Duration::from_secs(5),
+            || async { handled(&topic).contains(&want) },
+        )
+        .await;
+        id += 1;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(!running.has_stopped(), "the consumer stopped");
+    running.shutdown().await.unwrap();
+    let renewed = logged(&secured.bootstrap, "re-authenticate") - renewed_before;
+    let broken = logged(&secured.bootstrap, "connection broken") - broken_before;
+    // The fetch connection alone is renewed every 8.5 s: at least 4 times in 35 s.
+    assert!(renewed >= 3, "{renewed} re-authentications in 35 s");
+    assert_eq!(broken, 0, "{broken} connections were cut off");
+    let mut ids = handled(&topic);
+    ids.sort_unstable();
+    assert_eq!(ids, (0..id).collect::<Vec<_>>(), "each once");
+}
+
+async fn a_wrong_password_fails_fast_naming_mechanism_and_user(backend: Backend) {
+    let secured = Secured::get(Listener::SaslSsl, backend.kafka_version());
+    for mechanism in [SaslMechanism::Plain, SaslMechanism::ScramSha512] {
+        let sasl = godev_kafka::transport::SaslOptions::password(
+            mechanism,
+            "alice",
+            godev_kafka::transport::Secret::new("not-the-password-7f3a"),
+        );
+        let started = Instant::now();
+        let e = tokio::time::timeout(
+            Duration::from_secs(10),
+            secured.connect(Some(secured.tls()), Some(sasl)),
+        )
+        .await
+        .expect("an answer within 10 s")
+        .expect_err("a wrong password is refused");
+        let text = e.to_string();
+        assert_eq!(
+            e.kafka_code(),
+            Some(KafkaCode::SASL_AUTHENTICATION_FAILED),
+            "{text}"
+        );
+        assert!(text.contains(mechanism.kafka_name()), "{text}");
+        assert!(text.contains("alice"), "{text}");
+        assert!(!text.contains("not-the-password-7f3a"), "{text}");
+        assert!(!e.is_retriable(), "{text}");
+        assert!(started.elapsed() < Duration::from_secs(10));
+    }
+}
+
+async fn an_untrusted_ca_fails_with_the_certificate_problem(backend: Backend) {
+    let secured = Secured::get(Listener::SaslSsl, backend.kafka_version());
+    let mut tls = secured.tls();
+    tls.ca_file = Some(secured.other_ca_file.clone());
+    let e = tokio::time::timeout(
+        Duration::from_secs(10),
+        secured.connect(Some(tls), Some(secured.sasl(SaslMechanism::Plain, "alice"))),
+    )
+    .await
+    .expect("an answer within 10 s")
+    .expect_err("the broker's certificate is not trusted");
+    let text = e.to_string();
+    assert!(text.contains("certificate"), "{text}");
+    assert!(text.contains("UnknownIssuer"), "{text}");
+}
+
+async fn a_plaintext_client_on_a_tls_listener_fails_clearly(backend: Backend) {
+    let secured = Secured::get(Listener::SaslSsl, backend.kafka_version());
+    let e = tokio::time::timeout(Duration::from_secs(15), secured.connect(None, None))
+        .await
+        .expect("an answer, not a hang")
+        .expect_err("TLS is required");
+    let text = e.to_string();
+    assert!(text.contains("needs TLS"), "{text}");
+}
+
+async fn a_user_without_rights_gets_typed_authorization_errors(backend: Backend) {
+    let secured = Secured::get(Listener::SaslSsl, backend.kafka_version());
+    let topic = testing::unique_name("secured-acl");
+    testing::create_topic(&secured.internal, &topic, 1)
+        .await
+        .unwrap();
+    let transport: Arc<dyn Transport> = Arc::new(
+        secured
+            .connect(
+                Some(secured.tls()),
+                Some(secured.sasl(SaslMechanism::ScramSha256, "bob")),
+            )
+            .await
+            .expect("bob authenticates"),
+    );
+    let producer = Producer::with_transport(
+        transport.clone(),
+        TopicMap::from_iter([("payments", topic.as_str())]),
+        Codec::CloudEvents,
+        "acl-test",
+    );
+    let e = producer
+        .send(&PaymentMade { id: 7 })
+        .await
+        .expect_err("bob may not write");
+    assert_eq!(
+        e.kafka_code(),
+        Some(KafkaCode::TOPIC_AUTHORIZATION_FAILED),
+        "{e}"
+    );
+    let Error::Send { value, .. } = &e else {
+        panic!("not Error::Send: {e}");
+    };
+    assert!(
+        String::from_utf8_lossy(value).contains("\"id\":7"),
+        "the record comes back"
+    );
+
+    let options = backend.group_options(&testing::unique_name("acl-group"), &topic);
+    let e = match tokio::time::timeout(Duration::from_secs(30), transport.join(options)).await {
+        Ok(Err(e)) => e,
+        Ok(Ok(_)) => panic!("bob may not join the group"),
+        Err(_) => panic!("no answer within 30 s"),
+    };
+    assert_eq!(
+        e.kafka_code(),
+        Some(KafkaCode::GROUP_AUTHORIZATION_FAILED),
+        "{e}"
+    );
+}

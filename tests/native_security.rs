@@ -14,7 +14,7 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use godev_kafka::transport::{SaslMechanism, Transport};
@@ -53,36 +53,12 @@ fn handled(topic: &str) -> Vec<u32> {
         .unwrap_or_default()
 }
 
-/// The debug lines of the connection layer, captured for the whole process.
-fn connection_logs() -> &'static Mutex<Vec<u8>> {
-    static LOGS: OnceLock<Mutex<Vec<u8>>> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        #[derive(Clone, Copy)]
-        struct Sink;
-        impl std::io::Write for Sink {
-            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-                connection_logs().lock().unwrap().extend_from_slice(buf);
-                Ok(buf.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
-        tracing_subscriber::fmt()
-            .with_env_filter("godev_kafka::transport::connection=debug")
-            .with_ansi(false)
-            .with_writer(|| Sink)
-            .init();
-        Mutex::new(Vec::new())
-    })
-}
+/// The connection layer's debug lines, captured for the whole process.
+const CONNECTION_LOGS: &str = "godev_kafka::transport::connection=debug";
 
 /// Captured connection-layer lines that mention `broker` and `needle`.
 fn logged(broker: &str, needle: &str) -> usize {
-    String::from_utf8_lossy(&connection_logs().lock().unwrap())
-        .lines()
-        .filter(|l| l.contains(broker) && l.contains(needle))
-        .count()
+    support::logs::logged(broker, needle).len()
 }
 
 /// Sends `ids` to a fresh topic through `transport`, consumes them in a group and checks
@@ -186,7 +162,7 @@ async fn without_a_client_certificate_mutual_tls_is_refused(backend: Backend) {
 /// `connections.max.reauth.ms=10000`: over 35 s each connection's session ends three times;
 /// the consumer must replace its connections before the broker cuts them, and never lose one.
 async fn a_consumer_keeps_consuming_across_re_authentications(backend: Backend) {
-    connection_logs();
+    support::logs::capture_with(CONNECTION_LOGS);
     let secured = Secured::get(Listener::SaslSsl, backend.kafka_version());
     let transport: Arc<dyn Transport> = Arc::new(
         secured

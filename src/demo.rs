@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use godev_kafka::Status;
-use godev_kafka::config::{Client, Config};
+use godev_kafka::config::{Client, Config, SecurityProtocol};
 
 use crate::entity::{
     TRANSLATION_COMPLETED, TRANSLATION_EVENTS_TOPIC, TRANSLATION_REQUESTED, USER_CREATED,
@@ -57,12 +57,18 @@ pub fn load_config(
 pub fn backend_line(config: &Config) -> String {
     match config.client() {
         Client::Memory => "backend: memory (in-process, nothing installed)".to_owned(),
-        other => format!(
-            "backend: {other} at {} (group {}, codec {})",
-            config.brokers().join(","),
-            config.group_id(),
-            config.codec()
-        ),
+        other => {
+            let security = match config.security().protocol {
+                SecurityProtocol::Plaintext => String::new(),
+                protocol => format!(", security {protocol}"),
+            };
+            format!(
+                "backend: {other} at {} (group {}, codec {}{security})",
+                config.brokers().join(","),
+                config.group_id(),
+                config.codec()
+            )
+        }
     }
 }
 
@@ -96,12 +102,7 @@ pub async fn connect(
                 topics.resolve(TRANSLATION_EVENTS_TOPIC),
                 &options.custom_topic,
             ] {
-                godev_kafka::transport::admin::create_topic(
-                    config.brokers(),
-                    topic,
-                    DEMO_PARTITIONS,
-                )
-                .await?;
+                repo.manager().create_topic(topic, DEMO_PARTITIONS).await?;
             }
         }
         Ok::<_, crate::Error>(repo)

@@ -229,6 +229,10 @@ mod tests {
             Box::pin(async { Ok(BTreeMap::new()) })
         }
 
+        fn create_topic<'a>(&'a self, _: &'a str, _: i32) -> BoxFuture<'a, Result<()>> {
+            Box::pin(async { Ok(()) })
+        }
+
         fn produce(
             &self,
             record: OutgoingRecord,

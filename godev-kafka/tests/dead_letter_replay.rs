@@ -206,6 +206,14 @@ impl Transport for Flaky {
         self.memory.end_offsets(topic)
     }
 
+    fn create_topic<'a>(
+        &'a self,
+        topic: &'a str,
+        partitions: i32,
+    ) -> BoxFuture<'a, godev_kafka::Result<()>> {
+        Transport::create_topic(&self.memory, topic, partitions)
+    }
+
     fn produce(&self, record: OutgoingRecord) -> BoxFuture<'_, Result<i64, Unsent>> {
         let mut left = self.succeed_first.lock().unwrap();
         match *left {

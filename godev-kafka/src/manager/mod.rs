@@ -164,6 +164,29 @@ impl Manager {
         &self.producer
     }
 
+    /// Creates the real topic `topic` with `partitions` partitions over the manager's
+    /// backend, so through the same connections, TLS and SASL as its producer and
+    /// consumers, and waits until every partition's leader answers. An existing topic is
+    /// not an error ([`Transport::create_topic`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let manager = godev_kafka::Manager::connect(&godev_kafka::Config::memory()).await?;
+    /// manager.create_topic("orders", 6).await?;
+    /// # Ok::<(), godev_kafka::Error>(())
+    /// # }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// The broker refused the topic (for example, the user lacks CREATE on it), or its
+    /// partitions had no leaders in time.
+    pub async fn create_topic(&self, topic: &str, partitions: i32) -> Result<()> {
+        self.transport.create_topic(topic, partitions).await
+    }
+
     /// A consumer builder on the manager's transport, with the manager's group, topic table,
     /// codec and settings (from the config, for a manager made by [`Manager::connect`]).
     pub fn consumer_builder(&self) -> ConsumerBuilder {

@@ -30,14 +30,25 @@ const TOPIC_ALREADY_EXISTS: i16 = 36;
 /// Creates `topic` with `partitions` partitions (the broker's default replication factor; 1
 /// before Kafka 2.4) and waits until every partition has a leader that answers.
 ///
-/// An existing topic is not an error.
+/// An existing topic is not an error. The connections are plaintext: on a secured cluster,
+/// use [`Manager::create_topic`](crate::Manager::create_topic), which goes through the
+/// backend's connections and their `[kafka.security]`.
 ///
 /// # Errors
 ///
 /// The broker refused the topic, or its partitions had no leaders within 30 seconds.
 pub async fn create_topic(brokers: &[String], topic: &str, partitions: i32) -> Result<()> {
+    create_topic_on(
+        &Cluster::new(brokers, CLIENT_ID, TIMEOUT),
+        topic,
+        partitions,
+    )
+    .await
+}
+
+/// [`create_topic`] on `cluster` (and its security).
+pub(crate) async fn create_topic_on(cluster: &Cluster, topic: &str, partitions: i32) -> Result<()> {
     let op = format!("create topic {topic}");
-    let cluster = Cluster::new(brokers, CLIENT_ID, TIMEOUT);
     let conn = cluster.any().await?;
     let version = conn.version::<CreateTopicsRequest>(ApiKey::CreateTopics)?;
     let request = CreateTopicsRequest::default()
@@ -72,7 +83,7 @@ pub async fn create_topic(brokers: &[String], topic: &str, partitions: i32) -> R
     // partition has a leader that answers ListOffsets.
     let deadline = Instant::now() + TIMEOUT;
     loop {
-        let last = match end_offsets_on(&cluster, topic).await {
+        let last = match end_offsets_on(cluster, topic).await {
             Ok(ends) if ends.len() >= partitions as usize => return Ok(()),
             Ok(ends) => format!("{} of {partitions} partitions answer", ends.len()),
             Err(e) if e.is_retriable() => e.to_string(),
@@ -86,6 +97,7 @@ pub async fn create_topic(brokers: &[String], topic: &str, partitions: i32) -> R
 }
 
 /// The end offset (the offset the next record will get) of every partition of `topic`.
+/// Plaintext connections, as for [`create_topic`].
 ///
 /// # Errors
 ///

@@ -337,6 +337,12 @@ pub trait Transport: Send + Sync + 'static {
     /// Partition → end offset (the offset the next record will get) of `topic`.
     fn end_offsets<'a>(&'a self, topic: &'a str) -> BoxFuture<'a, Result<BTreeMap<i32, i64>>>;
 
+    /// Creates `topic` with `partitions` partitions (the broker's default replication
+    /// factor) over the backend's own, secured connections, and waits until every
+    /// partition's leader answers. An existing topic is not an error and is left as it is
+    /// (the memory backend grows it to `partitions`).
+    fn create_topic<'a>(&'a self, topic: &'a str, partitions: i32) -> BoxFuture<'a, Result<()>>;
+
     /// Writes `record` and resolves with its offset once the broker acknowledged it (`-1`
     /// where acknowledgements are off).
     ///

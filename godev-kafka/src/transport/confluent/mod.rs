@@ -578,6 +578,10 @@ impl Transport for ConfluentTransport {
         })
     }
 
+    fn create_topic<'a>(&'a self, topic: &'a str, partitions: i32) -> BoxFuture<'a, Result<()>> {
+        Box::pin(self.admin.create_topic(topic, partitions))
+    }
+
     fn produce(&self, record: OutgoingRecord) -> BoxFuture<'_, std::result::Result<i64, Unsent>> {
         Box::pin(async move {
             let result = self.send(&record).await;

@@ -227,6 +227,14 @@ impl Transport for KafkaTransport {
         Box::pin(admin::end_offsets(&self.options.brokers, topic))
     }
 
+    fn create_topic<'a>(&'a self, topic: &'a str, partitions: i32) -> BoxFuture<'a, Result<()>> {
+        Box::pin(admin::create_topic(
+            &self.options.brokers,
+            topic,
+            partitions,
+        ))
+    }
+
     fn partition_count<'a>(&'a self, topic: &'a str) -> BoxFuture<'a, Result<i32>> {
         Box::pin(async move {
             if let Some(count) = self.partition_counts.get(topic) {

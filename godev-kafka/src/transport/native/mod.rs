@@ -266,6 +266,10 @@ impl Transport for NativeTransport {
         Box::pin(admin::end_offsets_on(&self.cluster, topic))
     }
 
+    fn create_topic<'a>(&'a self, topic: &'a str, partitions: i32) -> BoxFuture<'a, Result<()>> {
+        Box::pin(admin::create_topic_on(&self.cluster, topic, partitions))
+    }
+
     fn produce(&self, record: OutgoingRecord) -> BoxFuture<'_, std::result::Result<i64, Unsent>> {
         Box::pin(async move {
             let result = self.producer.produce(record).await;

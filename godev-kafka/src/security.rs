@@ -13,6 +13,16 @@ use std::time::SystemTime;
 use crate::Result;
 use crate::transport::BoxFuture;
 
+/// What a TLS error says when the broker ended the session with an alert after the
+/// handshake: under TLS 1.3 that is how a broker refuses a client without a certificate.
+#[cfg(any(feature = "kafka", feature = "native", feature = "confluent"))]
+pub(crate) fn ended_by_broker(message: &str) -> String {
+    format!(
+        "the broker ended the TLS session ({message}); if it requires client certificates \
+         (mutual TLS), give a certificate and key file"
+    )
+}
+
 /// A password or a token. Its `Debug` and `Display` print `<redacted>`; only
 /// [`Secret::expose`] gives the text.
 ///

@@ -164,19 +164,6 @@ fn refusals(config: &Config, client: Client) -> Vec<Refusal> {
         Client::Native => shared_refusals(),
         Client::Confluent => {
             let mut refusals = shared_refusals();
-            let protocol = config.security.protocol;
-            if matches!(protocol, SecurityProtocol::Ssl | SecurityProtocol::SaslSsl) {
-                refusals.push(refuse(
-                    &SECURITY,
-                    &PROTOCOL,
-                    format!(
-                        "is built here without TLS (the `confluent-kafka` crate's TLS needs its \
-                         `rustls` feature, which brings aws-lc-rs) and cannot honour `{protocol}`"
-                    ),
-                    "`client = \"native\"` (cargo feature `native`: TLS with rustls), or \
-                     `sasl_plaintext`",
-                ));
-            }
             let mechanism = config.security.sasl.as_ref().map(|sasl| sasl.mechanism);
             if let Some(
                 mechanism @ (SaslMechanism::ScramSha256

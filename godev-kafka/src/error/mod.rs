@@ -160,7 +160,7 @@ impl Error {
     }
 
     /// [`Error::kafka`] with the broker's message, when it sent a non-empty one.
-    #[cfg(any(test, feature = "kafka", feature = "native"))]
+    #[cfg(any(test, feature = "kafka", feature = "native", feature = "confluent"))]
     pub(crate) fn kafka_with(
         operation: impl Into<String>,
         code: i16,

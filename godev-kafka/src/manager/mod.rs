@@ -343,6 +343,18 @@ async fn connect_transport(config: &Config) -> Result<Arc<dyn Transport>> {
             );
             Client::Native
         }
+        // Without it, the confluent backend is the one that speaks TLS (and PLAIN).
+        #[cfg(all(feature = "confluent", not(feature = "native")))]
+        Client::Auto
+            if config.security().protocol != crate::config::SecurityProtocol::Plaintext =>
+        {
+            config.check_client(Client::Confluent)?;
+            tracing::info!(
+                protocol = %config.security().protocol,
+                "kafka.client = auto: chose the confluent backend, which speaks this security protocol"
+            );
+            Client::Confluent
+        }
         #[cfg(any(feature = "kafka", feature = "confluent", feature = "native"))]
         Client::Auto => {
             let broker = crate::transport::detect::detect_broker(config.brokers()).await?;

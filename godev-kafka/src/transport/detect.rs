@@ -3,6 +3,11 @@
 //! backend. `[kafka] client = "auto"` asks it at start-up, and the
 //! [`Manager`](crate::Manager) picks the backend from the answer
 //! ([`Manager::auto_client`](crate::Manager::auto_client)).
+//!
+//! It speaks plaintext only, and is never asked on a secured cluster: with a
+//! `[kafka.security]` protocol other than `plaintext`, `auto` picks the backend that speaks
+//! it (`native`, or in a build without it `confluent`) without asking, and that backend's
+//! own, secured connections find out the rest.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -98,6 +103,12 @@ async fn api_versions(broker: &str) -> std::io::Result<BTreeMap<i16, (i16, i16)>
     frame.extend_from_slice(&request);
     stream.write_all(&frame).await?;
     let size = stream.read_i32().await?;
+    if is_tls_record(size) {
+        return Err(invalid(format!(
+            "response size {size}: the broker answered with TLS; this listener needs TLS \
+             (security protocol `ssl` or `sasl_ssl`)"
+        )));
+    }
     if !(10..=1 << 20).contains(&size) {
         return Err(invalid(format!("response size {size}")));
     }
@@ -128,6 +139,14 @@ fn parse_v0(body: &[u8]) -> std::io::Result<BTreeMap<i16, (i16, i16)>> {
             Ok((i16_at(at)?, (i16_at(at + 2)?, i16_at(at + 4)?)))
         })
         .collect()
+}
+
+/// Whether the first four bytes of an answer, read as a Kafka frame length, are the start
+/// of a TLS record instead: content type 21 (alert) or 22 (handshake), then version 3.x. A
+/// TLS listener answers a client that speaks Kafka in the clear that way.
+pub(crate) fn is_tls_record(len: i32) -> bool {
+    let [first, second, ..] = len.to_be_bytes();
+    matches!(first, 0x15 | 0x16) && second == 0x03
 }
 
 fn invalid(message: String) -> std::io::Error {

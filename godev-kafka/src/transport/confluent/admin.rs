@@ -68,6 +68,12 @@ impl Admin {
         self.client.close().await;
     }
 
+    /// Closes the client at once, failing its calls in flight instead of waiting for them
+    /// (a plain [`close`](Self::close) waits out a call to a broker that never answers).
+    pub(crate) async fn abandon(&self) {
+        self.client.close_with_timeout(Duration::ZERO).await;
+    }
+
     /// The cluster id; proves that a broker answers.
     pub(crate) async fn cluster_id(&self, timeout: Duration) -> Result<String> {
         self.client

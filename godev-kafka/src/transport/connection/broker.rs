@@ -146,14 +146,7 @@ impl Connection {
                 Error::Transport { message, .. }
                     if security.tls.is_some() && message.contains("received fatal alert") =>
                 {
-                    Error::transport(
-                        op(),
-                        format!(
-                            "the broker ended the TLS session ({message}); if it requires \
-                             client certificates (mutual TLS), give a certificate and key file"
-                        ),
-                        false,
-                    )
+                    Error::transport(op(), crate::security::ended_by_broker(&message), false)
                 }
                 other => other,
             })?;

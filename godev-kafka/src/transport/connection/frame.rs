@@ -98,9 +98,7 @@ pub(crate) fn decode_response<Resp: Decodable + HeaderVersion + Guarded>(
 
 /// Why `len` cannot start a Kafka response, with what the bytes more likely were.
 fn bad_length(len: i32) -> String {
-    let [first, second, ..] = len.to_be_bytes();
-    // A TLS record: content type 21 (alert) or 22 (handshake), then version 3.x.
-    if matches!(first, 0x15 | 0x16) && second == 0x03 {
+    if crate::transport::detect::is_tls_record(len) {
         return format!(
             "bad response length {len}: the broker answered with TLS; this listener needs TLS \
              (security protocol `ssl` or `sasl_ssl`)"

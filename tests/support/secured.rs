@@ -4,12 +4,17 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use godev_kafka::transport::native::{NativeOptions, NativeTransport};
-use godev_kafka::transport::{SaslMechanism, SaslOptions, Secret, StaticToken, TlsOptions, Token};
+use godev_kafka::transport::{
+    SaslMechanism, SaslOptions, Secret, StaticToken, TlsOptions, Token, Transport,
+};
+
+use super::Backend;
 
 /// Which secured broker: `sasl_ssl` (session lifetime 10 s) or `ssl` with client
 /// certificates required.
@@ -38,6 +43,8 @@ pub struct Secured {
     pub other_ca_file: PathBuf,
     /// User → password.
     pub users: HashMap<String, String>,
+    /// The broker's own log (`dev/kafka` writes it at INFO beside `security/client.env`).
+    pub server_log: PathBuf,
 }
 
 impl Secured {
@@ -84,7 +91,26 @@ impl Secured {
             key_file: value("key_file").into(),
             other_ca_file: value("other_ca_file").into(),
             users,
+            server_log: PathBuf::from(&path)
+                .parent()
+                .and_then(|security| security.parent())
+                .map(|run| run.join("logs/server.log"))
+                .unwrap_or_else(|| panic!("{path} is not in a dev/kafka run directory")),
         }
+    }
+
+    /// How many SASL logins with wrong credentials the broker has logged so far (its
+    /// `Failed authentication` lines, which the broker writes as it closes the connection).
+    pub fn failed_sasl_logins(&self) -> usize {
+        let log = std::fs::read_to_string(&self.server_log)
+            .unwrap_or_else(|e| panic!("{}: cannot read it: {e}", self.server_log.display()));
+        log.lines()
+            .filter(|line| line.contains("Failed authentication with"))
+            .filter(|line| {
+                line.contains("invalid credentials")
+                    || line.contains("Invalid username or password")
+            })
+            .count()
     }
 
     /// The password of `user`.
@@ -112,7 +138,7 @@ impl Secured {
     pub fn sasl(&self, mechanism: SaslMechanism, user: &str) -> SaslOptions {
         match mechanism {
             SaslMechanism::OAuthBearer => {
-                SaslOptions::oauthbearer(std::sync::Arc::new(StaticToken(unsecured_jwt(user))))
+                SaslOptions::oauthbearer(Arc::new(StaticToken(unsecured_jwt(user))))
             }
             _ => SaslOptions::password(mechanism, user, self.password(user)),
         }
@@ -129,13 +155,31 @@ impl Secured {
         options
     }
 
-    /// A native transport on the secured listener, or the error connecting gave.
+    /// A transport of `backend` (native or confluent) on the secured listener, or the error
+    /// connecting gave.
     pub async fn connect(
         &self,
+        backend: Backend,
         tls: Option<TlsOptions>,
         sasl: Option<SaslOptions>,
-    ) -> godev_kafka::Result<NativeTransport> {
-        NativeTransport::connect(self.options(tls, sasl)).await
+    ) -> godev_kafka::Result<Arc<dyn Transport>> {
+        match backend {
+            #[cfg(feature = "confluent")]
+            Backend::Confluent => {
+                use godev_kafka::transport::confluent::{ConfluentOptions, ConfluentTransport};
+                let mut options = ConfluentOptions::new([self.bootstrap.clone()]);
+                options.client_id = "godev-kafka-security-tests".into();
+                options.linger = Duration::from_millis(2);
+                options.request_timeout = Duration::from_secs(10);
+                options.tls = tls;
+                options.sasl = sasl;
+                Ok(Arc::new(ConfluentTransport::connect(options).await?))
+            }
+            Backend::Native3 | Backend::Native4 => Ok(Arc::new(
+                NativeTransport::connect(self.options(tls, sasl)).await?,
+            )),
+            other => panic!("{other:?} has no secured connections"),
+        }
     }
 }
 

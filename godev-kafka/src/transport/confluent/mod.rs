@@ -80,9 +80,8 @@
 //!
 //! - Rust 1.95+ (the crate's MSRV). TLS through the crate's `rustls` feature, which brings
 //!   aws-lc-rs (a C library built by cmake: about 1 minute more of a clean build). SASL PLAIN
-//!   only (the crate has no SCRAM or OAUTHBEARER; config refuses them for this backend), and
-//!   no re-authentication test: a broker with `connections.max.reauth.ms` is left to the
-//!   crate's own handling.
+//!   only (the crate has no SCRAM or OAUTHBEARER; config refuses them for this backend). The
+//!   crate re-authenticates in band before a session the broker limits ends (KIP-368).
 //! - No classic consumer groups: a group the `kafka` backend's members use (classic protocol)
 //!   cannot take confluent members at the same time.
 //! - [`Polled::Assigned`] lists added partitions only (see above).

@@ -1,6 +1,6 @@
 //! The backends on secured brokers (issue #14). The `native` backend on Kafka 3.9 and 4:
 //! produce and grouped consume over SASL_SSL with each of PLAIN, SCRAM-SHA-256,
-//! SCRAM-SHA-512 and OAUTHBEARER, and over mutual TLS; a consumer across
+//! SCRAM-SHA-512 and OAUTHBEARER, over TLS alone and over mutual TLS; a consumer across
 //! re-authentications; and the clear errors of a wrong password (with no reconnect storm),
 //! an untrusted CA, a missing client certificate, a plaintext client on a TLS listener, and
 //! a user without rights on the group or the topic. The `confluent` backend on Kafka 4: the
@@ -112,6 +112,7 @@ async fn round_trip(
 
 on_backends!(native_3 => Native3, native_4 => Native4; [
     every_sasl_mechanism_produces_and_consumes_over_tls,
+    tls_alone_produces_and_consumes,
     mutual_tls_produces_and_consumes,
     without_a_client_certificate_mutual_tls_is_refused,
     a_consumer_keeps_consuming_across_re_authentications,
@@ -123,6 +124,7 @@ on_backends!(native_3 => Native3, native_4 => Native4; [
 
 on_backends!(#[cfg(feature = "confluent")] confluent_4 => Confluent; [
     every_sasl_mechanism_produces_and_consumes_over_tls,
+    tls_alone_produces_and_consumes,
     mutual_tls_produces_and_consumes,
     without_a_client_certificate_mutual_tls_is_refused,
     a_consumer_keeps_consuming_across_re_authentications,
@@ -174,6 +176,22 @@ async fn every_sasl_mechanism_produces_and_consumes_over_tls(backend: Backend) {
             .unwrap_or_else(|e| panic!("{}: {e}", mechanism.kafka_name()));
         round_trip(backend, &secured, transport, mechanism.as_str()).await;
     }
+}
+
+/// Protocol `ssl` with no client certificate: the `--mtls` broker's TLS-only listener.
+async fn tls_alone_produces_and_consumes(backend: Backend) {
+    let mut secured = Secured::get(Listener::MutualTls, backend.kafka_version());
+    assert!(
+        !secured.tls_only.is_empty(),
+        "{}: no tls_only_bootstrap (a broker from before dev/kafka had one: restart it)",
+        secured.bootstrap
+    );
+    secured.bootstrap = secured.tls_only.clone();
+    let transport = secured
+        .connect(backend, Some(secured.tls()), None)
+        .await
+        .expect("connect with TLS alone");
+    round_trip(backend, &secured, transport, "tls").await;
 }
 
 async fn mutual_tls_produces_and_consumes(backend: Backend) {

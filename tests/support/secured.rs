@@ -33,6 +33,9 @@ pub struct Secured {
     pub bootstrap: String,
     /// A plaintext listener of the same broker for the tests' own admin requests.
     pub internal: String,
+    /// The `--mtls` broker's TLS listener that asks for no client certificate; empty on
+    /// other brokers.
+    pub tls_only: String,
     /// The CA that signed the broker's certificate.
     pub ca_file: PathBuf,
     /// A client certificate and key the broker trusts (`CN=alice`).
@@ -86,6 +89,8 @@ impl Secured {
         Secured {
             bootstrap: value("bootstrap"),
             internal: value("internal_bootstrap"),
+            // Absent from the client.env of a broker started before dev/kafka wrote it.
+            tls_only: values.get("tls_only_bootstrap").cloned().unwrap_or_default(),
             ca_file: value("ca_file").into(),
             cert_file: value("cert_file").into(),
             key_file: value("key_file").into(),

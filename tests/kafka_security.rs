@@ -278,6 +278,11 @@ async fn a_consumer_keeps_consuming_across_re_authentications(backend: Backend) 
     // The native connection layer logs every broken connection (the crate has no such line;
     // a session it let lapse would end in a cut connection and a pause over 5 s above).
     assert_eq!(broken, 0, "{broken} connections were cut off");
+    // Every authentication of the run was logged at debug, and not one line shows the
+    // password.
+    let password = secured.password("alice");
+    let leaked = support::logs::logged("", password.expose());
+    assert!(leaked.is_empty(), "the password is in the log: {leaked:?}");
     let mut ids = handled(&topic);
     ids.sort_unstable();
     assert_eq!(ids, (0..id).collect::<Vec<_>>(), "each once");

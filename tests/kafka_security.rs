@@ -110,29 +110,22 @@ async fn round_trip(
     running.shutdown().await.unwrap();
 }
 
-on_backends!(native_3 => Native3, native_4 => Native4; [
-    every_sasl_mechanism_produces_and_consumes_over_tls,
-    tls_alone_produces_and_consumes,
-    mutual_tls_produces_and_consumes,
-    without_a_client_certificate_mutual_tls_is_refused,
-    a_consumer_keeps_consuming_across_re_authentications,
-    a_wrong_password_fails_fast_naming_mechanism_and_user,
-    an_untrusted_ca_fails_with_the_certificate_problem,
-    a_plaintext_client_on_a_tls_listener_fails_clearly,
-    a_user_without_rights_gets_typed_authorization_errors,
-]);
-
-on_backends!(#[cfg(feature = "confluent")] confluent_4 => Confluent; [
-    every_sasl_mechanism_produces_and_consumes_over_tls,
-    tls_alone_produces_and_consumes,
-    mutual_tls_produces_and_consumes,
-    without_a_client_certificate_mutual_tls_is_refused,
-    a_consumer_keeps_consuming_across_re_authentications,
-    a_wrong_password_fails_fast_naming_mechanism_and_user,
-    an_untrusted_ca_fails_with_the_certificate_problem,
-    a_plaintext_client_on_a_tls_listener_fails_clearly,
-    a_user_without_rights_gets_typed_authorization_errors,
-]);
+on_backends!(
+    native_3 => Native3,
+    native_4 => Native4,
+    #[cfg(feature = "confluent")] confluent_4 => Confluent;
+    [
+        every_sasl_mechanism_produces_and_consumes_over_tls,
+        tls_alone_produces_and_consumes,
+        mutual_tls_produces_and_consumes,
+        without_a_client_certificate_mutual_tls_is_refused,
+        a_consumer_keeps_consuming_across_re_authentications,
+        a_wrong_password_fails_fast_naming_mechanism_and_user,
+        an_untrusted_ca_fails_with_the_certificate_problem,
+        a_plaintext_client_on_a_tls_listener_fails_clearly,
+        a_user_without_rights_gets_typed_authorization_errors,
+    ]
+);
 
 /// The SASL mechanisms `backend` speaks: every one on `native`, PLAIN on `confluent`.
 fn mechanisms(backend: Backend) -> &'static [SaslMechanism] {

@@ -90,7 +90,10 @@ impl Secured {
             bootstrap: value("bootstrap"),
             internal: value("internal_bootstrap"),
             // Absent from the client.env of a broker started before dev/kafka wrote it.
-            tls_only: values.get("tls_only_bootstrap").cloned().unwrap_or_default(),
+            tls_only: values
+                .get("tls_only_bootstrap")
+                .cloned()
+                .unwrap_or_default(),
             ca_file: value("ca_file").into(),
             cert_file: value("cert_file").into(),
             key_file: value("key_file").into(),

@@ -79,7 +79,7 @@
 //! # Limits
 //!
 //! - Rust 1.95+ (the crate's MSRV). TLS through the crate's `rustls` feature, which brings
-//!   aws-lc-rs (a C library built by cmake: about 1 minute more of a clean build). SASL PLAIN
+//!   aws-lc-rs (a C library: about 22 s more of a clean build here). SASL PLAIN
 //!   only (the crate has no SCRAM or OAUTHBEARER; config refuses them for this backend). The
 //!   crate re-authenticates in band before a session the broker limits ends (KIP-368).
 //! - No classic consumer groups: a group the `kafka` backend's members use (classic protocol)

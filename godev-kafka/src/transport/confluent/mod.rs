@@ -419,6 +419,9 @@ fn jaas_quoted(value: &str) -> String {
     quoted
 }
 
+/// How long [`connect_failed`] waits for its plaintext question.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// Why no broker of `options` answered `e`, said the way the native backend says it: a
 /// refused login names the mechanism and the user (never the password), and a plaintext
 /// client that got no answer asks the broker once in plaintext, which a TLS listener answers
@@ -449,8 +452,11 @@ async fn connect_failed(options: &ConfluentOptions, e: Error) -> Error {
             if options.tls.is_some() && text.contains("received fatal alert") {
                 return Error::transport(operation, crate::security::ended_by_broker(&text), false);
             }
+            // A TLS listener answers the probe at once; an unreachable broker gets no more
+            // than PROBE_TIMEOUT added to its error.
+            let probe = crate::transport::detect::detect_broker(&options.brokers);
             if options.tls.is_none()
-                && let Err(probe) = crate::transport::detect::detect_broker(&options.brokers).await
+                && let Ok(Err(probe)) = tokio::time::timeout(PROBE_TIMEOUT, probe).await
                 && probe.to_string().contains("needs TLS")
             {
                 return Error::transport(operation, format!("{e}; {probe}"), false);

@@ -28,7 +28,7 @@ fn app() -> (MemoryTransport, Arc<KafkaManagerRepo>) {
     ]);
     let shared = Arc::new(transport.clone());
     let producer = Producer::with_transport(shared.clone(), topics, Codec::Tagged, "t");
-    let repo = KafkaManagerRepo::with_manager(Manager::new(shared, producer));
+    let repo = KafkaManagerRepo::with_manager(Manager::new(shared, producer, "godev-kit"));
     (transport, Arc::new(repo))
 }
 

@@ -160,6 +160,58 @@ async fn a_revocation_waits_for_the_next_poll_before_the_partitions_move() {
     transport.close().await.expect("close");
 }
 
+/// Issue #15: joining a group altered its broker-side KIP-848 configs (the session timeout and
+/// heartbeat interval of the group options) with `IncrementalAlterConfigs`, for every member,
+/// whatever the cluster's operators had set. A join with the default options leaves them
+/// alone; setting them is an explicit admin step.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn joining_a_confluent_group_leaves_the_broker_group_config_alone() {
+    use godev_kafka::transport::confluent::{ConfluentOptions, ConfluentTransport};
+    const SESSION: &str = "consumer.session.timeout.ms";
+    const HEARTBEAT: &str = "consumer.heartbeat.interval.ms";
+
+    let brokers = Backend::Confluent.brokers().await;
+    let topic = testing::unique_name("c-group-config");
+    let group = testing::unique_name("c-group-config-group");
+    testing::create_topic(&brokers, &topic, 1)
+        .await
+        .expect("create topic");
+    let transport = ConfluentTransport::connect(ConfluentOptions::new(brokers.split(',')))
+        .await
+        .expect("connect with the default options");
+    // Timeouts the broker accepts (its minimum heartbeat interval is 500 ms with `dev/kafka`),
+    // so that a join that wrote them would have been obeyed.
+    let options = Backend::Confluent.group_options(&group, &topic);
+    let mut member = transport.join(options.clone()).await.expect("join");
+    poll_until_assigned(&mut *member, 1).await;
+    // Where a join writes the configs, it does so before it returns (before the member's
+    // first heartbeat): no later write to wait for.
+    let admin = transport.admin();
+    let configs = admin.group_configs(&group).await.expect("describe");
+    assert!(
+        !configs.contains_key(SESSION) && !configs.contains_key(HEARTBEAT),
+        "the join set group configs: {configs:?}"
+    );
+
+    // The explicit admin step sets them, and the same describe sees them.
+    admin
+        .alter_group_timeouts(&options)
+        .await
+        .expect("alter group timeouts");
+    let configs = admin.group_configs(&group).await.expect("describe");
+    let millis = |d: Duration| d.as_millis().to_string();
+    assert_eq!(
+        (configs.get(SESSION), configs.get(HEARTBEAT)),
+        (
+            Some(&millis(options.session_timeout)),
+            Some(&millis(options.heartbeat_interval))
+        ),
+        "{configs:?}"
+    );
+    member.leave().await.expect("leave");
+    transport.close().await.expect("close");
+}
+
 async fn poll_until_assigned(member: &mut dyn GroupMember, at_least: usize) -> Vec<TopicPartition> {
     let mut owned = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(30);

@@ -30,6 +30,8 @@ fn settings() -> ConsumerSettings {
         session_timeout: Duration::from_secs(6),
         heartbeat_interval: Duration::from_millis(500),
         rebalance_timeout: Duration::from_secs(20),
+        // At most `rebalance_timeout` - `ConsumerSettings::SHUTDOWN_MARGIN`.
+        shutdown_timeout: Duration::from_secs(10),
         commit_interval: Duration::from_millis(200),
         ..ConsumerSettings::default()
     }

@@ -82,6 +82,30 @@ impl Producer {
         codec: Codec,
         source: &str,
     ) -> Self {
+        Self::build(transport, topics, codec, source, 0)
+    }
+
+    /// A producer for raw sends whose unkeyed records go round-robin from partition
+    /// `first_unkeyed` (modulo the partition count) instead of partition 0: the dead-letter
+    /// writer of each partition worker starts at its own partition, so that the first
+    /// letters of several workers do not all land on one partition.
+    pub(crate) fn raw(transport: Arc<dyn Transport>, first_unkeyed: u32) -> Self {
+        Self::build(
+            transport,
+            TopicMap::default(),
+            Codec::default(),
+            "godev-kafka",
+            first_unkeyed,
+        )
+    }
+
+    fn build(
+        transport: Arc<dyn Transport>,
+        topics: TopicMap,
+        codec: Codec,
+        source: &str,
+        first_unkeyed: u32,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 transport,
@@ -89,7 +113,7 @@ impl Producer {
                 codec,
                 source: source.to_owned(),
                 enabled: AtomicBool::new(true),
-                next_partition: AtomicU32::new(0),
+                next_partition: AtomicU32::new(first_unkeyed),
             }),
         }
     }

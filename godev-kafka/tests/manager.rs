@@ -44,7 +44,7 @@ async fn status_switches_and_close_match_what_runs() {
         Codec::CloudEvents,
         "test",
     );
-    let manager = Manager::new(transport.clone(), producer);
+    let manager = Manager::new(transport.clone(), producer, "pingers");
     let settings = ConsumerSettings {
         poll_wait: Duration::from_millis(10),
         commit_interval: Duration::from_millis(10),

@@ -51,7 +51,7 @@ pub struct Produced {
 /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 /// let transport = Arc::new(MemoryTransport::new(3));
 /// let producer = Producer::with_transport(transport.clone(), TopicMap::new(), Codec::Tagged, "godev-kit");
-/// let repo = Arc::new(KafkaManagerRepo::with_manager(Manager::new(transport, producer)));
+/// let repo = Arc::new(KafkaManagerRepo::with_manager(Manager::new(transport, producer, "godev-kit")));
 /// let events = KafkaEventUseCase::new(repo.clone());
 /// events.consume_user_events().unwrap();
 /// repo.start_all_consumers();

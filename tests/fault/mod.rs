@@ -99,6 +99,9 @@ pub async fn transport(
             options.client_id = client_id.into();
             options.linger = Duration::from_millis(5);
             options.request_timeout = request_timeout;
+            // The fault tests' short sessions (see `consumer_settings`) are KIP-848 group
+            // configs, which a join writes only when asked.
+            options.set_group_timeouts = true;
             Arc::new(
                 ConfluentTransport::connect(options)
                     .await
@@ -284,10 +287,11 @@ pub fn now_ms() -> u64 {
 ///
 /// The heartbeat interval differs by backend. A classic group (`kafka`) heartbeats every
 /// 300 ms. A KIP-848 group (`confluent`) takes its session timeout and heartbeat interval
-/// from broker-side group configs, which the transport writes on join; the broker refuses a
-/// heartbeat interval below `group.consumer.min.heartbeat.interval.ms` (500 ms with
-/// `dev/kafka`), and a refusal would leave the group on the broker's defaults (45 s session,
-/// 5 s heartbeat). So it heartbeats every 500 ms, with the same session timeout.
+/// from broker-side group configs, which [`transport`] opts in to write on join
+/// (`ConfluentOptions::set_group_timeouts`); the broker refuses a heartbeat interval below
+/// `group.consumer.min.heartbeat.interval.ms` (500 ms with `dev/kafka`), and a refusal would
+/// leave the group on the broker's defaults (45 s session, 5 s heartbeat). So it heartbeats
+/// every 500 ms, with the same session timeout.
 pub fn consumer_settings(backend: Backend, session: Duration) -> ConsumerSettings {
     let heartbeat = match backend {
         Backend::Kafka => Duration::from_millis(300),
@@ -299,7 +303,8 @@ pub fn consumer_settings(backend: Backend, session: Duration) -> ConsumerSetting
     ConsumerSettings {
         session_timeout: session,
         heartbeat_interval: heartbeat,
-        rebalance_timeout: Duration::from_secs(10),
+        // At least `shutdown_timeout` + `ConsumerSettings::SHUTDOWN_MARGIN`.
+        rebalance_timeout: Duration::from_secs(15),
         poll_wait: Duration::from_millis(100),
         commit_interval: Duration::from_millis(100),
         max_attempts: 3,

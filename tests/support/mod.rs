@@ -161,7 +161,9 @@ macro_rules! on_backends {
     };
 }
 
-/// A `confluent` transport for `brokers` with a short linger.
+/// A `confluent` transport for `brokers` with a short linger, which writes the group
+/// options' short session timeout and heartbeat interval to each group's KIP-848 configs on
+/// join (`set_group_timeouts`, off by default), so that test groups rebalance quickly.
 #[cfg(feature = "confluent")]
 pub async fn confluent_transport(
     brokers: &str,
@@ -171,6 +173,7 @@ pub async fn confluent_transport(
     options.client_id = "godev-kafka-tests".into();
     options.linger = Duration::from_millis(2);
     options.request_timeout = Duration::from_secs(20);
+    options.set_group_timeouts = true;
     Arc::new(
         ConfluentTransport::connect(options)
             .await

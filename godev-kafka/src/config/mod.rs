@@ -116,7 +116,7 @@
 //! | `max_retry_time_ms` | `60000` | `KAFKA_CONSUMER_MAX_RETRY_TIME_MS` |
 //! | `dead_letter_suffix` | `".dlq"` (non-empty, topic-name characters) | `KAFKA_CONSUMER_DEAD_LETTER_SUFFIX` |
 //! | `max_record_bytes` | `1048576` (at least 1) | `KAFKA_CONSUMER_MAX_RECORD_BYTES` |
-//! | `shutdown_timeout_ms` | `30000` | `KAFKA_CONSUMER_SHUTDOWN_TIMEOUT_MS` |
+//! | `shutdown_timeout_ms` | `25000` (at most `rebalance_timeout_ms` − 5000: the drain ends before the rebalance deadline; see [`ConsumerSettings::SHUTDOWN_MARGIN`]) | `KAFKA_CONSUMER_SHUTDOWN_TIMEOUT_MS` |
 //! | `group_instance_id` | none: a dynamic member (non-empty; a static member's id, unique per process and kept across its restarts; every backend but `memory`) | `KAFKA_CONSUMER_GROUP_INSTANCE_ID` |
 //! | `fetch_min_bytes` | `1` (the bytes a fetch waits for; `kafka` refuses it) | `KAFKA_CONSUMER_FETCH_MIN_BYTES` |
 //! | `fetch_max_bytes` | `52428800` (the most bytes of one fetch response; `kafka` refuses it) | `KAFKA_CONSUMER_FETCH_MAX_BYTES` |
@@ -175,8 +175,8 @@ pub use self::tuning::{FetchTuning, ProducerTuning};
 
 /// The CloudEvents `source` when the config names none.
 const DEFAULT_SOURCE: &str = "godev-kafka";
-/// The consumer group of [`Config::memory`] and [`Config::default_for`].
-const DEFAULT_GROUP_ID: &str = "godev-kafka";
+/// The consumer group of [`Config::memory`]; a config for a real broker has no default.
+const MEMORY_GROUP_ID: &str = "godev-kafka";
 /// The broker [`Config::memory`] lists (the memory client does not use it).
 const LOCAL_BROKER: &str = "127.0.0.1:9092";
 
@@ -324,7 +324,8 @@ impl Config {
     /// and column; the key is `origin`), an unknown key, a value of the wrong type, a value
     /// out of range or not among the accepted ones, a missing `brokers` or `group_id`, a
     /// broker that is not `host:port`, an invalid topic name, a heartbeat interval not below
-    /// the session timeout, a producer key that contradicts another (`idempotence` and `acks`
+    /// the session timeout, a shutdown timeout that does not end 5000 ms before the
+    /// rebalance timeout, a producer key that contradicts another (`idempotence` and `acks`
     /// or `max_in_flight`, `delivery_timeout_ms` below `linger_ms` + `request_timeout_ms`), a
     /// `[kafka.security]` key the protocol or the mechanism needs and lacks or makes
     /// meaningless, a file named there that cannot be read, or a key the chosen backend
@@ -343,6 +344,9 @@ impl Config {
     /// `godev-kafka`, no topic entries, every other key at its default. Its broker,
     /// `127.0.0.1:9092`, is not used by the memory client.
     ///
+    /// Unlike [`Config::default_for`], it may default the group: the memory transport's
+    /// groups live in one process, so no other service can join this one by chance.
+    ///
     /// # Examples
     ///
     /// ```
@@ -353,35 +357,54 @@ impl Config {
     pub fn memory() -> Config {
         Config {
             client: Client::Memory,
-            ..Self::defaults(vec![LOCAL_BROKER.to_owned()])
+            ..Self::defaults(vec![LOCAL_BROKER.to_owned()], MEMORY_GROUP_ID.to_owned())
         }
     }
 
-    /// A config for a real broker at `brokers`: client [`Client::Kafka`], group
-    /// `godev-kafka`, no topic entries, every other key at its default.
+    /// A config for a real broker at `brokers` whose consumers join `group_id`: client
+    /// [`Client::Kafka`], no topic entries, every other key at its default.
+    ///
+    /// The group has no default, as `kafka.group_id` has none in a file: two services that
+    /// shared one would split its partitions, each handling only part of the records.
     ///
     /// # Examples
     ///
     /// ```
-    /// let config = godev_kafka::Config::default_for(["127.0.0.1:9092"])?;
-    /// assert_eq!(config.group_id(), "godev-kafka");
+    /// let config = godev_kafka::Config::default_for(["127.0.0.1:9092"], "billing")?;
+    /// assert_eq!(config.group_id(), "billing");
+    ///
+    /// let nameless = godev_kafka::Config::default_for(["127.0.0.1:9092"], "");
+    /// assert_eq!(
+    ///     nameless.unwrap_err().to_string(),
+    ///     "config key `kafka.group_id`: must not be empty; name the service's consumer group"
+    /// );
     /// # Ok::<(), godev_kafka::Error>(())
     /// ```
     ///
     /// # Errors
     ///
     /// [`Error::Config`] for `kafka.brokers` when the list is empty or an address is not
-    /// `host:port`.
-    pub fn default_for(brokers: impl IntoIterator<Item = impl Into<String>>) -> Result<Config> {
+    /// `host:port`, and for `kafka.group_id` when `group_id` is empty.
+    pub fn default_for(
+        brokers: impl IntoIterator<Item = impl Into<String>>,
+        group_id: impl Into<String>,
+    ) -> Result<Config> {
         let brokers: Vec<String> = brokers.into_iter().map(Into::into).collect();
         validate::check_brokers(&schema::KAFKA.dotted(&schema::BROKERS), &brokers)?;
-        Ok(Self::defaults(brokers))
+        let group_id = group_id.into();
+        if group_id.trim().is_empty() {
+            return Err(error(
+                schema::KAFKA.dotted(&schema::GROUP_ID),
+                "must not be empty; name the service's consumer group",
+            ));
+        }
+        Ok(Self::defaults(brokers, group_id))
     }
 
-    fn defaults(brokers: Vec<String>) -> Config {
+    fn defaults(brokers: Vec<String>, group_id: String) -> Config {
         Config {
             brokers,
-            group_id: DEFAULT_GROUP_ID.to_owned(),
+            group_id,
             client: Client::default(),
             codec: Codec::default(),
             source: DEFAULT_SOURCE.to_owned(),

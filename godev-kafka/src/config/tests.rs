@@ -449,25 +449,53 @@ fn configs_for_code_are_valid() {
     assert_eq!(memory.client(), Client::Memory);
     assert_eq!(memory.group_id(), "godev-kafka");
     assert_eq!(memory.brokers(), ["127.0.0.1:9092"]);
-    let kafka = Config::default_for(["b:9092"]).unwrap();
+    let kafka = Config::default_for(["b:9092"], "billing").unwrap();
     assert_eq!(kafka.client(), Client::Kafka);
     assert_eq!(
         kafka,
         load(
-            "[kafka]\nbrokers = [\"b:9092\"]\ngroup_id = \"godev-kafka\"",
+            "[kafka]\nbrokers = [\"b:9092\"]\ngroup_id = \"billing\"",
             &[]
         )
         .unwrap()
     );
     let empty: [&str; 0] = [];
     assert_eq!(
-        Config::default_for(empty).unwrap_err().to_string(),
+        Config::default_for(empty, "billing")
+            .unwrap_err()
+            .to_string(),
         "config key `kafka.brokers`: `kafka.brokers` is empty; list at least one broker as host:port"
     );
     assert_eq!(
-        Config::default_for(["localhost"]).unwrap_err().to_string(),
+        Config::default_for(["localhost"], "billing")
+            .unwrap_err()
+            .to_string(),
         "config key `kafka.brokers`: `localhost` is not host:port"
     );
+}
+
+/// Issue #15: `Config::default_for(brokers)` put every consumer in group `godev-kafka`, so
+/// two services built that way split one group's partitions, each missing the other's
+/// records. The group is now the caller's, and an empty one is refused as in a file.
+#[test]
+fn a_consumer_needs_an_explicit_group_id() {
+    let billing = Config::default_for(["b:9092"], "billing").unwrap();
+    let mailer = Config::default_for(["b:9092"], "mailer").unwrap();
+    assert_eq!(
+        (billing.group_id(), mailer.group_id()),
+        ("billing", "mailer")
+    );
+    for blank in ["", "  "] {
+        let error = Config::default_for(["b:9092"], blank).unwrap_err();
+        assert!(
+            matches!(&error, Error::Config { key, .. } if key == "kafka.group_id"),
+            "{error:?}"
+        );
+        assert_eq!(
+            error.to_string(),
+            "config key `kafka.group_id`: must not be empty; name the service's consumer group"
+        );
+    }
 }
 
 // --- Errors, each message whole ----------------------------------------------------------------
@@ -802,6 +830,74 @@ fn the_heartbeat_must_be_shorter_than_the_session() {
         &[],
         "kafka.consumer.session_timeout_ms",
         "must be greater than `kafka.consumer.heartbeat_interval_ms` (3000), found 2000",
+    );
+}
+
+/// Issue #15: a shutdown timeout as long as the rebalance timeout (both 30 s by default)
+/// let a draining member outlive the rebalance, so the broker evicted it and its handled
+/// records were read again. The drain must end 5 s before the rebalance deadline.
+#[test]
+fn a_shutdown_timeout_not_below_the_rebalance_timeout_is_refused() {
+    assert_fails(
+        &with("[kafka.consumer]\nshutdown_timeout_ms = 30000\n"),
+        &[],
+        "kafka.consumer.shutdown_timeout_ms",
+        "must be at most `kafka.consumer.rebalance_timeout_ms` minus 5000 (30000 - 5000 = 25000), \
+         found 30000: the drain must end before the rebalance deadline evicts the member; lower \
+         it, or raise `kafka.consumer.rebalance_timeout_ms` to at least 35000",
+    );
+    // Below the rebalance timeout, but within the margin.
+    assert_fails(
+        &with("[kafka.consumer]\nrebalance_timeout_ms = 20000\nshutdown_timeout_ms = 15001\n"),
+        &[],
+        "kafka.consumer.shutdown_timeout_ms",
+        "must be at most `kafka.consumer.rebalance_timeout_ms` minus 5000 (20000 - 5000 = 15000), \
+         found 15001: the drain must end before the rebalance deadline evicts the member; lower \
+         it, or raise `kafka.consumer.rebalance_timeout_ms` to at least 20001",
+    );
+    assert_fails(
+        MINIMAL,
+        &[
+            ("KAFKA_CONSUMER_SHUTDOWN_TIMEOUT_MS", "40000"),
+            ("KAFKA_CONSUMER_REBALANCE_TIMEOUT_MS", "40000"),
+        ],
+        "KAFKA_CONSUMER_SHUTDOWN_TIMEOUT_MS",
+        "must be at most `KAFKA_CONSUMER_REBALANCE_TIMEOUT_MS` minus 5000 (40000 - 5000 = 35000), \
+         found 40000: the drain must end before the rebalance deadline evicts the member; lower \
+         it, or raise `KAFKA_CONSUMER_REBALANCE_TIMEOUT_MS` to at least 45000",
+    );
+    // Only the rebalance timeout is set (below the default shutdown + 5 s): it is the one to
+    // blame, and so is one too short for any drain.
+    assert_fails(
+        &with("[kafka.consumer]\nrebalance_timeout_ms = 20000\n"),
+        &[],
+        "kafka.consumer.rebalance_timeout_ms",
+        "must be at least `kafka.consumer.shutdown_timeout_ms` plus 5000 (25000 + 5000 = 30000), \
+         found 20000: the drain must end before the rebalance deadline evicts the member; raise \
+         it, or lower `kafka.consumer.shutdown_timeout_ms`",
+    );
+    assert_fails(
+        &with("[kafka.consumer]\nrebalance_timeout_ms = 3000\nshutdown_timeout_ms = 0\n"),
+        &[],
+        "kafka.consumer.rebalance_timeout_ms",
+        "must be at least `kafka.consumer.shutdown_timeout_ms` plus 5000 (0 + 5000 = 5000), \
+         found 3000: the drain must end before the rebalance deadline evicts the member; raise \
+         it, or lower `kafka.consumer.shutdown_timeout_ms`",
+    );
+    // At the margin exactly, and the defaults, are accepted.
+    let fits = load(
+        &with("[kafka.consumer]\nrebalance_timeout_ms = 20000\nshutdown_timeout_ms = 15000\n"),
+        &[],
+    )
+    .unwrap();
+    assert_eq!(
+        fits.consumer_settings().shutdown_timeout,
+        Duration::from_secs(15)
+    );
+    let defaults = load(MINIMAL, &[]).unwrap().consumer_settings();
+    assert_eq!(
+        (defaults.shutdown_timeout, defaults.rebalance_timeout),
+        (Duration::from_secs(25), Duration::from_secs(30))
     );
 }
 

@@ -318,7 +318,43 @@ fn consumer(raw: &Raw) -> Result<ConsumerSettings> {
             ),
         });
     }
+    check_shutdown(raw, &settings)?;
     Ok(settings)
+}
+
+/// `shutdown_timeout_ms` must end [`ConsumerSettings::SHUTDOWN_MARGIN`] before
+/// `rebalance_timeout_ms`. The error blames the shutdown timeout when it was set and can be
+/// lowered to fit, else the rebalance timeout.
+fn check_shutdown(raw: &Raw, settings: &ConsumerSettings) -> Result<()> {
+    if settings.shutdown_fits_rebalance() {
+        return Ok(());
+    }
+    let c = &CONSUMER;
+    let shutdown = settings.shutdown_timeout.as_millis();
+    let rebalance = settings.rebalance_timeout.as_millis();
+    let margin = ConsumerSettings::SHUTDOWN_MARGIN.as_millis();
+    let why = "the drain must end before the rebalance deadline evicts the member";
+    let shutdown_name = name(raw, c, &SHUTDOWN_TIMEOUT_MS);
+    let rebalance_name = name(raw, c, &REBALANCE_TIMEOUT_MS);
+    if raw.get(c, &SHUTDOWN_TIMEOUT_MS).is_some() && rebalance >= margin {
+        return Err(error(
+            &shutdown_name,
+            format!(
+                "must be at most `{rebalance_name}` minus {margin} ({rebalance} - {margin} = {}), \
+                 found {shutdown}: {why}; lower it, or raise `{rebalance_name}` to at least {}",
+                rebalance - margin,
+                shutdown + margin
+            ),
+        ));
+    }
+    Err(error(
+        &rebalance_name,
+        format!(
+            "must be at least `{shutdown_name}` plus {margin} ({shutdown} + {margin} = {}), found \
+             {rebalance}: {why}; raise it, or lower `{shutdown_name}`",
+            shutdown + margin
+        ),
+    ))
 }
 
 /// The `[kafka.security]` keys: the protocol decides which other keys mean something, and a

@@ -13,8 +13,10 @@
 //!   holds its partition back while the others go on.
 //! - **Bounded memory.** A partition whose queue is full stops being fetched until it drains.
 //! - **Graceful stop.** On shutdown, and when a rebalance takes partitions away, workers
-//!   finish their in-flight record (within `shutdown_timeout`), the handled prefix is
-//!   committed, and only then are the partitions given up.
+//!   finish their in-flight record (within `shutdown_timeout`, which must end before the
+//!   rebalance deadline: see [`ConsumerSettings::SHUTDOWN_MARGIN`]), the handled prefix is
+//!   committed, and only then are the partitions given up. Dropping the [`RunningConsumer`]
+//!   stops it the same way, in the background.
 //!
 //! # Failure modes
 //!
@@ -138,19 +140,25 @@ impl ConsumerBuilder {
         self
     }
 
-    /// Groups the handlers and checks them.
+    /// Groups the handlers and checks them and the settings.
     ///
     /// # Errors
     ///
     /// [`Error::NoHandlers`] without handlers; [`Error::DuplicateHandler`] when two handlers
-    /// take the same tag on the same topic in the same group.
+    /// take the same tag on the same topic in the same group; [`Error::Config`] when a
+    /// handler's group is empty (the builder's group, for handlers that name none: there is
+    /// no default group, so that two services cannot end up splitting one), or when
+    /// `shutdown_timeout` does not end [`ConsumerSettings::SHUTDOWN_MARGIN`] before
+    /// `rebalance_timeout`.
     pub fn build(self) -> Result<Consumer> {
         if self.routes.is_empty() {
             return Err(Error::NoHandlers);
         }
+        self.settings.check()?;
         let mut routers: BTreeMap<String, Router> = BTreeMap::new();
         for route in &self.routes {
             let group = route.options().group.unwrap_or(&self.group);
+            check_group(group)?;
             let topic = self.topics.resolve(route.logical_topic());
             routers
                 .entry(group.to_owned())
@@ -166,6 +174,19 @@ impl ConsumerBuilder {
             states: self.states,
         })
     }
+}
+
+/// A consumer group id must say which service's group it is: an empty one is refused.
+fn check_group(group: &str) -> Result<()> {
+    if group.trim().is_empty() {
+        return Err(Error::Config {
+            key: "group".to_owned(),
+            message: "must not be empty; give the consumer its group id in \
+                      `Consumer::builder(transport, \"my-service\")` or `.group(\"my-service\")`"
+                .to_owned(),
+        });
+    }
+    Ok(())
 }
 
 /// Handlers grouped by consumer group, ready to run.
@@ -217,7 +238,10 @@ impl Consumer {
 
     /// Starts one group member per group, each on its own task.
     ///
-    /// Must be called within a Tokio runtime.
+    /// Must be called within a Tokio runtime. The consumer runs as long as the returned
+    /// [`RunningConsumer`] lives: dropping it stops every group (see its docs).
+    #[must_use = "the consumer stops when the `RunningConsumer` is dropped; keep it, and \
+                  call `.shutdown().await` to stop"]
     pub fn start(&self) -> RunningConsumer {
         let (stop, stopped) = watch::channel(false);
         let groups = self
@@ -269,6 +293,11 @@ pub struct GroupStatus {
 type GroupTask = (Arc<Mutex<GroupStatus>>, JoinHandle<Result<()>>);
 
 /// A started consumer: status, and graceful shutdown.
+///
+/// Dropping it stops the consumer as [`shutdown`](Self::shutdown) does (stop fetching, let
+/// in-flight handlers finish within `shutdown_timeout`, commit, leave the groups), but in
+/// the background: nobody awaits the groups or sees their errors, and a runtime that ends
+/// first cuts the drain short. Call `shutdown` to wait for it.
 #[derive(Debug)]
 pub struct RunningConsumer {
     stop: watch::Sender<bool>,
@@ -295,10 +324,10 @@ impl RunningConsumer {
     /// # Errors
     ///
     /// The first error a group stopped with.
-    pub async fn shutdown(self) -> Result<()> {
-        let _ = self.stop.send(true);
+    pub async fn shutdown(mut self) -> Result<()> {
+        self.stop.send_replace(true);
         let mut first_error = None;
-        for (_, task) in self.groups {
+        for (_, task) in std::mem::take(&mut self.groups) {
             let result = task
                 .await
                 .unwrap_or_else(|join| Err(Error::transport("consumer task", join, false)));
@@ -307,5 +336,146 @@ impl RunningConsumer {
             }
         }
         first_error.map_or(Ok(()), Err)
+    }
+}
+
+impl Drop for RunningConsumer {
+    /// Tells every group to stop; their tasks drain, commit and leave on their own.
+    fn drop(&mut self) {
+        self.stop.send_replace(true);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Serialize};
+
+    use super::*;
+    use crate::HandlerError;
+    use crate::transport::memory::MemoryTransport;
+
+    #[derive(Debug, Serialize, Deserialize, godev_kafka_derive::Event)]
+    #[event(crate = "crate", topic = "pings", name = "ping")]
+    struct Ping {
+        n: u64,
+    }
+
+    #[godev_kafka_derive::handler(crate = "crate")]
+    async fn on_ping(_ping: Ping) -> Result<(), HandlerError> {
+        Ok(())
+    }
+
+    #[godev_kafka_derive::handler(crate = "crate", group = "pingers")]
+    async fn on_ping_in_its_group(_ping: Ping) -> Result<(), HandlerError> {
+        Ok(())
+    }
+
+    fn fast_settings() -> ConsumerSettings {
+        ConsumerSettings {
+            poll_wait: Duration::from_millis(10),
+            commit_interval: Duration::from_millis(10),
+            ..ConsumerSettings::default()
+        }
+    }
+
+    /// Polls `condition` every 5 ms, failing after 10 s: far longer than the memory
+    /// transport takes to rebalance (milliseconds).
+    async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while !condition() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting until {what}"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    fn owned(running: &RunningConsumer) -> usize {
+        running.status()[0].assigned.len()
+    }
+
+    /// Issue #15: dropping a `RunningConsumer` left its group task running, a member that
+    /// kept its partitions with nobody able to stop it. Now the drop stops it: it leaves the
+    /// group, and the member that stays gets its partitions.
+    #[tokio::test]
+    async fn dropping_a_running_consumer_stops_it() {
+        let transport = MemoryTransport::new(2);
+        transport.create_topic("pings", 2);
+        let build = || {
+            Consumer::builder(transport.clone(), "droppers")
+                .settings(fast_settings())
+                .handler::<on_ping>()
+                .build()
+                .unwrap()
+        };
+        let stays = build().start();
+        let dropped = build().start();
+        wait_until("each member owns one partition", || {
+            owned(&stays) == 1 && owned(&dropped) == 1
+        })
+        .await;
+        drop(dropped);
+        // The member that stays can only get both partitions once the dropped one left.
+        wait_until("the member that stays owns both partitions", || {
+            owned(&stays) == 2
+        })
+        .await;
+        stays.shutdown().await.unwrap();
+    }
+
+    /// Issue #15: a consumer built in code with an empty group would join a group nobody
+    /// named; the builder refuses it for every handler that uses the builder's group.
+    #[test]
+    fn a_consumer_builder_refuses_an_empty_group() {
+        for blank in ["", "  "] {
+            let error = Consumer::builder(MemoryTransport::new(1), blank)
+                .handler::<on_ping>()
+                .build()
+                .unwrap_err();
+            assert_eq!(
+                error.to_string(),
+                "config key `group`: must not be empty; give the consumer its group id in \
+                 `Consumer::builder(transport, \"my-service\")` or `.group(\"my-service\")`"
+            );
+        }
+        // Handlers that all name their own group do not use the builder's.
+        let consumer = Consumer::builder(MemoryTransport::new(1), "")
+            .handler::<on_ping_in_its_group>()
+            .build()
+            .unwrap();
+        assert_eq!(consumer.groups(), vec!["pingers"]);
+    }
+
+    /// Issue #15: settings given in code are held to the rule the config file is held to:
+    /// the drain of `shutdown_timeout` ends `SHUTDOWN_MARGIN` before `rebalance_timeout`.
+    #[test]
+    fn a_consumer_builder_refuses_a_shutdown_timeout_not_below_the_rebalance_timeout() {
+        let build = |shutdown_timeout, rebalance_timeout| {
+            Consumer::builder(MemoryTransport::new(1), "g")
+                .settings(ConsumerSettings {
+                    shutdown_timeout,
+                    rebalance_timeout,
+                    ..ConsumerSettings::default()
+                })
+                .handler::<on_ping>()
+                .build()
+        };
+        let secs = Duration::from_secs;
+        let error = build(secs(30), secs(30)).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "config key `ConsumerSettings::shutdown_timeout`: must be at most `rebalance_timeout` \
+             (30s) minus 5s, found 30s: the drain must end before the rebalance deadline evicts \
+             the member; lower it, or raise `rebalance_timeout` to at least 35s"
+        );
+        assert!(build(Duration::from_millis(15_001), secs(20)).is_err());
+        assert!(build(secs(15), secs(20)).is_ok(), "the margin exactly");
+        let defaults = Consumer::builder(MemoryTransport::new(1), "g")
+            .handler::<on_ping>()
+            .build();
+        assert!(defaults.is_ok(), "the defaults fit: {defaults:?}");
     }
 }

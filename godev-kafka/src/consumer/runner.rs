@@ -37,6 +37,10 @@ pub(crate) async fn run(
     options.rebalance_timeout = settings.rebalance_timeout;
     options.group_instance_id = settings.group_instance_id.clone();
     loop {
+        // A member that left on its own (stuck, fenced) does not join again once told to stop.
+        if stop_requested(&stop) {
+            return Ok(());
+        }
         let mut member = env.transport.join(options.clone()).await?;
         set_member(&status, &*member);
         match membership(&env, &status, &mut stop, &mut *member).await {
@@ -83,6 +87,14 @@ async fn leave(env: &GroupEnv, member: Box<dyn GroupMember>) {
     }
 }
 
+/// Whether the consumer was told to stop: by [`RunningConsumer::shutdown`] or its drop, which
+/// send `true`, or by the sender being gone all the same.
+///
+/// [`RunningConsumer::shutdown`]: super::RunningConsumer::shutdown
+fn stop_requested(stop: &watch::Receiver<bool>) -> bool {
+    *stop.borrow() || stop.has_changed().is_err()
+}
+
 /// Consumes as one member until shutdown, an error or a stuck handler; then stops the
 /// workers, commits what they handled and clears the assignment.
 async fn membership(
@@ -96,7 +108,7 @@ async fn membership(
     let mut last_commit = Instant::now();
     let mut failures = 0u32;
     let exit = loop {
-        if *stop.borrow() {
+        if stop_requested(stop) {
             break Exit::Stopped(Ok(()));
         }
         if let Some(error) = stopped_worker(&mut slots).await {
@@ -104,6 +116,12 @@ async fn membership(
         }
         if let Some(tp) = stuck(&slots, settings.max_poll_interval) {
             break Exit::Stuck(tp);
+        }
+        // A worker that could not store a dead letter holds its partition back: say so.
+        let stalled: Vec<StalledPartition> =
+            slots.values().filter_map(|s| s.worker.stalled()).collect();
+        if !stalled.is_empty() {
+            add_stalled(status, stalled);
         }
         feed(&mut slots, member);
         // While a partition is paused for a full queue, its worker frees room within
@@ -181,10 +199,8 @@ async fn membership(
                 failures += 1;
                 let delay = Duration::from_millis(100 * u64::from(failures.min(50)));
                 tracing::warn!(group = %env.group, error = %error, retry_in = ?delay, "poll failed; retrying");
-                // A dropped RunningConsumer (no shutdown call) also ends the loop.
-                if let Ok(Err(_)) = tokio::time::timeout(delay, stop.changed()).await {
-                    break Exit::Stopped(Ok(()));
-                }
+                // Wakes early to stop; the check at the top of the loop ends it.
+                let _ = tokio::time::timeout(delay, stop.changed()).await;
                 continue;
             }
             Err(error) => break Exit::Stopped(Err(error)),

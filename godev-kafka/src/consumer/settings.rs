@@ -1,10 +1,14 @@
 use std::time::Duration;
 
 use crate::transport::OffsetReset;
+use crate::{Error, Result};
 
 /// How a consumer runs its groups: timeouts, retries, queues, commits.
 ///
 /// Every field has a default suited to production; tests usually shorten the timeouts.
+/// `shutdown_timeout` must end [`SHUTDOWN_MARGIN`](Self::SHUTDOWN_MARGIN) before
+/// `rebalance_timeout` ([`ConsumerBuilder::build`](super::ConsumerBuilder::build) refuses
+/// settings that do not).
 ///
 /// # Examples
 ///
@@ -47,7 +51,10 @@ pub struct ConsumerSettings {
     pub dead_letter_suffix: String,
     /// Values larger than this are dead-lettered without decoding.
     pub max_record_bytes: usize,
-    /// How long shutdown (and revocation) waits for in-flight handlers.
+    /// How long shutdown (and revocation) waits for in-flight handlers. At most
+    /// `rebalance_timeout` minus [`SHUTDOWN_MARGIN`](Self::SHUTDOWN_MARGIN): a member that
+    /// drains longer than the rebalance lasts is evicted from the group, and its handled
+    /// records are read again.
     pub shutdown_timeout: Duration,
     /// This member's static identity in its group (KIP-345, `group.instance.id`); `None`
     /// (the default) for a dynamic member. Unique per process and kept across its restarts.
@@ -77,8 +84,56 @@ impl Default for ConsumerSettings {
             max_retry_time: Duration::from_secs(60),
             dead_letter_suffix: ".dlq".to_owned(),
             max_record_bytes: 1024 * 1024,
-            shutdown_timeout: Duration::from_secs(30),
+            // The longest the default rebalance timeout allows.
+            shutdown_timeout: Duration::from_secs(25),
             group_instance_id: None,
         }
+    }
+}
+
+impl ConsumerSettings {
+    /// How long before the end of `rebalance_timeout` the drain of `shutdown_timeout` must
+    /// end: 5 s, a fixed time rather than a share of the rebalance timeout, because what it
+    /// covers does not grow with it. Once a rebalance starts, a member learns of it at its
+    /// next heartbeat (up to `heartbeat_interval`, 3 s by default) and its next poll (up to
+    /// `poll_wait`), then drains, and after the drain it still has to commit and rejoin
+    /// (round trips of milliseconds on a healthy cluster) before the broker's rebalance
+    /// deadline evicts it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use godev_kafka::consumer::ConsumerSettings;
+    ///
+    /// let settings = ConsumerSettings::default();
+    /// assert!(settings.shutdown_timeout + ConsumerSettings::SHUTDOWN_MARGIN <= settings.rebalance_timeout);
+    /// ```
+    pub const SHUTDOWN_MARGIN: Duration = Duration::from_secs(5);
+
+    /// Whether `shutdown_timeout` ends [`SHUTDOWN_MARGIN`](Self::SHUTDOWN_MARGIN) before
+    /// `rebalance_timeout`.
+    pub(crate) fn shutdown_fits_rebalance(&self) -> bool {
+        self.shutdown_timeout.saturating_add(Self::SHUTDOWN_MARGIN) <= self.rebalance_timeout
+    }
+
+    /// The settings a consumer can run with: `shutdown_timeout` within the rebalance timeout
+    /// with its margin (a key of `[kafka.consumer]` is checked the same way when the config
+    /// loads, naming the key).
+    pub(crate) fn check(&self) -> Result<()> {
+        if self.shutdown_fits_rebalance() {
+            return Ok(());
+        }
+        Err(Error::Config {
+            key: "ConsumerSettings::shutdown_timeout".to_owned(),
+            message: format!(
+                "must be at most `rebalance_timeout` ({rebalance:?}) minus {margin:?}, found \
+                 {shutdown:?}: the drain must end before the rebalance deadline evicts the \
+                 member; lower it, or raise `rebalance_timeout` to at least {least:?}",
+                margin = Self::SHUTDOWN_MARGIN,
+                rebalance = self.rebalance_timeout,
+                shutdown = self.shutdown_timeout,
+                least = self.shutdown_timeout.saturating_add(Self::SHUTDOWN_MARGIN),
+            ),
+        })
     }
 }

@@ -1,10 +1,20 @@
 //! One ordered worker per assigned partition: dispatch, retries, dead letters.
+//!
+//! A record is finished when its handler succeeded, or it was skipped, or its dead letter
+//! was acknowledged; only then does the commit position move past it. Dead letters are
+//! written through a [`Producer`], so they are partitioned as every other record of the
+//! framework (keyed by the record's key, unkeyed ones round-robin), and a dead-letter topic
+//! with no partitions is an error, not a panic. A write that keeps failing is retried with
+//! backoff for at most `max_retry_time` (the budget a handler gets for one record); then the
+//! partition *stalls* at that record: logged at error, reported by [`Worker::stalled`],
+//! nothing after it handled and nothing past it committed, until the partition is assigned
+//! anew (next rebalance, or a restart) and its next owner reads the record again.
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
 
@@ -15,9 +25,8 @@ use tracing::Instrument;
 use super::ConsumerSettings;
 use super::dead_letter::{DeadLetter, DeadLetterReason, MAX_DEAD_LETTER_BYTES};
 use crate::dispatch::{Context, HandlerError, HandlerFuture, Route, States};
-use crate::partitioner::partition_for_key;
-use crate::transport::{OutgoingRecord, Record, TopicPartition, Transport};
-use crate::{Codec, Error, Router, UnknownTagPolicy};
+use crate::transport::{Record, StalledPartition, TopicPartition, Transport};
+use crate::{Codec, Error, Producer, Router, UnknownTagPolicy};
 
 /// What every worker of a group shares.
 pub(crate) struct GroupEnv {
@@ -39,6 +48,8 @@ pub(crate) struct Worker {
     pub(crate) task: JoinHandle<Result<(), Error>>,
     /// When the record in hand was taken, in milliseconds since [`epoch`] plus one; 0 when idle.
     busy_since: Arc<AtomicU64>,
+    /// Set when the worker gave up on a record it could not finish (see [`Worker::stalled`]).
+    stall: Arc<Mutex<Option<StalledPartition>>>,
 }
 
 /// The instant worker busy times are counted from.
@@ -57,6 +68,9 @@ struct Interrupted;
 enum Outcome {
     Done,
     Interrupted,
+    /// The record cannot be finished for now (its dead letter could not be written): the
+    /// worker stops at it, and this says why.
+    Stalled(String),
     Fatal(Error),
 }
 
@@ -66,9 +80,13 @@ impl Worker {
         let done = Arc::new(AtomicI64::new(-1));
         let stopping = Arc::new(AtomicBool::new(false));
         let busy_since = Arc::new(AtomicU64::new(0));
+        let stall = Arc::new(Mutex::new(None));
+        // Unkeyed dead letters of this partition start at its own number, then go round-robin.
+        let dead_letters = Producer::raw(env.transport.clone(), partition.partition.max(0) as u32);
         let span = tracing::info_span!("partition", group = %env.group, topic = %partition.topic, partition = partition.partition);
         let task = tokio::spawn({
             let (done, stopping, busy) = (done.clone(), stopping.clone(), busy_since.clone());
+            let stall = stall.clone();
             async move {
                 while let Some(record) = records.recv().await {
                     if stopping.load(Ordering::Acquire) {
@@ -76,11 +94,24 @@ impl Worker {
                     }
                     let offset = record.offset;
                     busy.store(now_mark(), Ordering::Release);
-                    let outcome = handle(&env, record, &stopping).await;
+                    let outcome = handle(&env, &dead_letters, record, &stopping).await;
                     busy.store(0, Ordering::Release);
                     match outcome {
                         Outcome::Done => done.store(offset + 1, Ordering::Release),
                         Outcome::Interrupted => break,
+                        Outcome::Stalled(reason) => {
+                            let stalled = StalledPartition::new(partition, offset, reason);
+                            *stall.lock().unwrap_or_else(|p| p.into_inner()) = Some(stalled);
+                            // Idle, not busy (so not a stuck handler): the queue fills, the
+                            // runner pauses the partition's fetching, and the commit position
+                            // stays at this record until the worker is stopped.
+                            while sleep_unless_stopping(Duration::from_secs(60), &stopping)
+                                .await
+                                .is_ok()
+                                && !records.is_closed()
+                            {}
+                            break;
+                        }
                         Outcome::Fatal(error) => return Err(error),
                     }
                 }
@@ -94,7 +125,16 @@ impl Worker {
             stopping,
             task,
             busy_since,
+            stall,
         }
+    }
+
+    /// Where and why the worker stopped at a record it could not finish, if it did: its
+    /// dead letter could not be written within `max_retry_time`. The worker handles nothing
+    /// more and its [`position`](Self::position) stays before that record until it is
+    /// stopped, so the record is read again by the partition's next owner.
+    pub(crate) fn stalled(&self) -> Option<StalledPartition> {
+        self.stall.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// How long the worker has been on its current record, if it is on one.
@@ -109,8 +149,13 @@ impl Worker {
     }
 }
 
-/// Handles one record to the end: handled, skipped or dead-lettered.
-async fn handle(env: &GroupEnv, record: Record, stopping: &AtomicBool) -> Outcome {
+/// Handles one record to the end: handled, skipped or dead-lettered (through `dead_letters`).
+async fn handle(
+    env: &GroupEnv,
+    dead_letters: &Producer,
+    record: Record,
+    stopping: &AtomicBool,
+) -> Outcome {
     let dead = |reason, error: String| DeadLetter::from_record(&record, &env.group, reason, error);
     if record.value.len() > env.settings.max_record_bytes {
         let error = format!(
@@ -120,6 +165,7 @@ async fn handle(env: &GroupEnv, record: Record, stopping: &AtomicBool) -> Outcom
         );
         return dead_letter(
             env,
+            dead_letters,
             &record,
             dead(DeadLetterReason::Oversized, error),
             None,
@@ -132,6 +178,7 @@ async fn handle(env: &GroupEnv, record: Record, stopping: &AtomicBool) -> Outcom
         Err(error) => {
             return dead_letter(
                 env,
+                dead_letters,
                 &record,
                 dead(DeadLetterReason::Malformed, error.to_string()),
                 None,
@@ -153,7 +200,7 @@ async fn handle(env: &GroupEnv, record: Record, stopping: &AtomicBool) -> Outcom
                     format!("no handler for `{tag}` in group `{}`", env.group),
                 );
                 letter.tag = Some(tag);
-                dead_letter(env, &record, letter, None, stopping).await
+                dead_letter(env, dead_letters, &record, letter, None, stopping).await
             }
             UnknownTagPolicy::Fail => Outcome::Fatal(Error::UnhandledTag {
                 topic: record.topic.clone(),
@@ -174,7 +221,7 @@ async fn handle(env: &GroupEnv, record: Record, stopping: &AtomicBool) -> Outcom
     letter.handler = Some(route.name().to_owned());
     letter.attempts = attempts;
     let handler_topic = route.options().dead_letter_topic;
-    dead_letter(env, &record, letter, handler_topic, stopping).await
+    dead_letter(env, dead_letters, &record, letter, handler_topic, stopping).await
 }
 
 enum Failure {
@@ -271,17 +318,21 @@ async fn sleep_unless_stopping(delay: Duration, stopping: &AtomicBool) -> Result
     Ok(())
 }
 
-/// Writes `letter` to the record's dead-letter topic, retrying until it is acknowledged or
-/// the worker is told to stop (then the record stays uncommitted and is read again).
+/// Writes `letter` to the record's dead-letter topic through `dead_letters` (the framework's
+/// producer path: the partition of the record's key, unkeyed letters round-robin, an error
+/// for a topic without partitions).
 ///
 /// The letter is written in its compact form when that fits a dead letter's size limit,
 /// otherwise in bounded form (without the value; see [`DeadLetter`]). A write the topic
 /// refuses for good (too large for the topic's `max.message.bytes`, or another error that
 /// trying again would not change) is tried once more in bounded form; from then on, and for
-/// retriable failures (broker down), it is retried with backoff: the offset is committed only
-/// once the dead letter is stored.
+/// retriable failures (broker down, no partitions), it is retried with backoff for at most
+/// `max_retry_time`, then the partition stalls ([`Outcome::Stalled`]). Either way the offset
+/// is committed only once the dead letter is stored; a worker told to stop leaves the record
+/// uncommitted, to be read again.
 async fn dead_letter(
     env: &GroupEnv,
+    dead_letters: &Producer,
     record: &Record,
     mut letter: DeadLetter,
     handler_topic: Option<&str>,
@@ -312,49 +363,73 @@ async fn dead_letter(
         let why = format!("more than {MAX_DEAD_LETTER_BYTES} bytes in compact form");
         log_bounded(record, &topic, &letter, &why);
     }
+    let budget = env.settings.max_retry_time;
+    let started = Instant::now();
     let mut attempt = 1;
     loop {
-        let written = async {
-            let partitions = env.transport.partition_count(&topic).await?;
-            let partition = record
-                .key
-                .as_deref()
-                .map_or(0, |key| partition_for_key(key, partitions));
-            let out = OutgoingRecord {
-                topic: topic.clone(),
-                partition,
-                key: key.clone(),
-                value: value.clone(),
-            };
-            env.transport
-                .produce(out)
-                .await
-                .map_err(|unsent| unsent.error)
+        let error = match dead_letters.send_raw(&topic, key.as_deref(), value).await {
+            Ok(delivery) => {
+                tracing::debug!(
+                    offset = record.offset,
+                    dead_letter_topic = %topic,
+                    dead_letter_partition = delivery.partition,
+                    dead_letter_offset = delivery.offset,
+                    "dead letter written"
+                );
+                return Outcome::Done;
+            }
+            // The producer hands the value back, so a retry needs no copy of it.
+            Err(Error::Send {
+                value: unsent,
+                source,
+                ..
+            }) => {
+                value = unsent;
+                *source
+            }
+            // `send_raw` fails with `Error::Send` only.
+            Err(error) => return Outcome::Fatal(error),
         };
-        match written.await {
-            Ok(_) => return Outcome::Done,
-            // Refused for good (a closed transport is no refusal: the worker is stopping).
-            Err(error)
-                if !error.is_retriable()
-                    && !matches!(error, Error::Closed(_))
-                    && !letter.value_omitted =>
-            {
-                letter.make_bounded();
-                (key, value) = match encoded(letter.bounded_record(record.key.as_deref())) {
-                    Ok(written) => written,
-                    Err(error) => return Outcome::Fatal(error),
-                };
-                log_bounded(record, &topic, &letter, &error.to_string());
-            }
-            Err(error) => {
-                let delay = backoff(env.settings.backoff, env.settings.max_backoff, attempt);
-                tracing::error!(%topic, error = %error, retry_in = ?delay, "dead-letter write failed; retrying");
-                if sleep_unless_stopping(delay, stopping).await.is_err() {
-                    return Outcome::Interrupted;
-                }
-                attempt += 1;
-            }
+        // Refused for good (a closed transport is no refusal: the worker is stopping).
+        if !error.is_retriable() && !matches!(error, Error::Closed(_)) && !letter.value_omitted {
+            letter.make_bounded();
+            (key, value) = match encoded(letter.bounded_record(record.key.as_deref())) {
+                Ok(written) => written,
+                Err(error) => return Outcome::Fatal(error),
+            };
+            log_bounded(record, &topic, &letter, &error.to_string());
+            continue;
         }
+        let delay = backoff(env.settings.backoff, env.settings.max_backoff, attempt);
+        let retried_for = started.elapsed();
+        if retried_for + delay > budget {
+            tracing::error!(
+                offset = record.offset,
+                dead_letter_topic = %topic,
+                attempts = attempt,
+                ?retried_for,
+                max_retry_time = ?budget,
+                error = %error,
+                "dead letter not written within max_retry_time; the partition stalls at this \
+                 record, uncommitted, and is read again when next assigned"
+            );
+            return Outcome::Stalled(format!(
+                "the dead letter could not be written to `{topic}` within max_retry_time \
+                 ({budget:?}, {attempt} attempts): {error}"
+            ));
+        }
+        tracing::error!(
+            offset = record.offset,
+            dead_letter_topic = %topic,
+            attempt,
+            error = %error,
+            retry_in = ?delay,
+            "dead-letter write failed; retrying"
+        );
+        if sleep_unless_stopping(delay, stopping).await.is_err() {
+            return Outcome::Interrupted;
+        }
+        attempt += 1;
     }
 }
 
@@ -396,5 +471,234 @@ impl Future for CatchUnwind {
                 Poll::Ready(Err(format!("handler panicked: {message}")))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::atomic::AtomicU32;
+
+    use super::*;
+    use crate::partitioner::partition_for_key;
+    use crate::transport::memory::MemoryTransport;
+    use crate::transport::{BoxFuture, GroupMember, GroupOptions, OutgoingRecord, Unsent};
+    use crate::{Result, consumer::DeadLetter};
+
+    /// The memory backend, except that every produce to `refused` fails as a broker that is
+    /// away would fail it (retriable), counted in `refusals`.
+    struct Refusing {
+        memory: MemoryTransport,
+        refused: String,
+        refusals: AtomicU32,
+    }
+
+    impl Transport for Refusing {
+        fn partition_count<'a>(&'a self, topic: &'a str) -> BoxFuture<'a, Result<i32>> {
+            self.memory.partition_count(topic)
+        }
+
+        fn end_offsets<'a>(&'a self, topic: &'a str) -> BoxFuture<'a, Result<BTreeMap<i32, i64>>> {
+            self.memory.end_offsets(topic)
+        }
+
+        fn create_topic<'a>(
+            &'a self,
+            topic: &'a str,
+            partitions: i32,
+        ) -> BoxFuture<'a, Result<()>> {
+            Transport::create_topic(&self.memory, topic, partitions)
+        }
+
+        fn produce(
+            &self,
+            record: OutgoingRecord,
+        ) -> BoxFuture<'_, std::result::Result<i64, Unsent>> {
+            if record.topic != self.refused {
+                return self.memory.produce(record);
+            }
+            self.refusals.fetch_add(1, Ordering::SeqCst);
+            let error = Error::transport("produce", "the broker is away", true);
+            Box::pin(async move { Err(Unsent::new(record, error)) })
+        }
+
+        fn join(&self, options: GroupOptions) -> BoxFuture<'_, Result<Box<dyn GroupMember>>> {
+            self.memory.join(options)
+        }
+
+        fn name(&self) -> &'static str {
+            "refusing"
+        }
+
+        fn brokers(&self) -> Vec<String> {
+            self.memory.brokers()
+        }
+    }
+
+    /// Retries a few milliseconds apart, for at most 200 ms per record.
+    fn settings() -> ConsumerSettings {
+        ConsumerSettings {
+            backoff: Duration::from_millis(5),
+            max_backoff: Duration::from_millis(20),
+            max_retry_time: Duration::from_millis(200),
+            ..ConsumerSettings::default()
+        }
+    }
+
+    /// A worker of group `g` for `orders` partition 0 on `transport`, with no handlers: every
+    /// record that is not JSON is dead-lettered as malformed, to `orders.dlq`.
+    fn worker(transport: Arc<dyn Transport>, settings: ConsumerSettings) -> Worker {
+        let env = GroupEnv {
+            group: "g".into(),
+            router: Router::new("g"),
+            codec: Codec::default(),
+            unknown_tag: UnknownTagPolicy::Skip,
+            settings,
+            transport,
+            states: States::default(),
+        };
+        Worker::spawn(Arc::new(env), TopicPartition::new("orders", 0))
+    }
+
+    /// A record of `orders` partition 0 that is not JSON.
+    fn malformed(offset: i64, key: Option<&str>) -> Record {
+        Record::new(
+            "orders",
+            0,
+            offset,
+            key.map(|k| k.as_bytes().to_vec()),
+            b"not json".to_vec(),
+        )
+    }
+
+    async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !condition() {
+            assert!(Instant::now() < deadline, "timed out waiting until {what}");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Issue #15: every unkeyed dead letter went to partition 0; they go round-robin, as the
+    /// producer sends unkeyed records, and keyed ones to their key's partition.
+    #[tokio::test]
+    async fn unkeyed_dead_letters_spread_over_partitions() {
+        let memory = MemoryTransport::new(1);
+        memory.create_topic("orders.dlq", 3);
+        let worker = worker(Arc::new(memory.clone()), settings());
+        for offset in 0..6 {
+            worker.queue.send(malformed(offset, None)).await.unwrap();
+        }
+        for offset in 6..8 {
+            worker
+                .queue
+                .send(malformed(offset, Some("order-7")))
+                .await
+                .unwrap();
+        }
+        wait_until("all eight dead-lettered", || worker.position() == Some(8)).await;
+        let origins = |partition| -> Vec<(i64, bool)> {
+            memory
+                .records("orders.dlq", partition)
+                .iter()
+                .map(|r| {
+                    let letter: DeadLetter = serde_json::from_slice(&r.value).unwrap();
+                    (letter.origin_offset, r.key.is_some())
+                })
+                .collect()
+        };
+        let keyed = partition_for_key(b"order-7", 3);
+        for partition in 0..3 {
+            let mut expected = vec![(partition as i64, false), (partition as i64 + 3, false)];
+            if partition == keyed {
+                expected.extend([(6, true), (7, true)]);
+            }
+            assert_eq!(
+                origins(partition),
+                expected,
+                "dead-letter partition {partition}"
+            );
+        }
+    }
+
+    /// Issue #15: a dead-letter topic that reports no partitions made a keyed letter panic
+    /// the worker (`partition_for_key(key, 0)`), which stopped the whole group. It is an error
+    /// now: retried, then the partition stalls at the record, uncommitted.
+    #[tokio::test]
+    async fn a_dead_letter_topic_with_no_partitions_is_an_error_not_a_panic() {
+        let memory = MemoryTransport::new(1);
+        memory.create_topic("orders.dlq", 0);
+        let worker = worker(Arc::new(memory.clone()), settings());
+        worker
+            .queue
+            .send(malformed(0, Some("order-7")))
+            .await
+            .unwrap();
+        wait_until("the partition stalls", || {
+            worker.stalled().is_some() || worker.task.is_finished()
+        })
+        .await;
+        assert!(!worker.task.is_finished(), "the worker stopped (panicked?)");
+        let stall = worker.stalled().unwrap();
+        assert_eq!((stall.partition.partition, stall.offset), (0, 0));
+        assert!(
+            stall.reason.contains("orders.dlq") && stall.reason.contains("no partitions"),
+            "{}",
+            stall.reason
+        );
+        assert_eq!(worker.position(), None, "nothing to commit");
+    }
+
+    /// Issue #15: a dead letter that could not be written was retried forever, silently as
+    /// far as the status went. Now the retries stop after `max_retry_time`, the partition
+    /// stalls at the record (reported, nothing after it handled, nothing committed), and a
+    /// stop still ends the worker.
+    #[tokio::test]
+    async fn a_dead_letter_that_cannot_be_written_stalls_its_partition_after_bounded_retries() {
+        let transport = Arc::new(Refusing {
+            memory: MemoryTransport::new(1),
+            refused: "orders.dlq".into(),
+            refusals: AtomicU32::new(0),
+        });
+        let worker = worker(transport.clone(), settings());
+        worker.queue.send(malformed(0, None)).await.unwrap();
+        worker.queue.send(malformed(1, None)).await.unwrap();
+        let started = Instant::now();
+        wait_until("the partition stalls", || worker.stalled().is_some()).await;
+        let stalled_after = started.elapsed();
+        let stall = worker.stalled().unwrap();
+        assert_eq!(stall.offset, 0, "stalled at the first record");
+        assert!(
+            stall.reason.contains("orders.dlq") && stall.reason.contains("the broker is away"),
+            "{}",
+            stall.reason
+        );
+        // max_retry_time is 200 ms; 2 s is all the slack a loaded test machine needs.
+        assert!(stalled_after < Duration::from_secs(2), "{stalled_after:?}");
+        let refusals = transport.refusals.load(Ordering::SeqCst);
+        assert!(
+            refusals >= 2,
+            "retried before giving up: {refusals} attempts"
+        );
+        // Had it gone on retrying, at most 20 ms apart, 300 ms would show 15 more attempts.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(
+            transport.refusals.load(Ordering::SeqCst),
+            refusals,
+            "no retries after the stall"
+        );
+        assert_eq!(worker.position(), None, "nothing committed past the record");
+        assert_eq!(worker.busy_for(), None, "stalled is not a stuck handler");
+        assert!(!worker.task.is_finished());
+        // A stop (revocation, shutdown) ends the stalled worker at once.
+        worker.stopping.store(true, Ordering::Release);
+        drop(worker.queue);
+        let ended = tokio::time::timeout(Duration::from_secs(2), worker.task).await;
+        assert!(matches!(ended, Ok(Ok(Ok(())))), "{ended:?}");
+        assert_eq!(
+            transport.refusals.load(Ordering::SeqCst),
+            refusals,
+            "the second record was never dead-lettered"
+        );
     }
 }

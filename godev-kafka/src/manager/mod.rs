@@ -62,8 +62,8 @@ pub struct Status {
 /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 /// let transport = Arc::new(MemoryTransport::new(3));
 /// let producer = Producer::with_transport(transport.clone(), TopicMap::new(), Codec::CloudEvents, "svc");
-/// let manager = Manager::new(transport.clone(), producer);
-/// let consumer = manager.consumer_builder().group("my-group").handler::<on_created>().build().unwrap();
+/// let manager = Manager::new(transport.clone(), producer, "my-group");
+/// let consumer = manager.consumer_builder().handler::<on_created>().build().unwrap();
 /// manager.add_consumer(consumer);
 /// manager.start_all();
 /// assert_eq!(manager.status().consumer_count, 1);
@@ -96,10 +96,10 @@ struct State {
 impl Manager {
     /// A manager over `transport` with `producer`; consumers enabled, none registered.
     /// Consumers built with [`Manager::consumer_builder`] read the producer's codec through
-    /// its topic table and join group `godev-kafka` unless given another with
-    /// [`ConsumerBuilder::group`].
-    pub fn new(transport: Arc<dyn Transport>, producer: Producer) -> Self {
-        let consumers_from = Consumer::builder_shared(transport.clone(), "godev-kafka")
+    /// its topic table and join `group` unless given another with [`ConsumerBuilder::group`]
+    /// (there is no default group: two services that shared one would split its partitions).
+    pub fn new(transport: Arc<dyn Transport>, producer: Producer, group: &str) -> Self {
+        let consumers_from = Consumer::builder_shared(transport.clone(), group)
             .topics(producer.topics().clone())
             .codec(producer.codec());
         Self::assemble(transport, producer, consumers_from)

@@ -1,5 +1,6 @@
 //! Administrative requests through the crate's admin client: create topics, end offsets, a
-//! group's committed offsets, KIP-848 group timeouts.
+//! group's committed offsets, KIP-848 group timeouts (set only when asked: see the
+//! [backend docs](super#group-timeouts)).
 //!
 //! The `kafka` backend's admin helpers (and `testing::end_offsets`) speak ListOffsets v0,
 //! which Kafka 4 removed; these work on Kafka 4 (and on older brokers).
@@ -7,6 +8,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
+use confluent_kafka::admin::config_entry::ConfigSource;
 use confluent_kafka::admin::{
     AdminClient, AdminClientConfig, AlterConfigOp, ConfigEntry, NewTopic, OffsetSpec, OpType,
 };
@@ -190,6 +192,32 @@ impl Admin {
             .get_with_timeout(TIMEOUT)
             .await
             .map_err(|e| failed(format!("set timeouts of group {}", options.group), &e))
+    }
+
+    /// The configs set for `group` itself (`consumer.session.timeout.ms`, ...), name →
+    /// value; the broker-wide defaults the group falls back to are left out.
+    ///
+    /// # Errors
+    ///
+    /// The broker refused (no `DESCRIBE_CONFIGS` permission, or a broker before 4.0).
+    pub async fn group_configs(&self, group: &str) -> Result<BTreeMap<String, String>> {
+        let resource = ConfigResource::new(ResourceType::Group, group.to_owned());
+        let configs = self
+            .client
+            .describe_configs(&[resource])
+            .all()
+            .get_with_timeout(TIMEOUT)
+            .await
+            .map_err(|e| failed(format!("describe configs of group {group}"), &e))?;
+        Ok(configs
+            .values()
+            .flat_map(|config| config.entries())
+            .filter(|entry| entry.source() == ConfigSource::DynamicGroupConfig)
+            .map(|entry| {
+                let value = entry.value().unwrap_or_default().to_owned();
+                (entry.name().to_owned(), value)
+            })
+            .collect())
     }
 
     /// [`Admin::alter_group_timeouts`], logging a refusal instead of failing.

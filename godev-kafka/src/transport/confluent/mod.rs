@@ -58,13 +58,21 @@
 //! ## Group timeouts
 //!
 //! KIP-848 moved the session timeout and heartbeat interval to the broker (group configs
-//! `consumer.session.timeout.ms`, `consumer.heartbeat.interval.ms`); the client may not set
-//! them. When [`ConfluentOptions::set_group_timeouts`] is on (the default), [`Transport::join`]
-//! writes [`GroupOptions::session_timeout`] and [`GroupOptions::heartbeat_interval`] to the
-//! group's configs with `IncrementalAlterConfigs` (best effort: a refusal, e.g. no `ALTER_CONFIGS`
-//! permission or a value outside the broker's `group.consumer.min/max.*` bounds, is logged
-//! and the broker's values stay). Heartbeats carry assignment changes, so the heartbeat
-//! interval bounds how fast partitions move.
+//! `consumer.session.timeout.ms`, `consumer.heartbeat.interval.ms`, defaulting to the
+//! broker's `group.consumer.session.timeout.ms` and `group.consumer.heartbeat.interval.ms`,
+//! 45 s and 5 s); the client may not set them, so [`GroupOptions::session_timeout`] and
+//! [`GroupOptions::heartbeat_interval`] do not reach the broker through a join. Heartbeats
+//! carry assignment changes, so the heartbeat interval bounds how fast partitions move.
+//!
+//! Group configs belong to whoever runs the cluster, and a join leaves them alone. To set
+//! them from the application, take an explicit admin step:
+//! [`Admin::alter_group_timeouts`](admin::Admin::alter_group_timeouts) (it needs
+//! `ALTER_CONFIGS` on the group, and values within the broker's `group.consumer.min/max.*`
+//! bounds); [`Admin::group_configs`](admin::Admin::group_configs) reads them back. Or opt in
+//! with [`ConfluentOptions::set_group_timeouts`]: then every [`Transport::join`] first writes
+//! the group options' two timeouts to the group's configs with `IncrementalAlterConfigs`
+//! (best effort: a refusal is logged and the broker's values stay), whatever another member
+//! or an operator set there.
 //!
 //! # Versions
 //!
@@ -178,7 +186,10 @@ pub struct ConfluentOptions {
     /// Which records of transactional producers consumers read (`isolation.level`).
     pub isolation: Isolation,
     /// Write [`GroupOptions::session_timeout`] and [`GroupOptions::heartbeat_interval`] to the
-    /// group's broker-side configs on join (see the [module docs](self#group-timeouts)).
+    /// group's broker-side configs on every join. Off by default: joining a group does not
+    /// change the cluster's configuration (see the [module docs](self#group-timeouts), and
+    /// [`Admin::alter_group_timeouts`](admin::Admin::alter_group_timeouts) to do it once, as
+    /// an admin step).
     pub set_group_timeouts: bool,
     /// TLS for every connection (producer, consumers, admin): `security.protocol` `SSL` (or
     /// `SASL_SSL` with [`sasl`](Self::sasl)), the CA file as `ssl.truststore.location`
@@ -263,7 +274,7 @@ impl ConfluentOptions {
             fetch_min_bytes: 1,
             fetch_max_wait: Duration::from_millis(500),
             isolation: Isolation::ReadUncommitted,
-            set_group_timeouts: true,
+            set_group_timeouts: false,
             tls: None,
             sasl: None,
             properties: BTreeMap::new(),

@@ -15,10 +15,21 @@
 //!
 //! [`Transport::produce`] queues the record for the producer thread, which batches records for
 //! [`KafkaOptions::linger`] or up to [`KafkaOptions::batch_size`] records, sends them in one
-//! produce request per leader, and resolves each record with its offset. Retriable failures
-//! (leader moved, timeouts, network) refresh the metadata and are retried
-//! [`KafkaOptions::retries`] times, [`KafkaOptions::retry_backoff`] apart; a retry after a lost
-//! response can write a record twice (at-least-once). With [`Acks::None`] the offset is `-1`.
+//! produce request per leader, and resolves each record with its offset. With [`Acks::None`]
+//! the offset is `-1`.
+//!
+//! - **Bounded.** Queued records hold their bytes of a buffer of
+//!   [`KafkaOptions::buffer_bytes`] until they are answered; `produce` waits up to
+//!   [`KafkaOptions::max_block`] for room, then fails (retriable) naming the full buffer.
+//! - **Retried until the delivery timeout.** Retriable failures (leader moved, timeouts,
+//!   network, a broker down) refresh the metadata and are retried, [`KafkaOptions::retry_backoff`]
+//!   after the first failure and doubling up to 1 s, with jitter, until
+//!   [`KafkaOptions::delivery_timeout`] after the record was queued (120 s by default); then the
+//!   record fails with the last error. A retry after a lost response can write a record twice
+//!   (at-least-once: the `kafka` crate has no idempotent producer).
+//! - **Panics.** A panic on the producer thread fails the records it held with an error naming
+//!   the panic (they may or may not have been written); the thread starts over with a new
+//!   client and later records are written as before.
 //!
 //! # Consuming
 //!
@@ -55,7 +66,6 @@ mod producer;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use kafka::client::KafkaClient;
 use kafka_protocol::messages::ApiKey;
 
 use self::fetch::Fetcher;
@@ -105,17 +115,29 @@ pub struct KafkaOptions {
     pub batch_size: usize,
     /// How long a request may take (produce ack timeout, connects, group requests).
     pub request_timeout: Duration,
-    /// How often a retriable produce failure is retried.
+    /// How long a record may take from [`Transport::produce`] (once it is queued) to its
+    /// acknowledgement, retries included; a retriable failure is retried until then (the Java
+    /// client's `delivery.timeout.ms`).
+    pub delivery_timeout: Duration,
+    /// Not used any more: retries are bounded by [`delivery_timeout`](Self::delivery_timeout),
+    /// not counted. Kept so that code and configs that set it still build and load.
     pub retries: u32,
-    /// The pause between retries.
+    /// The pause after the first failed try; each further one doubles it, up to 1 s (or this,
+    /// if longer), with jitter.
     pub retry_backoff: Duration,
+    /// The most bytes of records (key, value and 34 bytes each) queued and not yet answered;
+    /// [`Transport::produce`] waits for room.
+    pub buffer_bytes: usize,
+    /// How long [`Transport::produce`] waits for room in the buffer before it fails.
+    pub max_block: Duration,
     /// The most bytes fetched per partition and request (a record larger than this stalls
     /// its partition).
     pub fetch_max_bytes: i32,
 }
 
 impl KafkaOptions {
-    /// Options for `brokers` with the Java client's usual settings.
+    /// Options for `brokers` with the Java client's usual settings: acks all, linger 5 ms,
+    /// delivery timeout 120 s, retry backoff 100 ms, a 32 MiB buffer and a 60 s `max_block`.
     pub fn new(brokers: impl IntoIterator<Item = impl Into<String>>) -> Self {
         Self {
             brokers: brokers.into_iter().map(Into::into).collect(),
@@ -125,8 +147,11 @@ impl KafkaOptions {
             linger: crate::options::DEFAULT_LINGER,
             batch_size: 500,
             request_timeout: crate::options::DEFAULT_REQUEST_TIMEOUT,
+            delivery_timeout: Duration::from_secs(120),
             retries: 5,
             retry_backoff: Duration::from_millis(100),
+            buffer_bytes: 32 * 1024 * 1024,
+            max_block: Duration::from_secs(60),
             fetch_max_bytes: 1024 * 1024,
         }
     }
@@ -174,9 +199,7 @@ impl KafkaTransport {
         check_versions(&*cluster.any().await?)?;
         let compression = crate_compression(options.compression)?;
         let brokers = options.brokers.clone();
-        let mut client = KafkaClient::new(brokers.clone());
-        client.set_client_id(options.client_id.clone());
-        let producer = ProducerHandle::spawn(client, &options, compression)?;
+        let producer = ProducerHandle::spawn(&options, compression)?;
         let metadata = Fetcher::spawn(brokers, options.client_id.clone(), options.fetch_max_bytes)?;
         Ok(Self {
             options,
@@ -255,8 +278,7 @@ impl Transport for KafkaTransport {
         let record = Arc::new(record);
         let answer = self.producer.send(record.clone());
         Box::pin(async move {
-            let result = answer.await.unwrap_or(Err(Error::Closed("kafka producer")));
-            result.map_err(|error| {
+            answer.await.map_err(|error| {
                 // The topic may have changed (deleted, re-created, grown): read it again.
                 self.partition_counts.forget(&record.topic);
                 // The thread has let go of it by now: no copy is made.
@@ -284,8 +306,7 @@ impl Transport for KafkaTransport {
     }
 
     fn flush(&self) -> BoxFuture<'_, Result<()>> {
-        let done = self.producer.flush();
-        Box::pin(async move { done.await.map_err(|_| Error::Closed("kafka producer")) })
+        Box::pin(self.producer.flush())
     }
 
     fn name(&self) -> &'static str {

@@ -10,6 +10,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod broker_crash;
+pub mod cluster;
 pub mod member;
 pub mod member_crash;
 pub mod poison;

@@ -17,6 +17,7 @@ pub mod corrupt_proxy;
 pub mod go;
 pub mod logs;
 pub mod own_broker;
+pub mod own_cluster;
 pub mod raw;
 #[cfg(feature = "native")]
 pub mod secured;

@@ -75,7 +75,7 @@ impl Drop for PortLock {
 }
 
 /// Runs `dev/kafka args...`; answers stdout, or panics with its stderr.
-fn dev_kafka(args: &[&str]) -> String {
+pub fn dev_kafka(args: &[&str]) -> String {
     let output = Command::new(support::dev_kafka())
         .args(args)
         .output()

@@ -26,6 +26,15 @@ impl Raw {
         }
     }
 
+    /// Wraps a connection already made to a broker; requests carry `client_id`.
+    pub fn from_stream(stream: TcpStream, client_id: &'static str) -> Self {
+        Raw {
+            stream,
+            correlation: 0,
+            client_id,
+        }
+    }
+
     /// Sends `request` as `key` of `version` and reads its response, checking the
     /// correlation id; panics on any I/O or decoding error.
     pub async fn call<Req, Resp>(&mut self, key: ApiKey, version: i16, request: &Req) -> Resp

@@ -65,6 +65,7 @@
 #[doc(hidden)]
 #[path = "fuzzing.rs"]
 pub mod __fuzz;
+mod backoff;
 pub mod config;
 pub mod consumer;
 pub mod dispatch;

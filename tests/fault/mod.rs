@@ -70,7 +70,8 @@ pub fn backend_named(name: &str) -> Option<Backend> {
 
 /// A transport of `backend` for `brokers`, whose requests time out after `request_timeout`.
 ///
-/// The `kafka` backend's producer retries a send 5 times, 200 ms apart, then reports
+/// The `kafka` backend's producer retries a send until its delivery timeout (the default,
+/// 120 s after the send), 200 ms apart at first and doubling up to 1 s, then reports
 /// [`Error::Send`]. The `confluent` backend's idempotent producer retries until its delivery
 /// timeout (`linger + 4 × request_timeout`), without duplicates.
 pub async fn transport(
@@ -85,7 +86,6 @@ pub async fn transport(
             options.client_id = client_id.into();
             options.linger = Duration::from_millis(5);
             options.request_timeout = request_timeout;
-            options.retries = 5;
             options.retry_backoff = Duration::from_millis(200);
             Arc::new(
                 KafkaTransport::connect(options)

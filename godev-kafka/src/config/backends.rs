@@ -1,7 +1,12 @@
 //! Which keys each backend honours. A key the file or the environment set that the chosen
 //! backend cannot honour is refused, naming the key, the backend and what to use instead;
 //! a key left at its default is never refused. The `memory` backend ignores the producer,
-//! fetch and security keys and refuses nothing.
+//! fetch and security keys and refuses nothing of theirs.
+//!
+//! `retries` is refused for every backend, `memory` included: no producer counts retries any
+//! more (each retries a send until `delivery_timeout_ms`), and a key that is read but does
+//! nothing would surprise whoever set it. It stays a known key, so that the error says so
+//! rather than "unknown key".
 
 use super::schema::*;
 use super::{Client, Config, SecurityProtocol, error};
@@ -33,9 +38,11 @@ fn refuse(
     }
 }
 
-/// The first key `config` sets that `client` cannot honour, as an [`Error::Config`](crate::Error)
-/// naming the key as the config read it (the dotted key, or the variable).
+/// `retries`, which no backend uses, or else the first key `config` sets that `client` cannot
+/// honour, as an [`Error::Config`](crate::Error) naming the key as the config read it (the
+/// dotted key, or the variable).
 pub(super) fn check(config: &Config, client: Client) -> Result<()> {
+    no_longer_used(config)?;
     for refusal in refusals(config, client) {
         let Some(name) = config.origins.get(&refusal.section.dotted(refusal.key)) else {
             continue;
@@ -54,6 +61,21 @@ pub(super) fn check(config: &Config, client: Client) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// `retries`, if the config sets it, as an [`Error::Config`](crate::Error) naming it as the
+/// config read it, whatever the backend.
+fn no_longer_used(config: &Config) -> Result<()> {
+    match config.origins.get(&PRODUCER.dotted(&RETRIES)) {
+        Some(name) => Err(error(
+            name,
+            format!(
+                "no longer used: the `kafka` backend, like `native` and `confluent`, retries a \
+                 send until `delivery_timeout_ms`, not a number of times; remove `{name}`"
+            ),
+        )),
+        None => Ok(()),
+    }
 }
 
 /// The keys `client` cannot honour with the values `config` has, in the schema's order.
@@ -99,25 +121,6 @@ fn refusals(config: &Config, client: Client) -> Vec<Refusal> {
                 ));
             }
             refusals.extend([
-                refuse(
-                    p,
-                    &DELIVERY_TIMEOUT_MS,
-                    "retries a number of times, with no delivery timeout, and cannot honour \
-                     this key",
-                    "`retries` and `retry_backoff_ms`, or `client = \"native\"`",
-                ),
-                refuse(
-                    p,
-                    &BUFFER_BYTES,
-                    "queues records without a byte limit and cannot honour this key",
-                    NATIVE,
-                ),
-                refuse(
-                    p,
-                    &MAX_BLOCK_MS,
-                    "never holds a send for room in a buffer and cannot honour this key",
-                    NATIVE,
-                ),
                 refuse(
                     c,
                     &FETCH_MIN_BYTES,
@@ -192,20 +195,10 @@ fn refusals(config: &Config, client: Client) -> Vec<Refusal> {
 
 /// What neither the `native` nor the `confluent` client can honour.
 fn shared_refusals() -> Vec<Refusal> {
-    let p = &PRODUCER;
-    vec![
-        refuse(
-            p,
-            &BATCH_SIZE,
-            "limits a batch by bytes, not records, and cannot honour this key",
-            "`batch_bytes`",
-        ),
-        refuse(
-            p,
-            &RETRIES,
-            "retries until the delivery timeout, not a number of times, and cannot \
-                 honour this key",
-            "`delivery_timeout_ms`",
-        ),
-    ]
+    vec![refuse(
+        &PRODUCER,
+        &BATCH_SIZE,
+        "limits a batch by bytes, not records, and cannot honour this key",
+        "`batch_bytes`",
+    )]
 }

@@ -24,6 +24,9 @@
 //! A key left at its default is never refused. `client = "auto"` is checked as `native` in a
 //! build with the `native` feature, and otherwise when it picked a backend at start-up. The
 //! `memory` backend ignores the producer, fetch and security keys and `group_instance_id`.
+//! `kafka.producer.retries` is refused whatever the backend: no producer counts retries any
+//! more (each retries a send until `delivery_timeout_ms`), and a key that did nothing would
+//! only mislead.
 //!
 //! The config's secrets (`kafka.security.password`, `kafka.security.token` and what their
 //! `_file` keys name) are [`Secret`](crate::transport::Secret)s: its `Debug` prints
@@ -82,12 +85,12 @@
 //! | `batch_bytes` | `native`: `1000000`; `confluent`: `16384` (bytes per partition batch, at least 1) | `KAFKA_PRODUCER_BATCH_BYTES` | `native`, `confluent` |
 //! | `max_in_flight` | `5` (requests per broker, at least 1) | `KAFKA_PRODUCER_MAX_IN_FLIGHT` | `native`, `confluent` |
 //! | `idempotence` | `true` when `acks = "all"` and `max_in_flight` ≤ 5 | `KAFKA_PRODUCER_IDEMPOTENCE` | `native`, `confluent`; `kafka` refuses `true` |
-//! | `retries` | `5` | `KAFKA_PRODUCER_RETRIES` | `kafka`; the others refuse it (use `delivery_timeout_ms`) |
+//! | `retries` | none: no longer used | `KAFKA_PRODUCER_RETRIES` | refused by all, `memory` included: each producer retries a send until `delivery_timeout_ms`; remove it |
 //! | `retry_backoff_ms` | `100` | `KAFKA_PRODUCER_RETRY_BACKOFF_MS` | all |
 //! | `request_timeout_ms` | `30000` (at least 1) | `KAFKA_PRODUCER_REQUEST_TIMEOUT_MS` | all |
-//! | `delivery_timeout_ms` | `native`: `120000`; `confluent`: `linger_ms` + 4 × `request_timeout_ms` (at least `linger_ms` + `request_timeout_ms`) | `KAFKA_PRODUCER_DELIVERY_TIMEOUT_MS` | `native`, `confluent` |
-//! | `buffer_bytes` | `33554432` (bytes waiting to be sent, at least 1) | `KAFKA_PRODUCER_BUFFER_BYTES` | `native`, `confluent` |
-//! | `max_block_ms` | `60000` (how long a send waits for room in the buffer) | `KAFKA_PRODUCER_MAX_BLOCK_MS` | `native`, `confluent` |
+//! | `delivery_timeout_ms` | `kafka`, `native`: `120000`; `confluent`: `linger_ms` + 4 × `request_timeout_ms` (at least `linger_ms` + `request_timeout_ms`) | `KAFKA_PRODUCER_DELIVERY_TIMEOUT_MS` | all |
+//! | `buffer_bytes` | `33554432` (bytes waiting to be sent, at least 1) | `KAFKA_PRODUCER_BUFFER_BYTES` | all |
+//! | `max_block_ms` | `60000` (how long a send waits for room in the buffer) | `KAFKA_PRODUCER_MAX_BLOCK_MS` | all |
 //!
 //! An idempotent producer (`native` and `confluent`, by default) never writes a record twice
 //! nor reorders a partition when it retries. `idempotence = true` needs `acks = "all"` and
@@ -542,13 +545,13 @@ impl Config {
     /// use godev_kafka::config::{Client, Config};
     ///
     /// let toml = "[kafka]\nbrokers = [\"b:9092\"]\ngroup_id = \"g\"\nclient = \"memory\"\n\
-    ///             [kafka.producer]\nretries = 3\n";
+    ///             [kafka.producer]\nbatch_size = 100\n";
     /// let config = Config::from_toml(toml, "config.toml", |_| None)?;
     /// assert!(config.check_client(Client::Kafka).is_ok());
     /// assert_eq!(
     ///     config.check_client(Client::Native).unwrap_err().to_string(),
-    ///     "config key `kafka.producer.retries`: the `native` client retries until the delivery \
-    ///      timeout, not a number of times, and cannot honour this key; use `delivery_timeout_ms`"
+    ///     "config key `kafka.producer.batch_size`: the `native` client limits a batch by bytes, \
+    ///      not records, and cannot honour this key; use `batch_bytes`"
     /// );
     /// # Ok::<(), godev_kafka::Error>(())
     /// ```

@@ -183,6 +183,7 @@ pub(super) const ACKS_KEY: Key = key("acks", Kind::Choice(ACKS));
 pub(super) const COMPRESSION: Key = key("compression", Kind::Choice(COMPRESSIONS));
 pub(super) const LINGER_MS: Key = key("linger_ms", millis());
 pub(super) const BATCH_SIZE: Key = key("batch_size", count(1));
+// No longer used: known, so that setting it is refused as such (see `backends`), not as unknown.
 pub(super) const RETRIES: Key = key("retries", count(0));
 pub(super) const RETRY_BACKOFF_MS: Key = key("retry_backoff_ms", millis());
 pub(super) const REQUEST_TIMEOUT_MS: Key = key("request_timeout_ms", positive_millis());

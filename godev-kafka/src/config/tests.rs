@@ -94,7 +94,6 @@ fn a_full_file_sets_every_key() {
         compression = "gzip"
         linger_ms = 7
         batch_size = 100
-        retries = 2
         retry_backoff_ms = 250
         request_timeout_ms = 5000
         batch_bytes = 65536
@@ -170,7 +169,6 @@ fn a_full_file_sets_every_key() {
             batch_bytes: Some(65536),
             max_in_flight: Some(3),
             idempotence: Some(false),
-            retries: Some(2),
             retry_backoff: Some(Duration::from_millis(250)),
             request_timeout: Some(Duration::from_secs(5)),
             delivery_timeout: Some(Duration::from_secs(60)),
@@ -1233,24 +1231,6 @@ const KAFKA_REFUSES: &[(&str, &str, &str)] = &[
          `idempotence = false`",
     ),
     (
-        "producer",
-        "delivery_timeout_ms = 120000",
-        "retries a number of times, with no delivery timeout, and cannot honour this key; use \
-         `retries` and `retry_backoff_ms`, or `client = \"native\"`",
-    ),
-    (
-        "producer",
-        "buffer_bytes = 1024",
-        "queues records without a byte limit and cannot honour this key; use `client = \
-         \"native\"` or remove it",
-    ),
-    (
-        "producer",
-        "max_block_ms = 1000",
-        "never holds a send for room in a buffer and cannot honour this key; use `client = \
-         \"native\"` or remove it",
-    ),
-    (
         "consumer",
         "fetch_min_bytes = 1024",
         "asks the broker to answer a fetch at its first byte and cannot honour this key; use \
@@ -1297,7 +1277,8 @@ fn kafka_refuses_what_it_cannot_honour() {
     for ok in [
         (
             "producer",
-            "idempotence = false\nbatch_size = 10\nretries = 1\nretry_backoff_ms = 5",
+            "idempotence = false\nbatch_size = 10\nretry_backoff_ms = 5\n\
+             delivery_timeout_ms = 60000\nbuffer_bytes = 1024\nmax_block_ms = 0",
         ),
         (
             "consumer",
@@ -1310,10 +1291,91 @@ fn kafka_refuses_what_it_cannot_honour() {
     }
 }
 
+/// The `kafka` backend's producer retries until its delivery timeout and bounds its queue
+/// (issue #15): it takes those keys, from the file and from the environment.
+#[test]
+fn kafka_takes_the_delivery_timeout_and_the_buffer_keys() {
+    let file = load(
+        &for_client(
+            "kafka",
+            "producer",
+            "delivery_timeout_ms = 60000\nbuffer_bytes = 4096\nmax_block_ms = 250",
+        ),
+        &[],
+    )
+    .unwrap();
+    let env = load(
+        MINIMAL,
+        &[
+            ("KAFKA_PRODUCER_DELIVERY_TIMEOUT_MS", "60000"),
+            ("KAFKA_PRODUCER_BUFFER_BYTES", "4096"),
+            ("KAFKA_PRODUCER_MAX_BLOCK_MS", "250"),
+        ],
+    )
+    .unwrap();
+    for config in [file, env] {
+        assert_eq!(config.client(), Client::Kafka);
+        let p = config.producer_tuning();
+        assert_eq!(p.delivery_timeout, Some(Duration::from_secs(60)));
+        assert_eq!(p.buffer_bytes, Some(4096));
+        assert_eq!(p.max_block, Some(Duration::from_millis(250)));
+    }
+}
+
+/// `retries` no longer does anything for any backend, so it is refused for each, `memory`
+/// included, naming the key (or the variable) and the fix.
+#[test]
+fn retries_is_refused_whatever_the_backend() {
+    let mut clients = vec!["kafka", "memory", "auto"];
+    if cfg!(feature = "native") {
+        clients.push("native");
+    }
+    if cfg!(feature = "confluent") {
+        clients.push("confluent");
+    }
+    let message = |name: &str| {
+        format!(
+            "no longer used: the `kafka` backend, like `native` and `confluent`, retries a send \
+             until `delivery_timeout_ms`, not a number of times; remove `{name}`"
+        )
+    };
+    for client in clients {
+        let key = "kafka.producer.retries";
+        for value in ["0", "5"] {
+            assert_fails(
+                &for_client(client, "producer", &format!("retries = {value}")),
+                &[],
+                key,
+                &message(key),
+            );
+        }
+        let var = "KAFKA_PRODUCER_RETRIES";
+        assert_fails(
+            &for_client(client, "producer", ""),
+            &[(var, "3")],
+            var,
+            &message(var),
+        );
+    }
+    // It is still a known key: a wrong value is told as such, and a typo finds it.
+    assert_fails(
+        &for_client("memory", "producer", "retries = -1"),
+        &[],
+        "kafka.producer.retries",
+        "must not be negative, found -1",
+    );
+    assert_fails(
+        &for_client("memory", "producer", "retrie = 1"),
+        &[],
+        "kafka.producer.retrie",
+        "unknown key; did you mean `retries`?",
+    );
+}
+
 /// What the `native` and `confluent` clients cannot honour (each with the same words); the
-/// `kafka` client honours both.
+/// `kafka` client honours it.
 #[cfg(any(feature = "native", feature = "confluent"))]
-fn batch_size_and_retries_are_refused_by(client: &str) {
+fn batch_size_is_refused_by(client: &str) {
     assert_fails(
         &for_client(client, "producer", "batch_size = 100"),
         &[],
@@ -1321,15 +1383,6 @@ fn batch_size_and_retries_are_refused_by(client: &str) {
         &format!(
             "the `{client}` client limits a batch by bytes, not records, and cannot honour this \
              key; use `batch_bytes`"
-        ),
-    );
-    assert_fails(
-        &for_client(client, "producer", ""),
-        &[("KAFKA_PRODUCER_RETRIES", "3")],
-        "KAFKA_PRODUCER_RETRIES",
-        &format!(
-            "the `{client}` client retries until the delivery timeout, not a number of times, \
-             and cannot honour this key; use `delivery_timeout_ms`"
         ),
     );
     let every_other = for_client(
@@ -1348,14 +1401,14 @@ fn batch_size_and_retries_are_refused_by(client: &str) {
 
 #[cfg(feature = "native")]
 #[test]
-fn native_refuses_batch_size_and_retries() {
-    batch_size_and_retries_are_refused_by("native");
+fn native_refuses_batch_size() {
+    batch_size_is_refused_by("native");
 }
 
 #[cfg(feature = "confluent")]
 #[test]
-fn confluent_refuses_batch_size_and_retries() {
-    batch_size_and_retries_are_refused_by("confluent");
+fn confluent_refuses_batch_size() {
+    batch_size_is_refused_by("confluent");
 }
 
 /// In a build with `native`, `auto` means `native`: checked as such at load, saying so.
@@ -1363,11 +1416,11 @@ fn confluent_refuses_batch_size_and_retries() {
 #[test]
 fn auto_is_checked_as_native_in_a_build_with_it() {
     assert_fails(
-        &for_client("auto", "producer", "retries = 3"),
+        &for_client("auto", "producer", "batch_size = 3"),
         &[],
-        "kafka.producer.retries",
-        "`client = \"auto\"` picked `native`: the `native` client retries until the delivery \
-         timeout, not a number of times, and cannot honour this key; use `delivery_timeout_ms`",
+        "kafka.producer.batch_size",
+        "`client = \"auto\"` picked `native`: the `native` client limits a batch by bytes, not \
+         records, and cannot honour this key; use `batch_bytes`",
     );
 }
 
@@ -1394,7 +1447,7 @@ fn check_client_passes_memory_and_auto_and_keys_left_at_their_defaults() {
     let all = for_client(
         "memory",
         "producer",
-        "batch_size = 1\nretries = 1\nbatch_bytes = 1\nmax_in_flight = 1\nidempotence = true",
+        "batch_size = 1\nbatch_bytes = 1\nmax_in_flight = 1\nidempotence = true",
     );
     let config = load(&all, &[]).unwrap();
     assert!(config.check_client(Client::Memory).is_ok());

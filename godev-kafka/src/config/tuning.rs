@@ -26,17 +26,15 @@ pub struct ProducerTuning {
     pub max_in_flight: Option<usize>,
     /// `idempotence` (`native`, `confluent`; `true` needs `acks = "all"`).
     pub idempotence: Option<bool>,
-    /// `retries` (`kafka`).
-    pub retries: Option<u32>,
     /// `retry_backoff_ms`.
     pub retry_backoff: Option<Duration>,
     /// `request_timeout_ms`.
     pub request_timeout: Option<Duration>,
-    /// `delivery_timeout_ms` (`native`, `confluent`).
+    /// `delivery_timeout_ms` (`kafka`, `native`, `confluent`).
     pub delivery_timeout: Option<Duration>,
-    /// `buffer_bytes` (`native`, `confluent`).
+    /// `buffer_bytes` (`kafka`, `native`, `confluent`).
     pub buffer_bytes: Option<usize>,
-    /// `max_block_ms` (`native`, `confluent`).
+    /// `max_block_ms` (`kafka`, `native`, `confluent`).
     pub max_block: Option<Duration>,
 }
 

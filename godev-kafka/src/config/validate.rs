@@ -183,7 +183,6 @@ fn producer(raw: &Raw) -> Result<ProducerTuning> {
         batch_bytes: count(raw, p, &BATCH_BYTES),
         max_in_flight: count(raw, p, &MAX_IN_FLIGHT),
         idempotence: raw.get(p, &IDEMPOTENCE).map(Setting::bool),
-        retries: raw.get(p, &RETRIES).map(|s| s.int() as u32),
         retry_backoff: millis(raw, p, &RETRY_BACKOFF_MS),
         request_timeout: millis(raw, p, &REQUEST_TIMEOUT_MS),
         delivery_timeout: millis(raw, p, &DELIVERY_TIMEOUT_MS),

@@ -24,6 +24,7 @@ use tracing::Instrument;
 
 use super::ConsumerSettings;
 use super::dead_letter::{DeadLetter, DeadLetterReason, MAX_DEAD_LETTER_BYTES};
+use crate::backoff;
 use crate::dispatch::{Context, HandlerError, HandlerFuture, Route, States};
 use crate::transport::{Record, StalledPartition, TopicPartition, Transport};
 use crate::{Codec, Error, Producer, Router, UnknownTagPolicy};
@@ -272,7 +273,7 @@ async fn call_with_retries(
             Ok(Err(error)) => error,
             Err(panic) => return Err(Failure::Gave(DeadLetterReason::Panicked, panic, attempt)),
         };
-        let delay = backoff(first_backoff, env.settings.max_backoff, attempt);
+        let delay = backoff::exponential(first_backoff, env.settings.max_backoff, attempt);
         if attempt >= max_attempts || started.elapsed() + delay > env.settings.max_retry_time {
             return Err(Failure::Gave(
                 DeadLetterReason::RetriesExhausted,
@@ -286,20 +287,6 @@ async fn call_with_retries(
             .map_err(|Interrupted| Failure::Interrupted)?;
         attempt += 1;
     }
-}
-
-/// Exponential backoff with full jitter between half and all of the nominal delay.
-fn backoff(first: Duration, max: Duration, attempt: u32) -> Duration {
-    let nominal = first.saturating_mul(1 << (attempt - 1).min(20)).min(max);
-    let jitter = jitter_fraction();
-    nominal.mul_f64(0.5 + jitter / 2.0)
-}
-
-fn jitter_fraction() -> f64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u128(Instant::now().elapsed().as_nanos());
-    (hasher.finish() >> 11) as f64 / (1u64 << 53) as f64
 }
 
 async fn sleep_unless_stopping(delay: Duration, stopping: &AtomicBool) -> Result<(), Interrupted> {
@@ -400,7 +387,7 @@ async fn dead_letter(
             log_bounded(record, &topic, &letter, &error.to_string());
             continue;
         }
-        let delay = backoff(env.settings.backoff, env.settings.max_backoff, attempt);
+        let delay = backoff::exponential(env.settings.backoff, env.settings.max_backoff, attempt);
         let retried_for = started.elapsed();
         if retried_for + delay > budget {
             tracing::error!(

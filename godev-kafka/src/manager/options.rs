@@ -46,9 +46,10 @@ macro_rules! set_shared_tuning {
 
 impl Manager {
     /// The options of the `kafka` crate backend (feature `kafka`) for `config`: its brokers,
-    /// `[kafka.producer]` (`acks`, `compression`, `linger_ms`, `batch_size`, `retries`,
-    /// `retry_backoff_ms`, `request_timeout_ms`) and `fetch_partition_max_bytes`, the rest at
-    /// the defaults of [`KafkaOptions::new`]. The per-partition fetch limit is at least
+    /// `[kafka.producer]` (`acks`, `compression`, `linger_ms`, `batch_size`,
+    /// `retry_backoff_ms`, `request_timeout_ms`, `delivery_timeout_ms`, `buffer_bytes`,
+    /// `max_block_ms`) and `fetch_partition_max_bytes`, the rest at the defaults of
+    /// [`KafkaOptions::new`]. The per-partition fetch limit is at least
     /// `max_record_bytes` + 64 KiB, so that a record too large for the consumer reaches its
     /// dead-letter check instead of stalling its partition.
     ///
@@ -60,11 +61,11 @@ impl Manager {
     /// use godev_kafka::transport::Compression;
     ///
     /// let toml = "[kafka]\nbrokers = [\"b:9092\"]\ngroup_id = \"g\"\n\
-    ///             [kafka.producer]\ncompression = \"snappy\"\nretries = 2\n";
+    ///             [kafka.producer]\ncompression = \"snappy\"\ndelivery_timeout_ms = 60000\n";
     /// let config = godev_kafka::Config::from_toml(toml, "config.toml", |_| None)?;
     /// let options = Manager::kafka_options(&config);
     /// assert_eq!(options.compression, Compression::Snappy);
-    /// assert_eq!(options.retries, 2);
+    /// assert_eq!(options.delivery_timeout, Duration::from_secs(60));
     /// assert_eq!(options.linger, Duration::from_millis(5));
     /// # Ok::<(), godev_kafka::Error>(())
     /// ```
@@ -77,9 +78,11 @@ impl Manager {
         options.compression = p.compression.unwrap_or(options.compression);
         options.linger = p.linger.unwrap_or(options.linger);
         options.batch_size = p.batch_size.unwrap_or(options.batch_size);
-        options.retries = p.retries.unwrap_or(options.retries);
         options.retry_backoff = p.retry_backoff.unwrap_or(options.retry_backoff);
         options.request_timeout = p.request_timeout.unwrap_or(options.request_timeout);
+        options.delivery_timeout = p.delivery_timeout.unwrap_or(options.delivery_timeout);
+        options.buffer_bytes = p.buffer_bytes.unwrap_or(options.buffer_bytes);
+        options.max_block = p.max_block.unwrap_or(options.max_block);
         options.fetch_max_bytes = f
             .partition_max_bytes
             .unwrap_or(options.fetch_max_bytes)
@@ -88,7 +91,7 @@ impl Manager {
     }
 
     /// The options of the `native` backend (feature `native`) for `config`: its brokers,
-    /// `[kafka.producer]` (all but `batch_size` and `retries`), the fetch keys of
+    /// `[kafka.producer]` (all but `batch_size`), the fetch keys of
     /// `[kafka.consumer]` and `[kafka.security]`, the rest at the defaults of
     /// [`NativeOptions::new`]. The producer is idempotent unless `idempotence = false`,
     /// `acks` is not `all`, or `max_in_flight` is above 5. The per-partition fetch limit is at
@@ -144,7 +147,7 @@ impl Manager {
     }
 
     /// The options of the `confluent` backend (feature `confluent`) for `config`: its
-    /// brokers, `[kafka.producer]` (all but `batch_size` and `retries`), the fetch keys of
+    /// brokers, `[kafka.producer]` (all but `batch_size`), the fetch keys of
     /// `[kafka.consumer]` and `[kafka.security]`, the rest at the defaults of
     /// [`ConfluentOptions::new`]. The producer is idempotent unless `idempotence = false`,
     /// `acks` is not `all`, or `max_in_flight` is above 5. The per-partition fetch limit is

@@ -24,7 +24,6 @@ batch_size = 100
 batch_bytes = 65536
 max_in_flight = 3
 idempotence = true
-retries = 2
 retry_backoff_ms = 250
 request_timeout_ms = 5000
 delivery_timeout_ms = 60000
@@ -59,9 +58,11 @@ fn the_kafka_options_take_every_key_the_kafka_backend_honours() {
     expected.compression = Compression::Zstd;
     expected.linger = Duration::from_millis(7);
     expected.batch_size = 100;
-    expected.retries = 2;
     expected.retry_backoff = Duration::from_millis(250);
     expected.request_timeout = Duration::from_secs(5);
+    expected.delivery_timeout = Duration::from_secs(60);
+    expected.buffer_bytes = 1024 * 1024;
+    expected.max_block = Duration::from_secs(2);
     expected.fetch_max_bytes = 4 * 1024 * 1024;
     assert_eq!(Manager::kafka_options(&config(FULL)), expected);
 

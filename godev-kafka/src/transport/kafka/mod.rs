@@ -119,9 +119,6 @@ pub struct KafkaOptions {
     /// acknowledgement, retries included; a retriable failure is retried until then (the Java
     /// client's `delivery.timeout.ms`).
     pub delivery_timeout: Duration,
-    /// Not used any more: retries are bounded by [`delivery_timeout`](Self::delivery_timeout),
-    /// not counted. Kept so that code and configs that set it still build and load.
-    pub retries: u32,
     /// The pause after the first failed try; each further one doubles it, up to 1 s (or this,
     /// if longer), with jitter.
     pub retry_backoff: Duration,
@@ -148,7 +145,6 @@ impl KafkaOptions {
             batch_size: 500,
             request_timeout: crate::options::DEFAULT_REQUEST_TIMEOUT,
             delivery_timeout: Duration::from_secs(120),
-            retries: 5,
             retry_backoff: Duration::from_millis(100),
             buffer_bytes: 32 * 1024 * 1024,
             max_block: Duration::from_secs(60),

@@ -524,22 +524,9 @@ fn writer<'w, W>(
 }
 
 /// The pause after the `tries`-th failed try: `first`, doubled per try up to
-/// [`MAX_RETRY_BACKOFF`] (or `first`, if longer), times a random factor between 0.5 and 1, so
-/// that producers that failed together do not retry together.
+/// [`MAX_RETRY_BACKOFF`] (or `first`, if longer), with jitter ([`crate::backoff::exponential`]).
 fn backoff(first: Duration, tries: u32) -> Duration {
-    let cap = MAX_RETRY_BACKOFF.max(first);
-    let nominal = first
-        .saturating_mul(1 << (tries.max(1) - 1).min(20))
-        .min(cap);
-    nominal.mul_f64(0.5 + jitter_fraction() / 2.0)
-}
-
-/// A number in [0, 1) that differs from call to call.
-fn jitter_fraction() -> f64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u128(Instant::now().elapsed().as_nanos());
-    (hasher.finish() >> 11) as f64 / (1u64 << 53) as f64
+    crate::backoff::exponential(first, MAX_RETRY_BACKOFF.max(first), tries)
 }
 
 /// `error`, the last of a record whose delivery timeout ran out, saying so.

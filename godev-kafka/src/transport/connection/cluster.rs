@@ -7,7 +7,8 @@
 //! A client is one group member or one admin task: like the Java client, each has a
 //! `Cluster` of its own, so one member's long JoinGroup never waits behind another's.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::future::Future;
 use std::sync::{Arc, Mutex as SyncMutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -95,6 +96,8 @@ struct Cache {
     brokers: BTreeMap<i32, String>,
     /// Topic → when it was read, and what was read.
     topics: HashMap<String, (Instant, Arc<TopicMetadata>)>,
+    /// The broker that gave the last Metadata answer: asked first next time.
+    answered: Option<String>,
 }
 
 /// The wait before the next connection attempt after `failures` failed ones.
@@ -235,8 +238,7 @@ impl Cluster {
                 .collect()
         };
         if !stale.is_empty() {
-            let conn = self.any().await?;
-            let response = metadata_request(&conn, &stale, false).await?;
+            let response = self.ask_metadata(&stale, false).await?;
             self.remember(&response);
         }
         let cache = self.cache();
@@ -261,8 +263,7 @@ impl Cluster {
     ) -> Result<i32> {
         let topics = [topic.to_owned()];
         loop {
-            let conn = self.any().await?;
-            let response = metadata_request(&conn, &topics, true).await?;
+            let response = self.ask_metadata(&topics, true).await?;
             self.remember(&response);
             let found = self.cache().topics.get(topic).map(|(_, t)| t.clone());
             let last = match found {
@@ -278,6 +279,56 @@ impl Cluster {
             }
             tokio::time::sleep(COORDINATOR_RETRY).await;
         }
+    }
+
+    /// What `ask` answers of the first broker that answers it: the broker that answered
+    /// last, then the bootstrap brokers, then those the metadata named. A broker that cannot
+    /// be reached, or does not answer within the request timeout (a hung one), is passed over
+    /// for the next, so that metadata (a moved leader) and coordinators are still found while
+    /// a broker hangs.
+    ///
+    /// # Errors
+    ///
+    /// A broker refused for good (returned at once), or none answered: the last error.
+    async fn ask_any<T, F, Fut>(&self, ask: F) -> Result<T>
+    where
+        F: Fn(Arc<Connection>) -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        let (preferred, known) = {
+            let cache = self.cache();
+            let known: Vec<String> = cache.brokers.values().cloned().collect();
+            (cache.answered.clone(), known)
+        };
+        let mut tried = HashSet::new();
+        let mut last = None;
+        for addr in preferred.iter().chain(&self.bootstrap).chain(&known) {
+            if !tried.insert(addr.as_str()) {
+                continue;
+            }
+            let asked = match self.connection(addr, Purpose::Normal).await {
+                Ok(conn) => ask(conn).await,
+                Err(e) => Err(e),
+            };
+            match asked {
+                Ok(answer) => {
+                    self.cache().answered = Some(addr.clone());
+                    return Ok(answer);
+                }
+                Err(e) if e.is_retriable() => {
+                    tracing::debug!(broker = %addr, error = %e, "no answer; asking the next broker");
+                    last = Some(e);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| Error::transport("connect to the brokers", "no brokers", false)))
+    }
+
+    /// A Metadata answer for `topics` from any broker ([`ask_any`](Self::ask_any)).
+    async fn ask_metadata(&self, topics: &[String], create: bool) -> Result<MetadataResponse> {
+        self.ask_any(|conn| async move { metadata_request(&conn, topics, create).await })
+            .await
     }
 
     /// Puts what a Metadata answer says into the cache.
@@ -398,16 +449,20 @@ impl Cluster {
 
     /// Asks any broker where the coordinator of `group` is; answers its `host:port`.
     async fn find_coordinator(&self, group: &str) -> Result<String> {
-        let conn = self.any().await?;
-        let version = conn.version::<FindCoordinatorRequest>(ApiKey::FindCoordinator)?;
-        let mut request = FindCoordinatorRequest::default();
-        if version >= 4 {
-            request.coordinator_keys = vec![sb(group)];
-        } else {
-            request.key = sb(group);
-        }
-        let response: FindCoordinatorResponse = conn
-            .call(ApiKey::FindCoordinator, version, &request, None)
+        let (version, response) = self
+            .ask_any(|conn| async move {
+                let version = conn.version::<FindCoordinatorRequest>(ApiKey::FindCoordinator)?;
+                let mut request = FindCoordinatorRequest::default();
+                if version >= 4 {
+                    request.coordinator_keys = vec![sb(group)];
+                } else {
+                    request.key = sb(group);
+                }
+                let response: FindCoordinatorResponse = conn
+                    .call(ApiKey::FindCoordinator, version, &request, None)
+                    .await?;
+                Ok((version, response))
+            })
             .await?;
         let (code, host, port) = if version >= 4 {
             let c = response.coordinators.first().ok_or_else(|| {

@@ -53,11 +53,6 @@ const _: () = assert!(
     FETCH_MIN >= FetchRequest::VERSIONS.min && FETCH_MAX <= FetchRequest::VERSIONS.max,
     "kafka-protocol must speak the Fetch versions used here"
 );
-/// How long a request may take beyond the broker's long-poll wait: the Java client's
-/// `request.timeout.ms` default (30 s), which is this crate's `request_timeout_ms` default
-/// too. The cluster's own timeout is private to it; a fetch adds this to its wait, so that a
-/// long-poll never runs into the connection's usual timeout.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// The pause after a round that read nothing because leaders were unknown or moving: the
 /// Java client's `retry.backoff.ms` (100 ms), so that a leader election is not a busy loop of
 /// Metadata requests.
@@ -101,6 +96,10 @@ pub(crate) struct FetchSettings {
     pub(crate) max_wait: Duration,
     /// Read committed or uncommitted records (`isolation.level`).
     pub(crate) isolation: Isolation,
+    /// How long a broker may take to answer beyond the fetch's long-poll wait (the
+    /// transport's `request_timeout`): a broker that hangs holds its round no longer, and
+    /// its partitions go to fresh metadata (a new leader) the round after.
+    pub(crate) request_timeout: Duration,
 }
 
 impl Default for FetchSettings {
@@ -113,6 +112,7 @@ impl Default for FetchSettings {
             min_bytes: 1,
             max_wait: Duration::from_millis(500),
             isolation: Isolation::ReadUncommitted,
+            request_timeout: crate::options::DEFAULT_REQUEST_TIMEOUT,
         }
     }
 }
@@ -387,9 +387,9 @@ impl NativeFetcher {
         let mut tasks = JoinSet::new();
         for (addr, partitions) in routes {
             let cluster = self.cluster.clone();
-            let isolation = self.settings.isolation;
+            let settings = self.settings;
             tasks.spawn(async move {
-                list_offsets_from(&cluster, &addr, &partitions, timestamp, isolation).await
+                list_offsets_from(&cluster, &addr, &partitions, timestamp, &settings).await
             });
         }
         let mut offsets = BTreeMap::new();
@@ -449,7 +449,7 @@ async fn fetch_from(
             ApiKey::Fetch,
             version,
             &request,
-            Some(wait.saturating_add(REQUEST_TIMEOUT)),
+            Some(wait.saturating_add(settings.request_timeout)),
         )
         .await?;
     if response.error_code != KafkaCode::NONE.code() {
@@ -584,7 +584,7 @@ async fn list_offsets_from(
     addr: &str,
     partitions: &[TopicPartition],
     timestamp: i64,
-    isolation: Isolation,
+    settings: &FetchSettings,
 ) -> Result<Vec<(TopicPartition, i64)>> {
     let conn = cluster.connection(addr, Purpose::Normal).await?;
     let version = conn.version::<ListOffsetsRequest>(ApiKey::ListOffsets)?;
@@ -610,10 +610,11 @@ async fn list_offsets_from(
                 .collect(),
         );
     if version >= 2 {
-        request.isolation_level = isolation_level(isolation);
+        request.isolation_level = isolation_level(settings.isolation);
     }
     if version >= 10 {
-        request.timeout_ms = i32::try_from(REQUEST_TIMEOUT.as_millis()).unwrap_or(i32::MAX);
+        request.timeout_ms =
+            i32::try_from(settings.request_timeout.as_millis()).unwrap_or(i32::MAX);
     }
     let response: ListOffsetsResponse = conn
         .call(ApiKey::ListOffsets, version, &request, None)

@@ -303,6 +303,7 @@ impl Transport for NativeTransport {
                 min_bytes: self.options.fetch_min_bytes.max(1),
                 max_wait: self.options.fetch_max_wait,
                 isolation: self.options.isolation,
+                request_timeout: self.options.request_timeout,
             },
         );
         Box::pin(async move {

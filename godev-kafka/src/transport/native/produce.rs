@@ -42,6 +42,10 @@ use crate::{Error, KafkaCode, Result};
 
 /// The highest Produce version asked for: v13 names topics by id only.
 const MAX_PRODUCE_VERSION: i16 = 12;
+/// How long past the request timeout (the broker's own wait for its replicas) a Produce
+/// answer is waited for: a broker that hangs holds its batches that long, then they go to
+/// the leader fresh metadata names.
+const ANSWER_GRACE: Duration = Duration::from_secs(1);
 /// How old the leaders the sender routes by may be; a retriable error reads them again.
 const LEADERS_MAX_AGE: Duration = Duration::from_secs(300);
 
@@ -531,8 +535,8 @@ async fn send_ready(shared: &Shared, requests: &mut JoinSet<Sent>) -> Result<Opt
     for (broker, batches) in by_broker {
         let request = produce_request(settings, &batches);
         let cluster = shared.cluster.clone();
-        // The broker answers within the request's own timeout; allow it the same again, but
-        // not past the first delivery timeout of its batches.
+        // The broker answers within the request's own timeout; allow the answer
+        // ANSWER_GRACE to travel, but not past the first delivery timeout of its batches.
         let expires = batches
             .iter()
             .map(|(_, batch)| batch.created + settings.delivery_timeout)
@@ -540,7 +544,7 @@ async fn send_ready(shared: &Shared, requests: &mut JoinSet<Sent>) -> Result<Opt
         let left = expires.map_or(Duration::ZERO, |at| {
             at.saturating_duration_since(Instant::now())
         });
-        let wait = (settings.request_timeout * 2).min(left);
+        let wait = (settings.request_timeout + ANSWER_GRACE).min(left);
         let acks = settings.acks;
         requests.spawn(async move {
             let response = send(&cluster, &broker, request, acks, wait).await;

@@ -215,3 +215,57 @@ async fn metadata_is_cached_while_young_enough() {
     );
     broker.abort();
 }
+
+/// Issue #15: a broker that hangs (SIGSTOPped: it accepts connections, answers nothing) held
+/// every metadata read for the request timeout and then failed it, so a moved leader was
+/// never learnt while it hung. Now the next broker is asked, and the one that answered is
+/// asked first from then on.
+#[tokio::test]
+async fn a_broker_that_hangs_is_passed_over_for_metadata() {
+    let (hung_listener, hung) = listen().await;
+    let hung_asked = Arc::new(AtomicUsize::new(0));
+    let _hung = tokio::spawn({
+        let asked = hung_asked.clone();
+        async move {
+            let (mut stream, _) = hung_listener.accept().await.unwrap();
+            negotiate(&mut stream).await;
+            while read_request(&mut stream).await.is_ok() {
+                asked.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+    });
+    let (listener, addr) = listen().await;
+    let _good = tokio::spawn({
+        let addr = addr.clone();
+        async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            negotiate(&mut stream).await;
+            while let Ok((_, correlation)) = read_request(&mut stream).await {
+                write_response(&mut stream, correlation, &metadata_body(&addr)).await;
+            }
+        }
+    });
+    let timeout = Duration::from_millis(300);
+    let cluster = Cluster::new(&[hung.clone(), addr.clone()], "cluster-test", timeout);
+    let topics = ["a".to_owned()];
+
+    let started = Instant::now();
+    let read = tokio::time::timeout(DEADLINE, cluster.metadata(&topics, Duration::ZERO))
+        .await
+        .expect("metadata within the deadline")
+        .expect("the second broker answers");
+    assert!(read["a"].is_ready());
+    assert!(
+        started.elapsed() >= timeout,
+        "the hung broker was asked first"
+    );
+    assert_eq!(hung_asked.load(Ordering::SeqCst), 1);
+
+    let started = Instant::now();
+    cluster.metadata(&topics, Duration::ZERO).await.unwrap();
+    assert!(
+        started.elapsed() < timeout,
+        "the broker that answered is asked first"
+    );
+    assert_eq!(hung_asked.load(Ordering::SeqCst), 1);
+}

@@ -73,6 +73,8 @@ enum Asked {
 enum Answer {
     Fetch(FetchResponse),
     ListOffsets(ListOffsetsResponse),
+    /// No answer at all, the connection left open: a broker that hangs.
+    Silence,
 }
 
 /// How a fake broker answers Fetch and ListOffsets (Metadata it answers from its layout).
@@ -188,6 +190,7 @@ async fn serve(
             _ => match script(&request) {
                 Answer::Fetch(r) => r.encode(&mut out, version).unwrap(),
                 Answer::ListOffsets(r) => r.encode(&mut out, version).unwrap(),
+                Answer::Silence => continue,
             },
         }
         write_response(&mut stream, correlation, &out).await;
@@ -773,6 +776,7 @@ async fn the_fetch_settings_shape_the_request_and_the_shorter_wait_wins() {
             min_bytes: 512,
             max_wait: Duration::from_millis(40),
             isolation: Isolation::ReadUncommitted,
+            ..FetchSettings::default()
         },
     );
     fetcher.fetch(vec![(tp("t", 0), 0)], WAIT).await.unwrap();
@@ -1110,4 +1114,41 @@ fn batch_ends_follow_the_length_fields() {
     let mut negative = data.to_vec();
     negative[8..12].copy_from_slice(&(-1i32).to_be_bytes());
     assert!(batch_ends(&negative).is_empty());
+}
+
+/// Issue #15: a leader that hangs (SIGSTOPped) held its fetch round for the wait plus a fixed
+/// 30 s, whatever the transport's request timeout, and with it every other broker's records.
+/// The round now gives up on it after the wait plus the request timeout, so the next round
+/// routes by fresh metadata.
+#[tokio::test]
+async fn a_hung_leader_holds_its_round_no_longer_than_the_request_timeout() {
+    let (listener, addr) = listen().await;
+    let fake = Fake::start(
+        listener,
+        APIS,
+        Layout::one_broker(&addr, &[("t", 1)]),
+        |_| Answer::Silence,
+    );
+    let request_timeout = Duration::from_millis(300);
+    let fetcher = fetcher(
+        &fake.addr,
+        FetchSettings {
+            request_timeout,
+            ..FetchSettings::default()
+        },
+    );
+    let started = std::time::Instant::now();
+    let fetched = tokio::time::timeout(
+        Duration::from_secs(10),
+        fetcher.fetch(vec![(tp("t", 0), 0)], WAIT),
+    )
+    .await
+    .expect("the round ends well within 10 s");
+    let error = fetched.expect_err("the only broker of the round failed");
+    assert!(error.is_retriable(), "{error}");
+    assert!(
+        started.elapsed() < WAIT + request_timeout + Duration::from_secs(2),
+        "the round took {:?}",
+        started.elapsed()
+    );
 }

@@ -38,8 +38,10 @@ const PARTITIONS: i32 = 6;
 const FAULT_AT: u64 = 8_000;
 /// How long the paused leader stays paused.
 const PAUSE: Duration = Duration::from_secs(30);
-/// The members' session timeout.
-const SESSION: Duration = Duration::from_secs(10);
+/// The members' session timeout. A coordinator's failover takes the controller's fencing of
+/// the dead broker (`broker.session.timeout.ms`, 9 s) plus loading the group on the new
+/// coordinator: 9 to 14 s measured here, within this + 5 s.
+const SESSION: Duration = Duration::from_secs(15);
 /// The clients' request timeout (the native producer's delivery timeout is four of them).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the cluster may take to have every replica in sync again.
@@ -114,9 +116,29 @@ fn backends_of(version: &str) -> Vec<Backend> {
         .collect()
 }
 
-/// Runs `fault` on the cluster of Kafka `version` with every backend of that version.
+/// Why `backend` is not put through `fault`, if it is not: a limit of the backend that the
+/// README's Reliability section states.
+fn cannot_take(fault: Fault, backend: Backend) -> Option<&'static str> {
+    match (fault, backend) {
+        (Fault::LeaderPaused, Backend::Kafka) => Some(
+            "the kafka crate waits up to 120 s (its fixed socket timeout) on a broker that \
+             hangs, longer than the 30 s pause",
+        ),
+        _ => None,
+    }
+}
+
+/// Runs `fault` on the cluster of Kafka `version` with every backend of that version that
+/// can take it (the others are named, with the reason, in a FIGURES line).
 pub fn test(version: &'static str, fault: Fault) {
-    let backends = backends_of(version);
+    let mut backends = backends_of(version);
+    backends.retain(|&b| match cannot_take(fault, b) {
+        Some(why) => {
+            figure(b, fault.name(), &[("not_run", format!("\"{why}\""))]);
+            false
+        }
+        None => true,
+    });
     assert!(!backends.is_empty(), "no backend of Kafka {version} built");
     with_cluster(version, |cluster| {
         crate::runtime().block_on(run(cluster, &backends, fault));
@@ -333,7 +355,10 @@ async fn inject(
                     };
                     if all_moved {
                         moved = Some(t0.elapsed());
-                        ends = ends_of(cluster, loads).await;
+                        // Asked of the others: the victim may hang.
+                        let others: Vec<String> =
+                            others.iter().map(|n| cluster.address(*n)).collect();
+                        ends = ends_of(&others.join(","), loads).await;
                     }
                 }
                 for load in loads {
@@ -502,13 +527,14 @@ fn secs(d: Option<Duration>) -> String {
     d.map_or_else(|| "-".to_owned(), |d| format!("{:.1}", d.as_secs_f64()))
 }
 
-/// Each load's end offsets now (a new leader may answer OFFSET_NOT_AVAILABLE for a moment).
-async fn ends_of(cluster: &OwnCluster, loads: &[Load]) -> BTreeMap<String, BTreeMap<i32, i64>> {
+/// Each load's end offsets now, asked through `bootstrap` (a new leader may answer
+/// OFFSET_NOT_AVAILABLE for a moment).
+async fn ends_of(bootstrap: &str, loads: &[Load]) -> BTreeMap<String, BTreeMap<i32, i64>> {
     let mut ends = BTreeMap::new();
     for load in loads {
         let deadline = Instant::now() + Duration::from_secs(30);
         let e = loop {
-            match testing::end_offsets(cluster.bootstrap(), &load.topic).await {
+            match testing::end_offsets(bootstrap, &load.topic).await {
                 Ok(e) => break e,
                 Err(e) if e.is_retriable() && Instant::now() < deadline => {
                     tokio::time::sleep(Duration::from_millis(200)).await;

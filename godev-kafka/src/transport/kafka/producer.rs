@@ -131,6 +131,10 @@ struct Reply {
 
 impl Reply {
     fn answer(mut self, result: Result<i64>) {
+        // The room first: a caller that sends again once answered finds it.
+        self.shared
+            .buffer
+            .add_permits(std::mem::take(&mut self.bytes) as usize);
         if let Some(tx) = self.tx.take() {
             let _ = tx.send(result);
         }

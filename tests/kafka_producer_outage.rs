@@ -194,30 +194,8 @@ async fn send_until_stopped(
 
 /// The whole log of `topic`, read by kcat: (partition, offset) → event.
 async fn read_log(brokers: &str, topic: &str) -> BTreeMap<(i32, i64), u64> {
-    let mut command = std::process::Command::new(support::kcat());
-    command.args([
-        "-C",
-        "-b",
-        brokers,
-        "-t",
-        topic,
-        "-o",
-        "beginning",
-        "-e",
-        "-q",
-        "-f",
-        "%p %o %s\n",
-    ]);
-    let output = tokio::task::spawn_blocking(move || command.output().expect("run kcat"))
+    support::kcat_read_as(brokers, topic, "%p %o %s\n")
         .await
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "kcat read {topic}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout)
-        .unwrap()
         .lines()
         .map(|line| {
             let mut fields = line.split(' ').map(|f| f.parse::<i64>().expect(line));

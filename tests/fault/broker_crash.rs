@@ -5,7 +5,6 @@
 //!    Every producer retries until its delivery timeout, so no send fails while each outage is
 //!    well within it (the `kafka` backend's gave up after 5 retries before issue #15).
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -14,8 +13,8 @@ use godev_kafka::transport::Transport;
 use godev_kafka::{Consumer, TopicMap, testing};
 
 use super::{
-    Progress, TOPIC, consumer_settings, figure, handled, handled_count, on_tick, produce_stream,
-    producer, sample,
+    Progress, TOPIC, check_log, consume_to_end, consumer_settings, figure, handled, handled_count,
+    on_tick, produce_stream, producer, sample,
 };
 use crate::support::own_broker::OwnBroker;
 use crate::support::{self, Backend};
@@ -167,105 +166,22 @@ async fn run(backend: Backend, broker: &OwnBroker) {
     }
 
     // The consumer read the whole log once the group committed up to its end.
-    let ends = testing::end_offsets(&brokers, &topic).await.expect("ends");
-    let records: i64 = ends.values().sum();
-    let deadline = Instant::now() + Duration::from_secs(180);
-    loop {
-        let committed = testing::committed_offsets(&brokers, &group, &topic)
-            .await
-            .unwrap_or_default();
-        if committed == ends && handled_count(&topic) as i64 >= records {
-            break;
-        }
-        assert!(
-            !running.has_stopped(),
-            "the consumer stopped: {:?}",
-            running.status()
-        );
-        assert!(
-            Instant::now() < deadline,
-            "the group did not consume the log: committed {committed:?}, ends {ends:?}, handled {}",
-            handled_count(&topic)
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    let records = consume_to_end(backend.client(), &brokers, &group, &topic, &running).await;
     let consumed_in = started.elapsed();
     monitor.abort();
     running.shutdown().await.expect("clean shutdown");
 
     let handled = handled(&topic);
-    let mut at: BTreeMap<(i32, i64), u64> = BTreeMap::new();
-    for h in &handled {
-        if let Some(other) = at.insert((h.partition, h.offset), h.id) {
-            assert_eq!(
-                other, h.id,
-                "{}[{}]@{} handled as two events",
-                topic, h.partition, h.offset
-            );
-        }
-    }
-    assert_eq!(
-        at.len() as i64,
-        records,
-        "every offset of the log was handled"
-    );
-    // Nothing reported as sent that the broker does not hold where the producer was told.
-    let misplaced: Vec<_> = sent
-        .acked
-        .iter()
-        .filter(|(id, pos)| at.get(pos) != Some(id))
-        .map(|(id, pos)| (*id, *pos, at.get(pos).copied()))
-        .collect();
-    assert!(
-        misplaced.is_empty(),
-        "{} acknowledged events are not at their acknowledged offset (id, (partition, offset), found): {}",
-        misplaced.len(),
-        sample(&misplaced, 10)
-    );
-    let in_log: BTreeSet<u64> = at.values().copied().collect();
-    let lost: Vec<u64> = sent
-        .acked
-        .keys()
-        .filter(|id| !in_log.contains(id))
-        .copied()
-        .collect();
-    assert!(lost.is_empty(), "lost acked events: {}", sample(&lost, 10));
-    // Duplicates: a record handled more than once (redelivery), and an event written more
-    // than once (a produce retry after a lost answer).
-    let redelivered = handled.len() - at.len();
-    let mut times: BTreeMap<(i32, i64), usize> = BTreeMap::new();
-    for h in &handled {
-        *times.entry((h.partition, h.offset)).or_default() += 1;
-    }
-    let again: Vec<(i32, i64)> = times
-        .into_iter()
-        .filter(|(_, n)| *n > 1)
-        .map(|(pos, _)| pos)
-        .collect();
-    let mut writes: BTreeMap<u64, Vec<(i32, i64)>> = BTreeMap::new();
-    for (pos, id) in &at {
-        writes.entry(*id).or_default().push(*pos);
-    }
-    let written_twice: BTreeMap<u64, Vec<(i32, i64)>> =
-        writes.into_iter().filter(|(_, ps)| ps.len() > 1).collect();
-    let unacked_arrived = sent.failed.iter().filter(|id| in_log.contains(id)).count();
-    if redelivered > 0 || !written_twice.is_empty() {
+    let log = check_log(backend.client(), backend, &topic, &handled, &sent, records);
+    if log.redelivered > 0 || !log.written_twice.is_empty() {
         println!(
-            "duplicates: {redelivered} deliveries of {} records handled again after a crash, e.g. (partition, offset) {}; events written more than once: {}",
-            again.len(),
-            sample(&again, 10),
-            sample(&written_twice, 20)
+            "duplicates: {} deliveries of {} records handled again after a crash, e.g. (partition, offset) {}; events written more than once: {}",
+            log.redelivered,
+            log.again.len(),
+            sample(&log.again, 10),
+            sample(&log.written_twice, 20)
         );
     }
-    // The native and confluent producers are idempotent (acks all): their retries through the
-    // outages must not write an event twice. The `kafka` crate's producer is not, and may.
-    let idempotent = !matches!(backend, Backend::Kafka);
-    assert!(
-        !idempotent || written_twice.is_empty(),
-        "the idempotent producer wrote {} events more than once: {}",
-        written_twice.len(),
-        sample(&written_twice, 20)
-    );
     figure(
         backend,
         "broker_crash",
@@ -273,13 +189,13 @@ async fn run(backend: Backend, broker: &OwnBroker) {
             ("events", EVENTS.to_string()),
             ("acked", sent.acked.len().to_string()),
             ("send_errors", sent.failed.len().to_string()),
-            ("unacked_but_written", unacked_arrived.to_string()),
-            ("lost", lost.len().to_string()),
-            ("misplaced", misplaced.len().to_string()),
+            ("unacked_but_written", log.unacked_arrived.to_string()),
+            ("lost", log.lost.to_string()),
+            ("misplaced", log.misplaced.to_string()),
             ("records_in_log", records.to_string()),
             ("handled", handled.len().to_string()),
-            ("redelivered", redelivered.to_string()),
-            ("written_twice", written_twice.len().to_string()),
+            ("redelivered", log.redelivered.to_string()),
+            ("written_twice", log.written_twice.len().to_string()),
             (
                 "outages_s",
                 restarts

@@ -14,7 +14,7 @@
 //! event at its acknowledged offset, and, when its producer is idempotent, write none twice.
 //! Each prints a `FIGURES <backend>::cluster_<fault>:` line.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -25,8 +25,8 @@ use godev_kafka::{Consumer, TopicMap, testing};
 use tokio::task::JoinHandle;
 
 use super::{
-    Progress, Sent, TOPIC, consumer_settings, figure, handled, handled_count, on_tick,
-    produce_stream, producer, sample,
+    Progress, Sent, TOPIC, check_log, consume_to_end, consumer_settings, figure, handled,
+    handled_count, on_tick, produce_stream, producer, sample,
 };
 use crate::support::own_cluster::{NODES, OwnCluster};
 use crate::support::{self, Backend};
@@ -592,94 +592,22 @@ async fn finish(
         sent.failed.len(),
         sample(&sent.failed, 10)
     );
-    let bootstrap = cluster.bootstrap();
-    let ends = testing::end_offsets(bootstrap, &topic)
-        .await
-        .expect("end offsets");
-    let records: i64 = ends.values().sum();
-    let deadline = Instant::now() + Duration::from_secs(180);
-    loop {
-        let committed = testing::committed_offsets(bootstrap, &group, &topic)
-            .await
-            .unwrap_or_default();
-        if committed == ends && handled_count(&topic) as i64 >= records {
-            break;
-        }
-        assert!(
-            !running.has_stopped(),
-            "{who}: the consumer stopped: {:?}",
-            running.status()
-        );
-        assert!(
-            Instant::now() < deadline,
-            "{who}: the group did not consume the log: committed {committed:?}, ends {ends:?}, handled {}",
-            handled_count(&topic)
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    let records = consume_to_end(who, cluster.bootstrap(), &group, &topic, &running).await;
     running.shutdown().await.expect("clean shutdown");
     progress.stop.store(true, Ordering::Relaxed);
     let (ack_gap, handled_gap) = gaps.await.expect("gap sampler");
 
     let handled = handled(&topic);
-    let mut at: BTreeMap<(i32, i64), u64> = BTreeMap::new();
-    for h in &handled {
-        if let Some(other) = at.insert((h.partition, h.offset), h.id) {
-            assert_eq!(
-                other, h.id,
-                "{who}: {topic}[{}]@{} handled as two events",
-                h.partition, h.offset
-            );
-        }
-    }
-    assert_eq!(
-        at.len() as i64,
-        records,
-        "{who}: every offset of the log was handled"
-    );
-    let misplaced: Vec<_> = sent
-        .acked
-        .iter()
-        .filter(|(id, pos)| at.get(pos) != Some(id))
-        .map(|(id, pos)| (*id, *pos, at.get(pos).copied()))
-        .collect();
-    assert!(
-        misplaced.is_empty(),
-        "{who}: {} acknowledged events are not at their acknowledged offset: {}",
-        misplaced.len(),
-        sample(&misplaced, 10)
-    );
-    let in_log: BTreeSet<u64> = at.values().copied().collect();
-    let lost: Vec<u64> = sent
-        .acked
-        .keys()
-        .filter(|id| !in_log.contains(id))
-        .copied()
-        .collect();
-    assert!(
-        lost.is_empty(),
-        "{who}: lost acked events: {}",
-        sample(&lost, 10)
-    );
-    let mut writes: BTreeMap<u64, usize> = BTreeMap::new();
-    for id in at.values() {
-        *writes.entry(*id).or_default() += 1;
-    }
-    let written_twice = writes.values().filter(|n| **n > 1).count();
-    let idempotent = !matches!(backend, Backend::Kafka);
-    assert!(
-        !idempotent || written_twice == 0,
-        "{who}: the idempotent producer wrote {written_twice} events more than once"
-    );
+    let log = check_log(who, backend, &topic, &handled, &sent, records);
     let mut fig = vec![
         ("events", EVENTS.to_string()),
         ("acked", sent.acked.len().to_string()),
         ("send_errors", sent.failed.len().to_string()),
-        ("lost", lost.len().to_string()),
-        ("misplaced", misplaced.len().to_string()),
+        ("lost", log.lost.to_string()),
+        ("misplaced", log.misplaced.to_string()),
         ("handled", handled.len().to_string()),
-        ("duplicates", (handled.len() - at.len()).to_string()),
-        ("written_twice", written_twice.to_string()),
+        ("duplicates", log.redelivered.to_string()),
+        ("written_twice", log.written_twice.len().to_string()),
         ("longest_ack_gap_s", secs(Some(ack_gap))),
         ("longest_handled_gap_s", secs(Some(handled_gap))),
     ];

@@ -421,6 +421,145 @@ pub fn duplicates(handled: &[Handled]) -> (usize, BTreeMap<u64, usize>) {
     (extra, per_id)
 }
 
+/// Waits until the group of `running` committed `topic` up to its end offsets and this
+/// process handled at least as many records as the log holds; panics naming `who` if the
+/// consumer stops or 180 s pass. Answers how many records the log holds.
+pub async fn consume_to_end(
+    who: &str,
+    brokers: &str,
+    group: &str,
+    topic: &str,
+    running: &godev_kafka::consumer::RunningConsumer,
+) -> i64 {
+    let ends = godev_kafka::testing::end_offsets(brokers, topic)
+        .await
+        .expect("end offsets");
+    let records: i64 = ends.values().sum();
+    let deadline = std::time::Instant::now() + Duration::from_secs(180);
+    loop {
+        let committed = godev_kafka::testing::committed_offsets(brokers, group, topic)
+            .await
+            .unwrap_or_default();
+        if committed == ends && handled_count(topic) as i64 >= records {
+            return records;
+        }
+        assert!(
+            !running.has_stopped(),
+            "{who}: the consumer stopped: {:?}",
+            running.status()
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{who}: the group did not consume the log: committed {committed:?}, ends {ends:?}, handled {}",
+            handled_count(topic)
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// A fault test's log checked against what its producer was told (see [`check_log`]).
+#[derive(Debug)]
+pub struct LogCheck {
+    /// Acknowledged events not in the log (0: asserted).
+    pub lost: usize,
+    /// Acknowledged events not at their acknowledged offset (0: asserted).
+    pub misplaced: usize,
+    /// Deliveries of records handled more than once.
+    pub redelivered: usize,
+    /// The (partition, offset) of records handled more than once.
+    pub again: Vec<(i32, i64)>,
+    /// Events written at more than one offset (a produce retry after a lost answer).
+    pub written_twice: BTreeMap<u64, Vec<(i32, i64)>>,
+    /// Events whose send failed that are in the log all the same.
+    pub unacked_arrived: usize,
+}
+
+/// Checks the log of `topic` (`records` records, read through `handled`) against `sent`:
+/// every offset handled, and always as the same event; every acknowledged event at its
+/// acknowledged offset; none lost; and, for an idempotent producer (`native`, `confluent`),
+/// none written twice. Panics naming `who`.
+pub fn check_log(
+    who: &str,
+    backend: Backend,
+    topic: &str,
+    handled: &[Handled],
+    sent: &Sent,
+    records: i64,
+) -> LogCheck {
+    let mut at: BTreeMap<(i32, i64), u64> = BTreeMap::new();
+    for h in handled {
+        if let Some(other) = at.insert((h.partition, h.offset), h.id) {
+            assert_eq!(
+                other, h.id,
+                "{who}: {topic}[{}]@{} handled as two events",
+                h.partition, h.offset
+            );
+        }
+    }
+    assert_eq!(
+        at.len() as i64,
+        records,
+        "{who}: every offset of the log was handled"
+    );
+    // Nothing reported as sent that the broker does not hold where the producer was told.
+    let misplaced: Vec<_> = sent
+        .acked
+        .iter()
+        .filter(|(id, pos)| at.get(pos) != Some(id))
+        .map(|(id, pos)| (*id, *pos, at.get(pos).copied()))
+        .collect();
+    assert!(
+        misplaced.is_empty(),
+        "{who}: {} acknowledged events are not at their acknowledged offset (id, (partition, offset), found): {}",
+        misplaced.len(),
+        sample(&misplaced, 10)
+    );
+    let in_log: BTreeSet<u64> = at.values().copied().collect();
+    let lost: Vec<u64> = sent
+        .acked
+        .keys()
+        .filter(|id| !in_log.contains(id))
+        .copied()
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "{who}: lost acked events: {}",
+        sample(&lost, 10)
+    );
+    let mut times: BTreeMap<(i32, i64), usize> = BTreeMap::new();
+    for h in handled {
+        *times.entry((h.partition, h.offset)).or_default() += 1;
+    }
+    let again: Vec<(i32, i64)> = times
+        .into_iter()
+        .filter(|(_, n)| *n > 1)
+        .map(|(pos, _)| pos)
+        .collect();
+    let mut writes: BTreeMap<u64, Vec<(i32, i64)>> = BTreeMap::new();
+    for (pos, id) in &at {
+        writes.entry(*id).or_default().push(*pos);
+    }
+    let written_twice: BTreeMap<u64, Vec<(i32, i64)>> =
+        writes.into_iter().filter(|(_, ps)| ps.len() > 1).collect();
+    // The native and confluent producers are idempotent (acks all): their retries through
+    // outages must not write an event twice. The `kafka` crate's producer is not, and may.
+    let idempotent = !matches!(backend, Backend::Kafka);
+    assert!(
+        !idempotent || written_twice.is_empty(),
+        "{who}: the idempotent producer wrote {} events more than once: {}",
+        written_twice.len(),
+        sample(&written_twice, 20)
+    );
+    LogCheck {
+        lost: lost.len(),
+        misplaced: misplaced.len(),
+        redelivered: handled.len() - at.len(),
+        again,
+        written_twice,
+        unacked_arrived: sent.failed.iter().filter(|id| in_log.contains(id)).count(),
+    }
+}
+
 /// Prints one figure line of a test on `backend` (collected for the README's Reliability
 /// table): `FIGURES kafka_3::<test>: key=value ...`.
 pub fn figure(backend: Backend, test: &str, figures: &[(&str, String)]) {

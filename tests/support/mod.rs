@@ -326,6 +326,12 @@ pub fn kcat_write(brokers: &str, topic: &str, args: &[&str], lines: &[impl std::
 /// Every record of `topic` from the beginning, read by kcat as `key|value` lines (on a
 /// blocking thread).
 pub async fn kcat_read(brokers: &str, topic: &str) -> String {
+    kcat_read_as(brokers, topic, "%k|%s\n").await
+}
+
+/// Every record of `topic` from the beginning, read by kcat, each printed as kcat's
+/// `-f` `format` says (on a blocking thread).
+pub async fn kcat_read_as(brokers: &str, topic: &str, format: &str) -> String {
     let mut command = std::process::Command::new(kcat());
     command.args([
         "-C",
@@ -338,7 +344,7 @@ pub async fn kcat_read(brokers: &str, topic: &str) -> String {
         "-e",
         "-q",
         "-f",
-        "%k|%s\n",
+        format,
     ]);
     let output = tokio::task::spawn_blocking(move || command.output().expect("run kcat"))
         .await

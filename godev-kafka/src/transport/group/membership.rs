@@ -7,6 +7,10 @@
 //! takes part in the rebalance and reports [`Polled::Assigned`]. The leader also watches the
 //! partition counts of the subscribed topics and rejoins when one changed.
 //!
+//! The positions of an assignment (committed offsets, else per the offset reset) are read on
+//! the polls after [`Polled::Assigned`], before any fetch. A poll whose OffsetFetch fails
+//! answers the error, and the next poll reads them again: no owned partition goes unread.
+//!
 //! A coordinator that moved (NOT_COORDINATOR, COORDINATOR_NOT_AVAILABLE) or whose connection
 //! was lost is found again by the heartbeat task, which goes on with the same member id and
 //! generation: the member rejoins only when the coordinator says the generation is gone, or
@@ -106,6 +110,9 @@ pub(crate) struct ClassicMember {
     counts: BTreeMap<String, i32>,
     last_check: Instant,
     owned: Vec<TopicPartition>,
+    /// The positions of `owned` are loaded. Until they are, every poll tries again (a
+    /// failed OffsetFetch right after joining is retried, never left unread).
+    positioned: bool,
     positions: HashMap<TopicPartition, i64>,
     paused: BTreeSet<TopicPartition>,
     /// Owned partitions that cannot be read at their position: not fetched until the next
@@ -159,6 +166,7 @@ impl ClassicMember {
             counts: BTreeMap::new(),
             last_check: Instant::now(),
             owned: Vec::new(),
+            positioned: false,
             positions: HashMap::new(),
             paused: BTreeSet::new(),
             stalled: BTreeSet::new(),
@@ -566,7 +574,17 @@ impl ClassicMember {
         let owned = self.owned.clone();
         let committed = {
             let conn = self.coordinator().await?;
-            offsets::fetch_committed(conn, &group, &owned).await?
+            offsets::fetch_committed(conn, &group, &owned).await
+        };
+        let committed = match committed {
+            Ok(committed) => committed,
+            Err(e) => {
+                // Moved, loading or unreachable: the next try finds the coordinator again.
+                if e.is_retriable() {
+                    self.coordinator = None;
+                }
+                return Err(e);
+            }
         };
         let missing: Vec<&TopicPartition> = owned
             .iter()
@@ -642,8 +660,13 @@ impl ClassicMember {
                     return Ok(Polled::Revoked(revoked));
                 }
                 self.join_group().await?;
-                self.load_positions().await?;
+                self.positioned = false;
                 return Ok(Polled::Assigned(self.owned.clone()));
+            }
+            if !self.positioned {
+                // An error here reaches the caller, whose next poll tries again.
+                self.load_positions().await?;
+                self.positioned = true;
             }
             if self.leader && self.last_check.elapsed() >= METADATA_CHECK {
                 self.check_partition_counts().await?;
@@ -1389,6 +1412,176 @@ mod tests {
             !shared.rejoin,
             "a fenced instance must not rejoin on its own"
         );
+        broker.abort();
+    }
+
+    /// The APIs of the fake group coordinator, all with non-flexible headers.
+    const GROUP_COORDINATOR_APIS: &[(ApiKey, i16)] = &[
+        (ApiKey::ApiVersions, 3),
+        (ApiKey::FindCoordinator, 2),
+        (ApiKey::JoinGroup, 5),
+        (ApiKey::SyncGroup, 3),
+        (ApiKey::Heartbeat, 3),
+        (ApiKey::OffsetFetch, 5),
+    ];
+
+    /// A fake coordinator of one group on `listener`: the member joins as a follower of
+    /// generation 3 owning partition 0 of `t`; OffsetFetch answers
+    /// COORDINATOR_LOAD_IN_PROGRESS `failures` times, then offset 5. Answers how many
+    /// OffsetFetches it took.
+    fn fake_group_coordinator(
+        listener: TcpListener,
+        addr: String,
+        failures: usize,
+    ) -> (JoinHandle<()>, Arc<std::sync::atomic::AtomicUsize>) {
+        use kafka_protocol::messages::offset_fetch_response::{
+            OffsetFetchResponsePartition, OffsetFetchResponseTopic,
+        };
+        use kafka_protocol::messages::{OffsetFetchResponse, TopicName};
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let fetches = Arc::new(AtomicUsize::new(0));
+        let counted = fetches.clone();
+        let broker = tokio::spawn(async move {
+            loop {
+                let (mut stream, _) = listener.accept().await.unwrap();
+                let (addr, fetches) = (addr.clone(), counted.clone());
+                tokio::spawn(async move {
+                    negotiate_with(&mut stream, GROUP_COORDINATOR_APIS).await;
+                    while let Ok((header, _)) = read_request_v1(&mut stream).await {
+                        let version = header.request_api_version;
+                        let mut out = BytesMut::new();
+                        match ApiKey::try_from(header.request_api_key).unwrap() {
+                            ApiKey::FindCoordinator => {
+                                let (host, port) = addr.rsplit_once(':').unwrap();
+                                FindCoordinatorResponse::default()
+                                    .with_host(sb(host))
+                                    .with_port(port.parse().unwrap())
+                                    .encode(&mut out, version)
+                            }
+                            ApiKey::JoinGroup => JoinGroupResponse::default()
+                                .with_generation_id(3)
+                                .with_protocol_name(Some(sb("range")))
+                                .with_member_id(sb("m-1"))
+                                .with_leader(sb("m-0"))
+                                .encode(&mut out, version),
+                            ApiKey::SyncGroup => {
+                                let owned = BTreeMap::from([("t".to_string(), vec![0])]);
+                                SyncGroupResponse::default()
+                                    .with_assignment(encode_assignment(&owned).unwrap())
+                                    .encode(&mut out, version)
+                            }
+                            ApiKey::Heartbeat => {
+                                HeartbeatResponse::default().encode(&mut out, version)
+                            }
+                            ApiKey::OffsetFetch => {
+                                let answered = if fetches.fetch_add(1, Ordering::SeqCst) < failures
+                                {
+                                    OffsetFetchResponse::default().with_error_code(
+                                        KafkaCode::COORDINATOR_LOAD_IN_PROGRESS.code(),
+                                    )
+                                } else {
+                                    OffsetFetchResponse::default().with_topics(vec![
+                                        OffsetFetchResponseTopic::default()
+                                            .with_name(TopicName(sb("t")))
+                                            .with_partitions(vec![
+                                                OffsetFetchResponsePartition::default()
+                                                    .with_partition_index(0)
+                                                    .with_committed_offset(5),
+                                            ]),
+                                    ])
+                                };
+                                answered.encode(&mut out, version)
+                            }
+                            key => panic!("unexpected {key:?}"),
+                        }
+                        .unwrap();
+                        write_response(&mut stream, header.correlation_id, &out).await;
+                    }
+                });
+            }
+        });
+        (broker, fetches)
+    }
+
+    /// A partition reader that sends the positions of every fetch to a channel and brings
+    /// nothing.
+    #[derive(Debug)]
+    struct PositionsSeen(mpsc::UnboundedSender<Vec<(TopicPartition, i64)>>);
+
+    impl PartitionReader for PositionsSeen {
+        fn fetch(
+            &self,
+            positions: Vec<(TopicPartition, i64)>,
+            wait: Duration,
+        ) -> BoxFuture<'_, Result<super::super::Fetched>> {
+            let _ = self.0.send(positions);
+            Box::pin(async move {
+                tokio::time::sleep(wait.min(Duration::from_millis(20))).await;
+                Ok(Default::default())
+            })
+        }
+
+        fn list_offsets(
+            &self,
+            _topics: Vec<String>,
+            _reset: crate::transport::OffsetReset,
+        ) -> BoxFuture<'_, Result<BTreeMap<TopicPartition, i64>>> {
+            Box::pin(async { Ok(BTreeMap::new()) })
+        }
+    }
+
+    /// Issue #15: the coordinator cannot answer OffsetFetch right after the member joined
+    /// (still loading its offsets). The poll says so (a retriable error), the runner polls
+    /// again, and the partition is fetched from its committed offset. Before, the positions
+    /// stayed empty and the owned partition was never fetched.
+    #[tokio::test]
+    async fn a_failed_read_of_committed_offsets_after_joining_is_retried() {
+        let (listener, addr) = listen().await;
+        let (broker, offset_fetches) = fake_group_coordinator(listener, addr.clone(), 2);
+        let (seen, mut fetched) = mpsc::unbounded_channel();
+        let settings = Settings {
+            brokers: vec![addr],
+            client_id: "membership-test".into(),
+            request_timeout: Duration::from_secs(5),
+            security: Security::default(),
+        };
+        let options = GroupOptions::new("g", vec!["t".into()]);
+        let mut member = ClassicMember::new(options, settings, Box::new(PositionsSeen(seen)))
+            .await
+            .unwrap();
+        let t0 = TopicPartition::new("t", 0);
+        let mut polled = Vec::new();
+        let deadline = Instant::now() + DEADLINE;
+        // As the runner does: a retriable error is polled again.
+        let positions = loop {
+            assert!(
+                Instant::now() < deadline,
+                "no fetch of t-0 from offset 5 within {DEADLINE:?}; {} polls, the first {:?}",
+                polled.len(),
+                &polled[..polled.len().min(4)]
+            );
+            match member.poll_inner(Duration::from_millis(50)).await {
+                Ok(step) => polled.push(format!("{step:?}")),
+                Err(e) => {
+                    assert!(e.is_retriable(), "{e}");
+                    polled.push(format!("error: {e}"));
+                }
+            }
+            if let Ok(positions) = fetched.try_recv()
+                && !positions.is_empty()
+            {
+                break positions;
+            }
+        };
+        assert_eq!(positions, [(t0.clone(), 5)]);
+        assert_eq!(polled[0], format!("{:?}", Polled::Assigned(vec![t0])));
+        assert!(
+            polled[1].contains("COORDINATOR_LOAD_IN_PROGRESS")
+                && polled[2].contains("COORDINATOR_LOAD_IN_PROGRESS"),
+            "{polled:?}"
+        );
+        assert_eq!(offset_fetches.load(std::sync::atomic::Ordering::SeqCst), 3);
+        member.stop_heartbeat();
         broker.abort();
     }
 

@@ -249,7 +249,8 @@ impl Connection {
     /// may be in flight on the same connection meanwhile.
     ///
     /// `timeout` overrides the connection's request timeout (JoinGroup waits for a rebalance).
-    /// A timeout leaves the connection usable. The response goes through
+    /// A timeout breaks the connection: every call in flight on it fails, and its owner
+    /// connects again. The response goes through
     /// [`decode_response`]: a malformed one is a retriable error and breaks the connection,
     /// so the caller reconnects.
     pub(crate) async fn call<Req, Resp>(
@@ -299,11 +300,12 @@ impl Connection {
         };
         let frame = match tokio::time::timeout(limit, exchange).await {
             Err(_) => {
-                return Err(Error::transport(
-                    op(),
-                    format!("no response within {limit:?}"),
-                    true,
-                ));
+                // A broker that leaves a request unanswered this long hangs, or the path to
+                // it does: the requests behind this one would wait as long. As the Java
+                // client does, drop the connection; a new one finds out.
+                let reason = format!("no response within {limit:?}");
+                self.shared.fail(reason.clone());
+                return Err(Error::transport(op(), reason, true));
             }
             Ok(Err(reason)) => {
                 registration.answered = true;

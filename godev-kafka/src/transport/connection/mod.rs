@@ -17,7 +17,10 @@
 //!   is allocated for it, and every response body is walked by the [`guard`] against its
 //!   layout before `kafka-protocol` decodes it, so hostile counts are errors, not aborts.
 //! - **Timeouts.** A request that gets no answer within its timeout fails with a retriable
-//!   error; the connection stays usable (a late answer is matched by id and dropped).
+//!   error and breaks the connection, as the Java client's does: a broker that hangs holds
+//!   every request behind it, and a new connection is how to find out whether it is back.
+//!   A caller that gives up on its own (its future dropped) leaves the connection as it is;
+//!   a late answer to it is matched by id and dropped.
 //!
 //! # Failure modes
 //!

@@ -135,21 +135,25 @@ async fn answers_in_any_order_reach_the_caller_that_asked() {
     broker.await.expect("the fake broker's asserts hold");
 }
 
-/// A request that times out leaves the connection usable: its late answer is dropped, and
-/// the next request gets its own answer.
+/// Issue #15: a request that times out breaks the connection, as the Java client's does:
+/// the calls in flight behind it fail at once instead of waiting out their own timeouts on a
+/// broker that hangs, and the owner connects again. Before, the connection stayed usable and
+/// a hung coordinator held every commit for a request timeout each.
 #[tokio::test]
-async fn a_timed_out_request_leaves_the_connection_usable() {
+async fn a_timed_out_request_breaks_the_connection() {
     let (addr, broker) = fake_broker(|mut stream| async move {
-        let (_, slow) = read_request(&mut stream).await.unwrap();
-        // The client gives up on `slow` and asks again; only then does its answer come.
-        let (_, next) = read_request(&mut stream).await.unwrap();
-        write_response(&mut stream, slow, &heartbeat(25)).await;
-        write_response(&mut stream, next, &heartbeat(0)).await;
+        // Reads both requests and answers neither: a broker that hangs.
+        read_request(&mut stream).await.unwrap();
+        read_request(&mut stream).await.unwrap();
         until_hang_up(stream).await;
     })
     .await;
     let conn = connect(&addr).await;
-    let slow = heartbeat_call(&conn, Some(Duration::from_millis(100))).await;
+    let started = std::time::Instant::now();
+    let (slow, behind) = tokio::join!(
+        heartbeat_call(&conn, Some(Duration::from_millis(100))),
+        heartbeat_call(&conn, None),
+    );
     match slow {
         Err(Error::Transport {
             message, retriable, ..
@@ -159,7 +163,41 @@ async fn a_timed_out_request_leaves_the_connection_usable() {
         }
         other => panic!("expected a timeout, got {other:?}"),
     }
-    assert!(!conn.is_broken(), "a timeout does not break the connection");
+    let behind = behind.unwrap_err().to_string();
+    assert!(behind.contains("no response within 100ms"), "{behind}");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "the call behind failed with the first, not after its own 5 s timeout: {:?}",
+        started.elapsed()
+    );
+    assert!(conn.is_broken(), "a timeout breaks the connection");
+    let again = heartbeat_call(&conn, None).await.unwrap_err().to_string();
+    assert!(again.contains("connection is broken"), "{again}");
+    drop(conn);
+    broker.await.expect("the fake broker's asserts hold");
+}
+
+/// A caller that gives up on its own (its future dropped, as a `select!` does) leaves the
+/// connection usable: the late answer is dropped, and the next request gets its own answer.
+#[tokio::test]
+async fn a_dropped_call_leaves_the_connection_usable() {
+    let (addr, broker) = fake_broker(|mut stream| async move {
+        let (_, dropped) = read_request(&mut stream).await.unwrap();
+        // The client gives up on `dropped` and asks again; only then does its answer come.
+        let (_, next) = read_request(&mut stream).await.unwrap();
+        write_response(&mut stream, dropped, &heartbeat(25)).await;
+        write_response(&mut stream, next, &heartbeat(0)).await;
+        until_hang_up(stream).await;
+    })
+    .await;
+    let conn = connect(&addr).await;
+    let gave_up =
+        tokio::time::timeout(Duration::from_millis(100), heartbeat_call(&conn, None)).await;
+    assert!(gave_up.is_err(), "no answer yet: {gave_up:?}");
+    assert!(
+        !conn.is_broken(),
+        "a dropped call does not break the connection"
+    );
     let next = tokio::time::timeout(DEADLINE, heartbeat_call(&conn, None))
         .await
         .expect("answered within 10 s");

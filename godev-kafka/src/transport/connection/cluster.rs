@@ -29,6 +29,10 @@ const BACKOFF_MIN: Duration = Duration::from_millis(50);
 const BACKOFF_MAX: Duration = Duration::from_secs(1);
 /// Between FindCoordinator attempts while the coordinator is not available yet.
 const COORDINATOR_RETRY: Duration = Duration::from_millis(200);
+/// How long [`Cluster::ask_any`] waits on one broker before asking the next one too. A
+/// healthy broker answers Metadata and FindCoordinator in milliseconds; one that hangs
+/// would otherwise hold every metadata read for a whole request timeout.
+const HEDGE: Duration = Duration::from_secs(1);
 
 /// What a connection is for. A broker serves the requests of one connection one at a time,
 /// so requests that may wait long (a JoinGroup waits for the rebalance) get a connection of
@@ -282,10 +286,11 @@ impl Cluster {
     }
 
     /// What `ask` answers of the first broker that answers it: the broker that answered
-    /// last, then the bootstrap brokers, then those the metadata named. A broker that cannot
-    /// be reached, or does not answer within the request timeout (a hung one), is passed over
-    /// for the next, so that metadata (a moved leader) and coordinators are still found while
-    /// a broker hangs.
+    /// last, then the bootstrap brokers, then those the metadata named. A broker that fails
+    /// (cannot be reached, or does not answer within the request timeout) is passed over for
+    /// the next; one that has not answered within [`HEDGE`] is left asking while the next is
+    /// asked too, so that metadata (a moved leader) and coordinators are found within about
+    /// a second while a broker hangs.
     ///
     /// # Errors
     ///
@@ -300,26 +305,55 @@ impl Cluster {
             let known: Vec<String> = cache.brokers.values().cloned().collect();
             (cache.answered.clone(), known)
         };
-        let mut tried = HashSet::new();
+        let mut seen = HashSet::new();
+        let order: Vec<String> = preferred
+            .iter()
+            .chain(&self.bootstrap)
+            .chain(&known)
+            .filter(|addr| seen.insert(addr.as_str()))
+            .cloned()
+            .collect();
+        let attempt = |addr: &String| {
+            let (ask, addr) = (&ask, addr.clone());
+            Box::pin(async move {
+                let asked = match self.connection(&addr, Purpose::Normal).await {
+                    Ok(conn) => ask(conn).await,
+                    Err(e) => Err(e),
+                };
+                (addr, asked)
+            })
+        };
+        let mut next = order.iter();
+        let mut asking = Vec::new();
         let mut last = None;
-        for addr in preferred.iter().chain(&self.bootstrap).chain(&known) {
-            if !tried.insert(addr.as_str()) {
-                continue;
+        loop {
+            if asking.is_empty() {
+                let Some(addr) = next.next() else { break };
+                asking.push(attempt(addr));
             }
-            let asked = match self.connection(addr, Purpose::Normal).await {
-                Ok(conn) => ask(conn).await,
-                Err(e) => Err(e),
+            let more = next.len() > 0;
+            let step = tokio::select! {
+                answer = first_of(&mut asking) => Some(answer),
+                () = tokio::time::sleep(HEDGE), if more => None,
             };
-            match asked {
-                Ok(answer) => {
-                    self.cache().answered = Some(addr.clone());
+            match step {
+                Some((addr, Ok(answer))) => {
+                    self.cache().answered = Some(addr);
                     return Ok(answer);
                 }
-                Err(e) if e.is_retriable() => {
+                Some((addr, Err(e))) if e.is_retriable() => {
                     tracing::debug!(broker = %addr, error = %e, "no answer; asking the next broker");
                     last = Some(e);
+                    if let Some(addr) = next.next() {
+                        asking.push(attempt(addr));
+                    }
                 }
-                Err(e) => return Err(e),
+                Some((_, Err(e))) => return Err(e),
+                None => {
+                    let addr = next.next().expect("more brokers to ask");
+                    tracing::debug!(broker = %addr, "no answer yet; asking this broker too");
+                    asking.push(attempt(addr));
+                }
             }
         }
         Err(last.unwrap_or_else(|| Error::transport("connect to the brokers", "no brokers", false)))
@@ -509,6 +543,21 @@ async fn metadata_request(
         ))
         .with_allow_auto_topic_creation(create);
     conn.call(ApiKey::Metadata, version, &request, None).await
+}
+
+/// The output of whichever of `futures` finishes first, which is taken out of the list.
+/// Pending forever on an empty list.
+async fn first_of<F: Future + Unpin>(futures: &mut Vec<F>) -> F::Output {
+    std::future::poll_fn(|cx| {
+        for i in 0..futures.len() {
+            if let std::task::Poll::Ready(out) = std::pin::Pin::new(&mut futures[i]).poll(cx) {
+                drop(futures.swap_remove(i));
+                return std::task::Poll::Ready(out);
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .await
 }
 
 #[cfg(test)]

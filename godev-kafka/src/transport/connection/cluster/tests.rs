@@ -269,3 +269,44 @@ async fn a_broker_that_hangs_is_passed_over_for_metadata() {
     );
     assert_eq!(hung_asked.load(Ordering::SeqCst), 1);
 }
+
+/// Issue #15: a broker that hangs (SIGSTOPped: it accepts connections and answers nothing)
+/// is asked first; the next broker is asked too once the first has been silent for `HEDGE`,
+/// so the read takes about a second, not the whole request timeout (10 s here). Before, a
+/// paused first bootstrap broker held every metadata read of every client for 10 s.
+#[tokio::test]
+async fn a_hung_broker_holds_a_metadata_read_about_a_second_not_a_request_timeout() {
+    let (hung_listener, hung) = listen().await;
+    let _hung = tokio::spawn(async move {
+        let (mut stream, _) = hung_listener.accept().await.unwrap();
+        negotiate(&mut stream).await;
+        while read_request(&mut stream).await.is_ok() {}
+    });
+    let (listener, addr) = listen().await;
+    let _good = tokio::spawn({
+        let addr = addr.clone();
+        async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            negotiate(&mut stream).await;
+            while let Ok((_, correlation)) = read_request(&mut stream).await {
+                write_response(&mut stream, correlation, &metadata_body(&addr)).await;
+            }
+        }
+    });
+    let request_timeout = Duration::from_secs(10);
+    let cluster = Cluster::new(&[hung, addr], "cluster-test", request_timeout);
+    let started = Instant::now();
+    let read = tokio::time::timeout(
+        DEADLINE,
+        cluster.metadata(&["a".to_owned()], Duration::ZERO),
+    )
+    .await
+    .expect("metadata within the deadline")
+    .expect("the second broker answers");
+    assert!(read["a"].is_ready());
+    let took = started.elapsed();
+    assert!(
+        (HEDGE..HEDGE + Duration::from_secs(2)).contains(&took),
+        "answered after {took:?}: the second broker is asked {HEDGE:?} after the first"
+    );
+}

@@ -355,6 +355,7 @@ mod tests {
     use super::*;
     use crate::HandlerError;
     use crate::transport::memory::MemoryTransport;
+    use crate::transport::{BoxFuture, GroupMember, GroupOptions, Polled};
 
     #[derive(Debug, Serialize, Deserialize, godev_kafka_derive::Event)]
     #[event(crate = "crate", topic = "pings", name = "ping")]
@@ -424,6 +425,163 @@ mod tests {
         })
         .await;
         stays.shutdown().await.unwrap();
+    }
+
+    static COUNTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+    #[godev_kafka_derive::handler(crate = "crate")]
+    async fn count_ping(_ping: Ping) -> Result<(), HandlerError> {
+        COUNTED.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// A memory transport whose members' commits never answer while `hang` is set: a group
+    /// coordinator that hangs.
+    #[derive(Debug, Clone)]
+    struct HangingCommits {
+        inner: MemoryTransport,
+        hang: Arc<std::sync::atomic::AtomicBool>,
+        /// Commits that got no answer.
+        hung: Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    struct HangingMember {
+        inner: Box<dyn GroupMember>,
+        hang: Arc<std::sync::atomic::AtomicBool>,
+        hung: Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    impl GroupMember for HangingMember {
+        fn poll(&mut self, wait: Duration) -> BoxFuture<'_, Result<Polled>> {
+            self.inner.poll(wait)
+        }
+        fn pause(&mut self, partition: &TopicPartition) {
+            self.inner.pause(partition)
+        }
+        fn resume(&mut self, partition: &TopicPartition) {
+            self.inner.resume(partition)
+        }
+        fn seek(&mut self, partition: &TopicPartition, offset: i64) {
+            self.inner.seek(partition, offset)
+        }
+        fn commit<'a>(
+            &'a mut self,
+            offsets: &'a [(TopicPartition, i64)],
+        ) -> BoxFuture<'a, Result<()>> {
+            if self.hang.load(std::sync::atomic::Ordering::SeqCst) {
+                self.hung.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                return Box::pin(std::future::pending());
+            }
+            self.inner.commit(offsets)
+        }
+        fn leave(self: Box<Self>) -> BoxFuture<'static, Result<()>> {
+            self.inner.leave()
+        }
+        fn assignment(&self) -> Vec<TopicPartition> {
+            self.inner.assignment()
+        }
+        fn member_id(&self) -> String {
+            self.inner.member_id()
+        }
+    }
+
+    impl Transport for HangingCommits {
+        fn partition_count<'a>(&'a self, topic: &'a str) -> BoxFuture<'a, Result<i32>> {
+            self.inner.partition_count(topic)
+        }
+        fn end_offsets<'a>(
+            &'a self,
+            topic: &'a str,
+        ) -> BoxFuture<'a, Result<std::collections::BTreeMap<i32, i64>>> {
+            self.inner.end_offsets(topic)
+        }
+        fn create_topic<'a>(
+            &'a self,
+            topic: &'a str,
+            partitions: i32,
+        ) -> BoxFuture<'a, Result<()>> {
+            Transport::create_topic(&self.inner, topic, partitions)
+        }
+        fn produce(
+            &self,
+            record: crate::transport::OutgoingRecord,
+        ) -> BoxFuture<'_, std::result::Result<i64, crate::transport::Unsent>> {
+            self.inner.produce(record)
+        }
+        fn join(&self, options: GroupOptions) -> BoxFuture<'_, Result<Box<dyn GroupMember>>> {
+            Box::pin(async move {
+                let inner = self.inner.join(options).await?;
+                Ok(Box::new(HangingMember {
+                    inner,
+                    hang: self.hang.clone(),
+                    hung: self.hung.clone(),
+                }) as Box<dyn GroupMember>)
+            })
+        }
+        fn name(&self) -> &'static str {
+            "hanging-commits"
+        }
+        fn brokers(&self) -> Vec<String> {
+            self.inner.brokers()
+        }
+    }
+
+    /// Issue #15: with its coordinator hung (a broker SIGSTOPped), a member's commit got no
+    /// answer and the group's loop waited on it: nothing more was fetched or handled. Now a
+    /// periodic commit holds the loop at most `PERIODIC_COMMIT_WAIT`; records keep coming,
+    /// and once the coordinator answers again, the commit takes every handled offset.
+    #[tokio::test]
+    async fn a_hung_commit_does_not_stop_the_records() {
+        use std::sync::atomic::Ordering;
+        let memory = MemoryTransport::new(1);
+        memory.create_topic("pings", 1);
+        let transport = HangingCommits {
+            inner: memory.clone(),
+            hang: Arc::default(),
+            hung: Arc::default(),
+        };
+        let producer = crate::Producer::new(memory.clone(), TopicMap::default());
+        let running = Consumer::builder(transport.clone(), "hung-commits")
+            .settings(fast_settings())
+            .handler::<count_ping>()
+            .build()
+            .unwrap()
+            .start();
+        let send = |pings: std::ops::Range<u64>| {
+            let producer = producer.clone();
+            async move {
+                for n in pings {
+                    producer.send(&Ping { n }).await.unwrap();
+                }
+            }
+        };
+        let handled = || COUNTED.load(Ordering::SeqCst);
+        send(0..10).await;
+        wait_until("10 pings handled and committed", || {
+            handled() == 10 && memory.committed("hung-commits", "pings", 0) == Some(10)
+        })
+        .await;
+        transport.hang.store(true, Ordering::SeqCst);
+        send(10..11).await;
+        wait_until("the commit of ping 10 hangs", || {
+            handled() == 11 && transport.hung.load(Ordering::SeqCst) == 1
+        })
+        .await;
+        // Sent while the loop waits on the hung commit: polled once it gives up on it, after
+        // PERIODIC_COMMIT_WAIT (3 s), well inside wait_until's 10 s. Before, never.
+        send(11..21).await;
+        wait_until("10 more pings handled while the commit hangs", || {
+            handled() == 21
+        })
+        .await;
+        assert_eq!(memory.committed("hung-commits", "pings", 0), Some(10));
+        transport.hang.store(false, Ordering::SeqCst);
+        running.shutdown().await.unwrap();
+        assert_eq!(
+            memory.committed("hung-commits", "pings", 0),
+            Some(21),
+            "the commit after the hang took every handled offset"
+        );
     }
 
     /// Issue #15: a consumer built in code with an empty group would join a group nobody

@@ -15,6 +15,11 @@ use crate::{Error, Result};
 
 /// How long a poll waits while some partition is paused for backpressure.
 const BACKPRESSURE_POLL_WAIT: Duration = Duration::from_millis(2);
+/// The longest a periodic commit holds the loop: a coordinator that hangs must not stop the
+/// fetching. A commit cut off here leaves its offsets to the next one.
+const PERIODIC_COMMIT_WAIT: Duration = Duration::from_secs(3);
+/// The least time after a periodic commit that failed, or was cut off, before the next.
+const COMMIT_RETRY: Duration = Duration::from_secs(5);
 
 /// A partition's worker and the records polled for it but not yet queued.
 struct Slot {
@@ -105,7 +110,7 @@ async fn membership(
 ) -> Exit {
     let settings = &env.settings;
     let mut slots: HashMap<TopicPartition, Slot> = HashMap::new();
-    let mut last_commit = Instant::now();
+    let mut next_commit = Instant::now() + settings.commit_interval;
     let mut failures = 0u32;
     let exit = loop {
         if stop_requested(stop) {
@@ -206,9 +211,13 @@ async fn membership(
             Err(error) => break Exit::Stopped(Err(error)),
         }
         failures = 0;
-        if last_commit.elapsed() >= settings.commit_interval {
-            commit_running(member, &mut slots).await;
-            last_commit = Instant::now();
+        if Instant::now() >= next_commit {
+            let pause = if commit_running(&env.group, member, &mut slots).await {
+                settings.commit_interval
+            } else {
+                settings.commit_interval.max(COMMIT_RETRY)
+            };
+            next_commit = Instant::now() + pause;
         }
     };
     if let Exit::Stuck(tp) = &exit
@@ -306,7 +315,13 @@ async fn drain(
     positions
 }
 
-async fn commit_running(member: &mut dyn GroupMember, slots: &mut HashMap<TopicPartition, Slot>) {
+/// Commits what the workers handled since the last commit, waiting at most
+/// [`PERIODIC_COMMIT_WAIT`]; answers whether nothing was left uncommitted.
+async fn commit_running(
+    group: &str,
+    member: &mut dyn GroupMember,
+    slots: &mut HashMap<TopicPartition, Slot>,
+) -> bool {
     let positions: Vec<(TopicPartition, i64)> = slots
         .iter()
         .filter_map(|(tp, slot)| {
@@ -317,15 +332,28 @@ async fn commit_running(member: &mut dyn GroupMember, slots: &mut HashMap<TopicP
         })
         .collect();
     if positions.is_empty() {
-        return;
+        return true;
     }
-    if commit(member, &positions).await {
+    let committed = match tokio::time::timeout(PERIODIC_COMMIT_WAIT, commit(member, &positions))
+        .await
+    {
+        Ok(committed) => committed,
+        Err(_) => {
+            tracing::warn!(
+                %group,
+                "commit unanswered after {PERIODIC_COMMIT_WAIT:?} (the coordinator may hang); fetching goes on, and the next commit, in {COMMIT_RETRY:?}, takes these offsets too"
+            );
+            false
+        }
+    };
+    if committed {
         for (tp, position) in positions {
             if let Some(slot) = slots.get_mut(&tp) {
                 slot.committed = Some(position);
             }
         }
     }
+    committed
 }
 
 async fn commit(member: &mut dyn GroupMember, positions: &[(TopicPartition, i64)]) -> bool {

@@ -15,9 +15,12 @@
 //!   its offset is flipped, and counted ([`CorruptProxy::corrupted`]);
 //! - every other answer, and every request, passes byte for byte.
 //!
-//! Limits: one broker behind it (every broker becomes the proxy), and Fetch read by topic name
-//! (v12 and older, as the native client asks); a v13+ answer names topics by id and passes
-//! untouched, which the counter shows. Encoding answers needs kafka-protocol's `broker` feature.
+//! Fetch answers name topics by name up to v12 (as the native client asks) and by topic id
+//! from v13 (the confluent backend's Java-like client): the proxy learns the target topic's
+//! id from the Metadata answers it passes on.
+//!
+//! Limits: one broker behind it (every broker becomes the proxy). Encoding answers needs
+//! kafka-protocol's `broker` feature.
 
 use std::collections::HashMap;
 use std::io;
@@ -71,6 +74,7 @@ impl CorruptProxy {
         let rewrite = Arc::new(Rewrite {
             port: addr.port(),
             target,
+            target_id: Mutex::default(),
             corrupted: corrupted.clone(),
         });
         let broker = broker.to_owned();
@@ -202,6 +206,8 @@ struct Rewrite {
     port: u16,
     /// The batches to corrupt.
     target: Target,
+    /// The target topic's id (a UUID's bits), once a Metadata answer named it.
+    target_id: Mutex<Option<u128>>,
     /// Batches corrupted so far.
     corrupted: Arc<AtomicU64>,
 }
@@ -214,6 +220,13 @@ impl Rewrite {
                 for broker in &mut body.brokers {
                     broker.host = StrBytes::from_static_str("127.0.0.1");
                     broker.port = i32::from(self.port);
+                }
+                let target = body.topics.iter().find(|t| {
+                    t.name.as_ref().map(|n| n.0.as_str()) == Some(self.target.topic.as_str())
+                        && !t.topic_id.is_nil()
+                });
+                if let Some(topic) = target {
+                    *self.target_id.lock().unwrap() = Some(topic.topic_id.as_u128());
                 }
             }),
             ApiKey::FindCoordinator => {
@@ -234,10 +247,17 @@ impl Rewrite {
                 })
             }
             ApiKey::Fetch => reencode(key, version, frame, |body: &mut FetchResponse| {
+                let target_id = *self.target_id.lock().unwrap();
                 let partitions = body
                     .responses
                     .iter_mut()
-                    .filter(|topic| topic.topic.0.as_str() == self.target.topic)
+                    .filter(|topic| {
+                        if version >= 13 {
+                            Some(topic.topic_id.as_u128()) == target_id
+                        } else {
+                            topic.topic.0.as_str() == self.target.topic
+                        }
+                    })
                     .flat_map(|topic| &mut topic.partitions)
                     .filter(|p| p.partition_index == self.target.partition);
                 for partition in partitions {

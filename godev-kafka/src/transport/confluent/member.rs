@@ -19,7 +19,8 @@ use tokio::task::JoinHandle;
 
 use super::{ConfluentOptions, failed, from_kafka, millis, to_kafka};
 use crate::transport::{
-    BoxFuture, GroupMember, GroupOptions, Header, OffsetReset, Polled, Record, TopicPartition,
+    BoxFuture, GroupMember, GroupOptions, Header, OffsetReset, Polled, Record, StalledPartition,
+    TopicPartition,
 };
 use crate::{Error, Result};
 
@@ -254,7 +255,10 @@ async fn drive(mut consumer: ByteConsumer, shared: Arc<Shared>) {
             Command::Poll(wait, reply) => {
                 let polled = match consumer.poll(wait).await {
                     Ok(records) => Ok(to_polled(records)),
-                    Err(e) => Err(poll_error(&shared.group, &e)),
+                    Err(e) => match unreadable_partition(&mut consumer, &e) {
+                        Some(tp) => Ok(stall(&mut consumer, &shared.group, tp, &e).await),
+                        None => Err(poll_error(&shared.group, &e)),
+                    },
                 };
                 let _ = reply.send(polled);
             }
@@ -402,6 +406,42 @@ fn to_polled(records: ConsumerRecords<Vec<u8>, Vec<u8>>) -> Polled {
             })
             .collect(),
     )
+}
+
+/// The owned partition a failed poll names, if it names one: what is at its position cannot
+/// be read (a corrupt batch, a record the crate cannot parse). The crate, as the Java client,
+/// says so only in the message ("... fetching the next record from orders-3. If needed,
+/// please seek past the record ..."), and fails every poll on it until the partition is
+/// sought past or paused.
+fn unreadable_partition(consumer: &mut ByteConsumer, e: &KafkaError) -> Option<KafkaPartition> {
+    let message = e.to_string();
+    consumer
+        .assignment()
+        .into_iter()
+        .find(|tp| message.contains(&format!("from {tp}.")))
+}
+
+/// Pauses `tp`, which cannot be read at its position, so that the other partitions go on
+/// (the crate drops what it fetched for a paused partition); answers the stall for the
+/// runner to show. The partition is read again when next assigned.
+async fn stall(
+    consumer: &mut ByteConsumer,
+    group: &str,
+    tp: KafkaPartition,
+    e: &KafkaError,
+) -> Polled {
+    let offset = consumer.position(&tp).await.unwrap_or(-1);
+    if let Err(error) = consumer.pause(std::slice::from_ref(&tp)).await {
+        tracing::warn!(%group, partition = %tp, %error, "could not pause an unreadable partition");
+    }
+    // The message says where; its causes say why (the CRC that did not match).
+    let mut reason = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(inner) = cause {
+        reason = format!("{reason}: {inner}");
+        cause = inner.source();
+    }
+    Polled::Stalled(vec![StalledPartition::new(from_kafka(&tp), offset, reason)])
 }
 
 /// A failed poll; a broker without KIP-848 groups gets a hint at the backend that fits it.

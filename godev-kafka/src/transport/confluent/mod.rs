@@ -55,6 +55,17 @@
 //! `STALE_MEMBER_EPOCH` / `UNKNOWN_MEMBER_ID` (the crate's `CommitFailedError`), mapped to
 //! [`Error::Fenced`] with the member epoch as `generation`.
 //!
+//! ## A partition that cannot be read
+//!
+//! The crate, as the Java client, fails every `poll` while what is at one partition's
+//! position cannot be read (a batch whose CRC does not match, a record it cannot parse), and
+//! names the partition only in its message ("... fetching the next record from orders-3. If
+//! needed, please seek past the record ..."). The member finds the owned partition the
+//! message names, pauses it (the crate drops what it fetched for it), and reports
+//! [`Polled::Stalled`] with its position and the error's cause chain: that partition stalls,
+//! the others go on. It stays paused while it stays assigned; an error that names no owned
+//! partition is the poll's error.
+//!
 //! ## Group timeouts
 //!
 //! KIP-848 moved the session timeout and heartbeat interval to the broker (group configs

@@ -216,26 +216,29 @@ async fn metadata_is_cached_while_young_enough() {
     broker.abort();
 }
 
-/// Issue #15: a broker that hangs (SIGSTOPped: it accepts connections, answers nothing) held
-/// every metadata read for the request timeout and then failed it, so a moved leader was
-/// never learnt while it hung. Now the next broker is asked, and the one that answered is
-/// asked first from then on.
-#[tokio::test]
-async fn a_broker_that_hangs_is_passed_over_for_metadata() {
-    let (hung_listener, hung) = listen().await;
-    let hung_asked = Arc::new(AtomicUsize::new(0));
-    let _hung = tokio::spawn({
-        let asked = hung_asked.clone();
+/// A broker that negotiates one connection, then reads requests and answers none (a
+/// SIGSTOPped broker, as far as the client can tell); counts what it was asked.
+async fn hung_broker() -> (String, Arc<AtomicUsize>, tokio::task::JoinHandle<()>) {
+    let (listener, addr) = listen().await;
+    let asked = Arc::new(AtomicUsize::new(0));
+    let broker = tokio::spawn({
+        let asked = asked.clone();
         async move {
-            let (mut stream, _) = hung_listener.accept().await.unwrap();
+            let (mut stream, _) = listener.accept().await.unwrap();
             negotiate(&mut stream).await;
             while read_request(&mut stream).await.is_ok() {
                 asked.fetch_add(1, Ordering::SeqCst);
             }
         }
     });
+    (addr, asked, broker)
+}
+
+/// A broker that answers every request of one connection with [`metadata_body`] naming
+/// itself.
+async fn metadata_broker() -> (String, tokio::task::JoinHandle<()>) {
     let (listener, addr) = listen().await;
-    let _good = tokio::spawn({
+    let broker = tokio::spawn({
         let addr = addr.clone();
         async move {
             let (mut stream, _) = listener.accept().await.unwrap();
@@ -245,6 +248,17 @@ async fn a_broker_that_hangs_is_passed_over_for_metadata() {
             }
         }
     });
+    (addr, broker)
+}
+
+/// Issue #15: a broker that hangs (SIGSTOPped: it accepts connections, answers nothing) held
+/// every metadata read for the request timeout and then failed it, so a moved leader was
+/// never learnt while it hung. Now the next broker is asked, and the one that answered is
+/// asked first from then on.
+#[tokio::test]
+async fn a_broker_that_hangs_is_passed_over_for_metadata() {
+    let (hung, hung_asked, _hung) = hung_broker().await;
+    let (addr, _good) = metadata_broker().await;
     let timeout = Duration::from_millis(300);
     let cluster = Cluster::new(&[hung.clone(), addr.clone()], "cluster-test", timeout);
     let topics = ["a".to_owned()];
@@ -276,23 +290,8 @@ async fn a_broker_that_hangs_is_passed_over_for_metadata() {
 /// paused first bootstrap broker held every metadata read of every client for 10 s.
 #[tokio::test]
 async fn a_hung_broker_holds_a_metadata_read_about_a_second_not_a_request_timeout() {
-    let (hung_listener, hung) = listen().await;
-    let _hung = tokio::spawn(async move {
-        let (mut stream, _) = hung_listener.accept().await.unwrap();
-        negotiate(&mut stream).await;
-        while read_request(&mut stream).await.is_ok() {}
-    });
-    let (listener, addr) = listen().await;
-    let _good = tokio::spawn({
-        let addr = addr.clone();
-        async move {
-            let (mut stream, _) = listener.accept().await.unwrap();
-            negotiate(&mut stream).await;
-            while let Ok((_, correlation)) = read_request(&mut stream).await {
-                write_response(&mut stream, correlation, &metadata_body(&addr)).await;
-            }
-        }
-    });
+    let (hung, _, _hung) = hung_broker().await;
+    let (addr, _good) = metadata_broker().await;
     let request_timeout = Duration::from_secs(10);
     let cluster = Cluster::new(&[hung, addr], "cluster-test", request_timeout);
     let started = Instant::now();

@@ -58,6 +58,8 @@
 //!   groups, idempotent producer, CloudEvents Kafka headers). Heavier to build.
 //! - `testcontainers`: lets `testing::broker()` start an `apache/kafka` container when no
 //!   address is configured and a Docker daemon answers.
+//! - `metrics`: the consumer and the producer record metrics through the `metrics` facade
+//!   into whatever recorder the application installs (see [`telemetry`]).
 //! - `fuzzing`: exposes the internal decoders of untrusted bytes to the fuzz targets in
 //!   `fuzz/`. For those targets only: not API, no stability promise.
 
@@ -77,6 +79,7 @@ pub mod partitioner;
 pub mod producer;
 mod security;
 mod signal;
+pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod topics;

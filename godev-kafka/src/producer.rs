@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use crate::partitioner::partition_for_key;
+use crate::telemetry;
 use crate::transport::{OutgoingRecord, Transport};
 use crate::{Codec, Error, Event, Result, TopicMap};
 
@@ -189,6 +190,28 @@ impl Producer {
     }
 
     async fn write(&self, topic: String, key: Option<Vec<u8>>, value: Vec<u8>) -> Result<Delivery> {
+        let started = std::time::Instant::now();
+        let written = self.write_once(topic, key, value).await;
+        match &written {
+            Ok(delivery) => telemetry::sent(&delivery.topic, started.elapsed(), None),
+            Err(Error::Send { topic, source, .. }) => {
+                telemetry::sent(
+                    topic,
+                    started.elapsed(),
+                    Some(telemetry::error_type(source)),
+                );
+            }
+            Err(_) => {}
+        }
+        written
+    }
+
+    async fn write_once(
+        &self,
+        topic: String,
+        key: Option<Vec<u8>>,
+        value: Vec<u8>,
+    ) -> Result<Delivery> {
         let failed = |topic: String, key, value, source| Error::Send {
             topic,
             key,

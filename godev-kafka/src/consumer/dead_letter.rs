@@ -27,6 +27,28 @@ pub enum DeadLetterReason {
     Oversized,
 }
 
+impl DeadLetterReason {
+    /// The reason as the dead letter's JSON writes it (snake case), e.g. `retries_exhausted`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use godev_kafka::consumer::DeadLetterReason;
+    /// assert_eq!(DeadLetterReason::UnknownTag.as_str(), "unknown_tag");
+    /// ```
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeadLetterReason::Malformed => "malformed",
+            DeadLetterReason::UnknownTag => "unknown_tag",
+            DeadLetterReason::Undecodable => "undecodable",
+            DeadLetterReason::Permanent => "permanent",
+            DeadLetterReason::RetriesExhausted => "retries_exhausted",
+            DeadLetterReason::Panicked => "panicked",
+            DeadLetterReason::Oversized => "oversized",
+        }
+    }
+}
+
 /// The most bytes of a dead-letter record, its value and key together.
 ///
 /// Kafka refuses a record batch larger than the topic's `max.message.bytes` (1 048 588 bytes
@@ -456,6 +478,24 @@ mod tests {
 
     fn record(key: Option<Vec<u8>>, value: Vec<u8>) -> Record {
         Record::new("payments", 3, 41, key, value)
+    }
+
+    /// The metrics label of a reason is what the dead letter's JSON says.
+    #[test]
+    fn a_reason_as_str_is_its_json() {
+        use DeadLetterReason::*;
+        for reason in [
+            Malformed,
+            UnknownTag,
+            Undecodable,
+            Permanent,
+            RetriesExhausted,
+            Panicked,
+            Oversized,
+        ] {
+            let json = serde_json::to_string(&reason).unwrap();
+            assert_eq!(json, format!("\"{}\"", reason.as_str()));
+        }
     }
 
     fn letter(record: &Record, error: String) -> DeadLetter {

@@ -11,7 +11,7 @@ use super::worker::{GroupEnv, Worker};
 use crate::transport::{
     GroupMember, GroupOptions, Polled, Record, StalledPartition, TopicPartition,
 };
-use crate::{Error, Result};
+use crate::{Error, Result, telemetry};
 
 /// How long a poll waits while some partition is paused for backpressure.
 const BACKPRESSURE_POLL_WAIT: Duration = Duration::from_millis(2);
@@ -164,6 +164,7 @@ async fn membership(
                 // status shows everything owned. The member id may be known only now.
                 set_assignment(status, slots.keys().cloned().collect());
                 set_member(status, member);
+                telemetry::assigned(&env.group, slots.len());
             }
             Ok(Polled::Revoked(partitions)) => {
                 tracing::info!(group = %env.group, partitions = ?partitions, "partitions revoked");
@@ -182,6 +183,7 @@ async fn membership(
                 commit(member, &drained).await;
                 set_assignment(status, slots.keys().cloned().collect());
                 forget_stalled(status, &partitions);
+                telemetry::owned(&env.group, slots.len());
             }
             Ok(Polled::Stalled(stalled)) => {
                 for stall in &stalled {
@@ -229,6 +231,7 @@ async fn membership(
     let drained = drain(slots.drain().collect(), settings.shutdown_timeout).await;
     commit(member, &drained).await;
     set_assignment(status, Vec::new());
+    telemetry::owned(&env.group, 0);
     exit
 }
 

@@ -26,6 +26,7 @@ use super::ConsumerSettings;
 use super::dead_letter::{DeadLetter, DeadLetterReason, MAX_DEAD_LETTER_BYTES};
 use crate::backoff;
 use crate::dispatch::{Context, HandlerError, HandlerFuture, Route, States};
+use crate::telemetry::PartitionMetrics;
 use crate::transport::{Record, StalledPartition, TopicPartition, Transport};
 use crate::{Codec, Error, Producer, Router, UnknownTagPolicy};
 
@@ -83,7 +84,10 @@ impl Worker {
         let busy_since = Arc::new(AtomicU64::new(0));
         let stall = Arc::new(Mutex::new(None));
         // Unkeyed dead letters of this partition start at its own number, then go round-robin.
-        let dead_letters = Producer::raw(env.transport.clone(), partition.partition.max(0) as u32);
+        let out = Outputs {
+            dead_letters: Producer::raw(env.transport.clone(), partition.partition.max(0) as u32),
+            metrics: PartitionMetrics::new(&env.group, &partition.topic, partition.partition),
+        };
         let span = tracing::info_span!("partition", group = %env.group, topic = %partition.topic, partition = partition.partition);
         let task = tokio::spawn({
             let (done, stopping, busy) = (done.clone(), stopping.clone(), busy_since.clone());
@@ -94,8 +98,9 @@ impl Worker {
                         break;
                     }
                     let offset = record.offset;
+                    out.metrics.consumed();
                     busy.store(now_mark(), Ordering::Release);
-                    let outcome = handle(&env, &dead_letters, record, &stopping).await;
+                    let outcome = handle(&env, &out, record, &stopping).await;
                     busy.store(0, Ordering::Release);
                     match outcome {
                         Outcome::Done => done.store(offset + 1, Ordering::Release),
@@ -150,13 +155,15 @@ impl Worker {
     }
 }
 
-/// Handles one record to the end: handled, skipped or dead-lettered (through `dead_letters`).
-async fn handle(
-    env: &GroupEnv,
-    dead_letters: &Producer,
-    record: Record,
-    stopping: &AtomicBool,
-) -> Outcome {
+/// Where a worker's results go besides the commit position.
+struct Outputs {
+    /// Writes the partition's dead letters.
+    dead_letters: Producer,
+    metrics: PartitionMetrics,
+}
+
+/// Handles one record to the end: handled, skipped or dead-lettered (through `out`).
+async fn handle(env: &GroupEnv, out: &Outputs, record: Record, stopping: &AtomicBool) -> Outcome {
     let dead = |reason, error: String| DeadLetter::from_record(&record, &env.group, reason, error);
     if record.value.len() > env.settings.max_record_bytes {
         let error = format!(
@@ -166,7 +173,7 @@ async fn handle(
         );
         return dead_letter(
             env,
-            dead_letters,
+            out,
             &record,
             dead(DeadLetterReason::Oversized, error),
             None,
@@ -179,7 +186,7 @@ async fn handle(
         Err(error) => {
             return dead_letter(
                 env,
-                dead_letters,
+                out,
                 &record,
                 dead(DeadLetterReason::Malformed, error.to_string()),
                 None,
@@ -201,7 +208,7 @@ async fn handle(
                     format!("no handler for `{tag}` in group `{}`", env.group),
                 );
                 letter.tag = Some(tag);
-                dead_letter(env, dead_letters, &record, letter, None, stopping).await
+                dead_letter(env, out, &record, letter, None, stopping).await
             }
             UnknownTagPolicy::Fail => Outcome::Fatal(Error::UnhandledTag {
                 topic: record.topic.clone(),
@@ -211,18 +218,27 @@ async fn handle(
             }),
         };
     };
-    let (reason, error, attempts) =
-        match call_with_retries(env, route, &record, &tag, peeked.data, stopping).await {
-            Ok(()) => return Outcome::Done,
-            Err(Failure::Interrupted) => return Outcome::Interrupted,
-            Err(Failure::Gave(reason, error, attempts)) => (reason, error, attempts),
-        };
+    let (reason, error, attempts) = match call_with_retries(
+        env,
+        &out.metrics,
+        route,
+        &record,
+        &tag,
+        peeked.data,
+        stopping,
+    )
+    .await
+    {
+        Ok(()) => return Outcome::Done,
+        Err(Failure::Interrupted) => return Outcome::Interrupted,
+        Err(Failure::Gave(reason, error, attempts)) => (reason, error, attempts),
+    };
     let mut letter = dead(reason, error);
     letter.tag = Some(tag);
     letter.handler = Some(route.name().to_owned());
     letter.attempts = attempts;
     let handler_topic = route.options().dead_letter_topic;
-    dead_letter(env, dead_letters, &record, letter, handler_topic, stopping).await
+    dead_letter(env, out, &record, letter, handler_topic, stopping).await
 }
 
 enum Failure {
@@ -232,6 +248,7 @@ enum Failure {
 
 async fn call_with_retries(
     env: &GroupEnv,
+    metrics: &PartitionMetrics,
     route: &Route,
     record: &Record,
     tag: &str,
@@ -261,7 +278,16 @@ async fn call_with_retries(
         let future = route
             .dispatch(tag, data, ctx)
             .map_err(|error| Failure::Gave(DeadLetterReason::Undecodable, error.to_string(), 0))?;
-        let error = match CatchUnwind(future).await {
+        let called = Instant::now();
+        let result = CatchUnwind(future).await;
+        let failure = match &result {
+            Ok(Ok(())) => None,
+            Ok(Err(error)) if error.is_permanent() => Some("permanent"),
+            Ok(Err(_)) => Some("handler_error"),
+            Err(_) => Some("panic"),
+        };
+        metrics.processed(tag, called.elapsed(), failure);
+        let error = match result {
             Ok(Ok(())) => return Ok(()),
             Ok(Err(error)) if error.is_permanent() => {
                 return Err(Failure::Gave(
@@ -285,6 +311,7 @@ async fn call_with_retries(
         sleep_unless_stopping(delay, stopping)
             .await
             .map_err(|Interrupted| Failure::Interrupted)?;
+        metrics.retried(tag);
         attempt += 1;
     }
 }
@@ -305,7 +332,7 @@ async fn sleep_unless_stopping(delay: Duration, stopping: &AtomicBool) -> Result
     Ok(())
 }
 
-/// Writes `letter` to the record's dead-letter topic through `dead_letters` (the framework's
+/// Writes `letter` to the record's dead-letter topic through `out.dead_letters` (the framework's
 /// producer path: the partition of the record's key, unkeyed letters round-robin, an error
 /// for a topic without partitions).
 ///
@@ -319,7 +346,7 @@ async fn sleep_unless_stopping(delay: Duration, stopping: &AtomicBool) -> Result
 /// uncommitted, to be read again.
 async fn dead_letter(
     env: &GroupEnv,
-    dead_letters: &Producer,
+    out: &Outputs,
     record: &Record,
     mut letter: DeadLetter,
     handler_topic: Option<&str>,
@@ -354,8 +381,13 @@ async fn dead_letter(
     let started = Instant::now();
     let mut attempt = 1;
     loop {
-        let error = match dead_letters.send_raw(&topic, key.as_deref(), value).await {
+        let error = match out
+            .dead_letters
+            .send_raw(&topic, key.as_deref(), value)
+            .await
+        {
             Ok(delivery) => {
+                out.metrics.dead_lettered(letter.reason.as_str());
                 tracing::debug!(
                     offset = record.offset,
                     dead_letter_topic = %topic,

@@ -9,6 +9,8 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
+use tracing::Instrument;
+
 use crate::partitioner::partition_for_key;
 use crate::telemetry;
 use crate::transport::{OutgoingRecord, Transport};
@@ -190,10 +192,24 @@ impl Producer {
     }
 
     async fn write(&self, topic: String, key: Option<Vec<u8>>, value: Vec<u8>) -> Result<Delivery> {
+        // A child of the caller's span; the partition and offset are recorded once known.
+        let span = tracing::info_span!(
+            "send",
+            topic = %topic,
+            partition = tracing::field::Empty,
+            offset = tracing::field::Empty,
+        );
         let started = std::time::Instant::now();
-        let written = self.write_once(topic, key, value).await;
+        let written = self
+            .write_once(topic, key, value)
+            .instrument(span.clone())
+            .await;
         match &written {
-            Ok(delivery) => telemetry::sent(&delivery.topic, started.elapsed(), None),
+            Ok(delivery) => {
+                span.record("partition", delivery.partition);
+                span.record("offset", delivery.offset);
+                telemetry::sent(&delivery.topic, started.elapsed(), None);
+            }
             Err(Error::Send { topic, source, .. }) => {
                 telemetry::sent(
                     topic,

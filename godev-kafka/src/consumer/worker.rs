@@ -100,7 +100,18 @@ impl Worker {
                     let offset = record.offset;
                     out.metrics.consumed();
                     busy.store(now_mark(), Ordering::Release);
-                    let outcome = handle(&env, &out, record, &stopping).await;
+                    // One span per record, a child of the partition's; the tag and the
+                    // attempt are recorded once known. Never the key or the value.
+                    let span = tracing::info_span!(
+                        "process",
+                        group = %env.group,
+                        topic = %record.topic,
+                        partition = record.partition,
+                        offset = record.offset,
+                        tag = tracing::field::Empty,
+                        attempt = tracing::field::Empty,
+                    );
+                    let outcome = handle(&env, &out, record, &stopping).instrument(span).await;
                     busy.store(0, Ordering::Release);
                     match outcome {
                         Outcome::Done => done.store(offset + 1, Ordering::Release),
@@ -196,6 +207,7 @@ async fn handle(env: &GroupEnv, out: &Outputs, record: Record, stopping: &Atomic
         }
     };
     let tag = peeked.tag.into_owned();
+    tracing::Span::current().record("tag", tag.as_str());
     let Some(route) = env.router.route(&record.topic, &tag) else {
         return match env.unknown_tag {
             UnknownTagPolicy::Skip => {
@@ -264,6 +276,7 @@ async fn call_with_retries(
     let started = Instant::now();
     let mut attempt = 1;
     loop {
+        tracing::Span::current().record("attempt", attempt);
         let ctx = Context {
             topic: record.topic.clone(),
             partition: record.partition,

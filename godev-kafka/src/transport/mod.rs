@@ -12,7 +12,7 @@
 //!   takes part in a new rebalance it reports [`Polled::Revoked`] and waits for the next
 //!   [`GroupMember::poll`], so the runner can finish and commit in-flight work first.
 //! - [`GroupMember::commit`] is fenced by generation: a member that lost a partition gets
-//!   [`Error::Fenced`](crate::Error::Fenced) instead of overwriting the new owner's offsets.
+//!   [`Error::Fenced`] instead of overwriting the new owner's offsets.
 
 #[cfg(any(feature = "kafka", feature = "native"))]
 pub mod admin;

@@ -23,6 +23,7 @@
 //! | [`DEAD_LETTERED`] | counter | `godev_kafka.dead_letter.reason` ([`DeadLetterReason`](crate::consumer::DeadLetterReason), snake case) | records written to a dead-letter topic |
 //! | [`REBALANCES`] | counter | group only | assignments the group's member received |
 //! | [`ASSIGNED_PARTITIONS`] | gauge | group only | partitions the member owns |
+//! | [`LAG`] | gauge | — | records of the partition not handled yet: its high watermark (from the last fetch) minus the offset after the last handled record; 0 once the member lost the partition. Not on `confluent` yet |
 //! | [`SENT_MESSAGES`] | counter | `messaging.operation.name = "send"`, `error.type` when it failed | records the producer sent (typed, raw and dead letters) |
 //! | [`OPERATION_DURATION`] | histogram, s | as [`SENT_MESSAGES`] | from a send to its acknowledgement or failure |
 //!
@@ -51,6 +52,9 @@ pub const DEAD_LETTERED: &str = "godev_kafka.consumer.dead_lettered";
 pub const REBALANCES: &str = "godev_kafka.consumer.rebalances";
 /// Gauge: partitions a group's member owns.
 pub const ASSIGNED_PARTITIONS: &str = "godev_kafka.consumer.assigned_partitions";
+/// Gauge: records of a partition not handled yet, the high watermark of its last fetch
+/// minus the offset after the last handled record.
+pub const LAG: &str = "godev_kafka.consumer.lag";
 /// Counter: records the producer sent, failed ones with `error.type`.
 pub const SENT_MESSAGES: &str = "messaging.client.sent.messages";
 /// Histogram, seconds: a send, until its acknowledgement or failure.
@@ -154,6 +158,43 @@ impl PartitionMetrics {
         .increment(1);
         #[cfg(not(feature = "metrics"))]
         let _ = reason;
+    }
+}
+
+/// The consumer-lag gauge of one partition of one group.
+#[derive(Debug, Clone)]
+pub(crate) struct LagGauge {
+    #[cfg(feature = "metrics")]
+    gauge: ::metrics::Gauge,
+}
+
+impl LagGauge {
+    /// The gauge of `partition` of `topic` in `group`.
+    pub(crate) fn new(group: &str, topic: &str, partition: i32) -> Self {
+        #[cfg(feature = "metrics")]
+        {
+            let gauge = ::metrics::gauge!(
+                LAG,
+                SYSTEM.0 => SYSTEM.1,
+                "messaging.destination.name" => topic.to_owned(),
+                "messaging.consumer.group.name" => group.to_owned(),
+                "messaging.destination.partition.id" => partition.to_string()
+            );
+            Self { gauge }
+        }
+        #[cfg(not(feature = "metrics"))]
+        {
+            let _ = (group, topic, partition);
+            Self {}
+        }
+    }
+
+    /// The partition has `lag` records not handled yet.
+    pub(crate) fn set(&self, lag: i64) {
+        #[cfg(feature = "metrics")]
+        self.gauge.set(lag.max(0) as f64);
+        #[cfg(not(feature = "metrics"))]
+        let _ = lag;
     }
 }
 

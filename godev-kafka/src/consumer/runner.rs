@@ -8,10 +8,11 @@ use tokio::sync::watch;
 
 use super::GroupStatus;
 use super::worker::{GroupEnv, Worker};
+use crate::telemetry::{self, LagGauge};
 use crate::transport::{
     GroupMember, GroupOptions, Polled, Record, StalledPartition, TopicPartition,
 };
-use crate::{Error, Result, telemetry};
+use crate::{Error, Result};
 
 /// How long a poll waits while some partition is paused for backpressure.
 const BACKPRESSURE_POLL_WAIT: Duration = Duration::from_millis(2);
@@ -27,6 +28,9 @@ struct Slot {
     backlog: VecDeque<Record>,
     paused: bool,
     committed: Option<i64>,
+    /// The offset of the first record polled for this slot, if one was.
+    first_offset: Option<i64>,
+    lag: LagGauge,
 }
 
 pub(crate) async fn run(
@@ -142,6 +146,7 @@ async fn membership(
                 for record in records {
                     let tp = TopicPartition::new(record.topic.clone(), record.partition);
                     if let Some(slot) = slots.get_mut(&tp) {
+                        slot.first_offset.get_or_insert(record.offset);
                         slot.backlog.push_back(record);
                     }
                 }
@@ -157,6 +162,8 @@ async fn membership(
                             backlog: VecDeque::new(),
                             paused: false,
                             committed: None,
+                            first_offset: None,
+                            lag: LagGauge::new(&env.group, &tp.topic, tp.partition),
                         },
                     );
                 }
@@ -178,6 +185,7 @@ async fn membership(
                     if slot.paused {
                         member.resume(tp);
                     }
+                    slot.lag.set(0);
                 }
                 let drained = drain(revoked, settings.shutdown_timeout).await;
                 commit(member, &drained).await;
@@ -220,6 +228,7 @@ async fn membership(
                 settings.commit_interval.max(COMMIT_RETRY)
             };
             next_commit = Instant::now() + pause;
+            measure_lag(member, &slots);
         }
     };
     if let Exit::Stuck(tp) = &exit
@@ -228,11 +237,29 @@ async fn membership(
         // Its handler will not finish in time; its record stays uncommitted.
         slot.worker.task.abort();
     }
+    slots.values().for_each(|slot| slot.lag.set(0));
     let drained = drain(slots.drain().collect(), settings.shutdown_timeout).await;
     commit(member, &drained).await;
     set_assignment(status, Vec::new());
     telemetry::owned(&env.group, 0);
     exit
+}
+
+/// Sets each owned partition's lag: the high watermark of its last fetch minus the offset
+/// after its last handled record (before any, the first polled record's offset, or the
+/// fetch position when nothing was polled yet).
+fn measure_lag(member: &dyn GroupMember, slots: &HashMap<TopicPartition, Slot>) {
+    for (tp, progress) in member.progress() {
+        let Some(slot) = slots.get(&tp) else {
+            continue;
+        };
+        let next = slot
+            .worker
+            .position()
+            .or(slot.first_offset)
+            .unwrap_or(progress.position);
+        slot.lag.set(progress.high_watermark - next);
+    }
 }
 
 /// A partition whose handler has been running on one record for longer than `limit`.

@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 use super::{
-    BoxFuture, GroupMember, GroupOptions, OffsetReset, OutgoingRecord, Polled, Record,
-    TopicPartition, Transport, Unsent,
+    BoxFuture, GroupMember, GroupOptions, OffsetReset, OutgoingRecord, PartitionProgress, Polled,
+    Record, TopicPartition, Transport, Unsent,
 };
 use crate::{Error, Result};
 
@@ -527,6 +527,20 @@ impl GroupMember for MemoryMember {
 
     fn member_id(&self) -> String {
         self.member_id.clone()
+    }
+
+    fn progress(&self) -> Vec<(TopicPartition, PartitionProgress)> {
+        let state = self.transport.lock();
+        self.positions
+            .iter()
+            .filter_map(|(tp, position)| {
+                let log = state.topics.get(&tp.topic)?.get(tp.partition as usize)?;
+                Some((
+                    tp.clone(),
+                    PartitionProgress::new(*position, log.len() as i64),
+                ))
+            })
+            .collect()
     }
 }
 

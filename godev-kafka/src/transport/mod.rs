@@ -400,4 +400,33 @@ pub trait GroupMember: Send {
 
     /// The member id the coordinator gave this member.
     fn member_id(&self) -> String;
+
+    /// Each owned partition's fetch position and high watermark, as its last fetch answered
+    /// them: what the consumer-lag metric is made of. A backend that cannot tell answers
+    /// nothing (the default).
+    fn progress(&self) -> Vec<(TopicPartition, PartitionProgress)> {
+        Vec::new()
+    }
+}
+
+/// How far a member read one partition, and how far its log goes. See
+/// [`GroupMember::progress`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PartitionProgress {
+    /// The offset of the next record the member fetches.
+    pub position: i64,
+    /// The offset after the last record a consumer may read (the log end for
+    /// `read_uncommitted`).
+    pub high_watermark: i64,
+}
+
+impl PartitionProgress {
+    /// A partition fetched up to `position`, whose log reaches `high_watermark`.
+    pub fn new(position: i64, high_watermark: i64) -> Self {
+        Self {
+            position,
+            high_watermark,
+        }
+    }
 }

@@ -49,7 +49,8 @@ use super::{
 };
 use crate::transport::connection::{Cluster, Connection, Purpose, Security, sb};
 use crate::transport::{
-    BoxFuture, GroupMember, GroupOptions, Polled, StalledPartition, TopicPartition,
+    BoxFuture, GroupMember, GroupOptions, PartitionProgress, Polled, StalledPartition,
+    TopicPartition,
 };
 use crate::{Error, KafkaCode, Result};
 
@@ -114,6 +115,8 @@ pub(crate) struct ClassicMember {
     /// failed OffsetFetch right after joining is retried, never left unread).
     positioned: bool,
     positions: HashMap<TopicPartition, i64>,
+    /// Each owned partition's high watermark, as its last fetch answered it.
+    high_watermarks: HashMap<TopicPartition, i64>,
     paused: BTreeSet<TopicPartition>,
     /// Owned partitions that cannot be read at their position: not fetched until the next
     /// assignment.
@@ -168,6 +171,7 @@ impl ClassicMember {
             owned: Vec::new(),
             positioned: false,
             positions: HashMap::new(),
+            high_watermarks: HashMap::new(),
             paused: BTreeSet::new(),
             stalled: BTreeSet::new(),
             new_stalls: Vec::new(),
@@ -654,6 +658,7 @@ impl ClassicMember {
                 if !self.owned.is_empty() {
                     let revoked = std::mem::take(&mut self.owned);
                     self.positions.clear();
+                    self.high_watermarks.clear();
                     self.paused.clear();
                     self.stalled.clear();
                     self.new_stalls.clear();
@@ -686,6 +691,7 @@ impl ClassicMember {
                 .fetcher
                 .fetch(positions, left.min(MAX_FETCH_WAIT))
                 .await?;
+            self.high_watermarks.extend(fetched.high_watermarks);
             if !fetched.out_of_range.is_empty() {
                 self.reset_positions(fetched.out_of_range).await?;
             }
@@ -861,6 +867,17 @@ impl GroupMember for ClassicMember {
 
     fn assignment(&self) -> Vec<TopicPartition> {
         self.owned.clone()
+    }
+
+    fn progress(&self) -> Vec<(TopicPartition, PartitionProgress)> {
+        self.owned
+            .iter()
+            .filter_map(|tp| {
+                let position = *self.positions.get(tp)?;
+                let high_watermark = *self.high_watermarks.get(tp)?;
+                Some((tp.clone(), PartitionProgress::new(position, high_watermark)))
+            })
+            .collect()
     }
 
     fn member_id(&self) -> String {

@@ -19,6 +19,8 @@ pub(crate) struct Fetched {
     /// Partitions whose records at their position cannot be read: the member stops fetching
     /// them until its next assignment.
     pub(crate) stalled: Vec<StalledPartition>,
+    /// The high watermark of every partition the fetch answered without an error.
+    pub(crate) high_watermarks: Vec<(TopicPartition, i64)>,
 }
 
 /// Reads partitions at explicit positions; the member keeps the positions.

@@ -266,6 +266,8 @@ fn take(
                     .copied();
                 match partition.data() {
                     Ok(data) => {
+                        out.high_watermarks
+                            .push((tp.clone(), data.highwatermark_offset()));
                         for m in data.messages() {
                             if from.is_some_and(|from| m.offset < from) {
                                 continue;

@@ -246,7 +246,11 @@ impl NativeFetcher {
                 };
                 let tp = TopicPartition::new(name, partition.partition_index);
                 match KafkaCode::new(partition.error_code) {
-                    KafkaCode::NONE => self.read(tp, position, &partition, out),
+                    KafkaCode::NONE => {
+                        out.high_watermarks
+                            .push((tp.clone(), partition.high_watermark));
+                        self.read(tp, position, &partition, out);
+                    }
                     KafkaCode::OFFSET_OUT_OF_RANGE => out.out_of_range.push(tp),
                     code if code.is_retriable() => {
                         tracing::debug!(topic = name, partition = tp.partition, %code, "fetch answered a retriable error; asking the metadata again");

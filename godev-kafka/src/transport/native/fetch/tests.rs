@@ -416,6 +416,10 @@ async fn records_of_two_partitions_come_back_in_order_from_their_positions() {
             && fetched.stalled.is_empty()
             && fetched.skipped_to.is_empty()
     );
+    // The consumer-lag gauge's high watermarks (issue #16), one per partition answered.
+    let mut watermarks = fetched.high_watermarks.clone();
+    watermarks.sort();
+    assert_eq!(watermarks, [(tp("t", 0), 1000), (tp("t", 1), 1000)]);
 
     let fetches = fake.fetches();
     assert_eq!(fetches.len(), 1, "one Fetch for the one leader");

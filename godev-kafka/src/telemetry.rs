@@ -23,7 +23,7 @@
 //! | [`DEAD_LETTERED`] | counter | `godev_kafka.dead_letter.reason` ([`DeadLetterReason`](crate::consumer::DeadLetterReason), snake case) | records written to a dead-letter topic |
 //! | [`REBALANCES`] | counter | group only | assignments the group's member received |
 //! | [`ASSIGNED_PARTITIONS`] | gauge | group only | partitions the member owns |
-//! | [`LAG`] | gauge | — | records of the partition not handled yet: its high watermark (from the last fetch) minus the offset after the last handled record; 0 once the member lost the partition. Not on `confluent` yet |
+//! | [`LAG`] | gauge | — | records of the partition not handled yet: its high watermark (from the last fetch) minus the offset after the last handled record; 0 once the member lost the partition |
 //! | [`SENT_MESSAGES`] | counter | `messaging.operation.name = "send"`, `error.type` when it failed | records the producer sent (typed, raw and dead letters) |
 //! | [`OPERATION_DURATION`] | histogram, s | as [`SENT_MESSAGES`] | from a send to its acknowledgement or failure |
 //!

@@ -16,6 +16,8 @@
 pub mod corrupt_proxy;
 pub mod go;
 pub mod logs;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 pub mod own_broker;
 pub mod own_cluster;
 pub mod raw;

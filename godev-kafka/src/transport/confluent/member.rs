@@ -19,8 +19,8 @@ use tokio::task::JoinHandle;
 
 use super::{ConfluentOptions, failed, from_kafka, millis, to_kafka};
 use crate::transport::{
-    BoxFuture, GroupMember, GroupOptions, Header, OffsetReset, Polled, Record, StalledPartition,
-    TopicPartition,
+    BoxFuture, GroupMember, GroupOptions, Header, OffsetReset, PartitionProgress, Polled, Record,
+    StalledPartition, TopicPartition,
 };
 use crate::{Error, Result};
 
@@ -51,7 +51,14 @@ struct Shared {
     /// Commands the listener took but only the driver can serve (leave, poll).
     deferred: Mutex<VecDeque<Command>>,
     close_timeout: Duration,
+    /// Each owned partition's fetch position and high watermark, refreshed by the driver
+    /// at most every [`PROGRESS_EVERY`].
+    progress: Mutex<Vec<(TopicPartition, PartitionProgress)>>,
 }
+
+/// How often the driver asks the crate for positions and lags (from its last fetches: no
+/// request to the broker).
+const PROGRESS_EVERY: Duration = Duration::from_secs(1);
 
 /// A member of a KIP-848 consumer group. See the [module docs](super).
 pub(crate) struct ConfluentMember {
@@ -63,6 +70,7 @@ pub(crate) struct ConfluentMember {
     revoking: bool,
     handle: ConsumerHandle,
     driver: Option<JoinHandle<()>>,
+    shared: Arc<Shared>,
 }
 
 impl std::fmt::Debug for ConfluentMember {
@@ -118,6 +126,7 @@ impl ConfluentMember {
             events: event_tx,
             deferred: Mutex::new(VecDeque::new()),
             close_timeout: transport.request_timeout,
+            progress: Mutex::new(Vec::new()),
         });
         let listener = Arc::new(Listener {
             shared: shared.clone(),
@@ -130,7 +139,7 @@ impl ConfluentMember {
             let _ = consumer.close().await;
             return Err(failed(op, &e));
         }
-        let driver = tokio::spawn(drive(consumer, shared));
+        let driver = tokio::spawn(drive(consumer, shared.clone()));
         Ok(Self {
             commands: Some(command_tx),
             events: event_rx,
@@ -138,6 +147,7 @@ impl ConfluentMember {
             revoking: false,
             handle,
             driver: Some(driver),
+            shared,
         })
     }
 
@@ -236,11 +246,16 @@ impl GroupMember for ConfluentMember {
     fn member_id(&self) -> String {
         self.handle.group_metadata().member_id().to_owned()
     }
+
+    fn progress(&self) -> Vec<(TopicPartition, PartitionProgress)> {
+        lock(&self.shared.progress).clone()
+    }
 }
 
 /// The driver task: owns the consumer and serves commands until the member leaves or is
 /// dropped, then closes it (leaving the group).
 async fn drive(mut consumer: ByteConsumer, shared: Arc<Shared>) {
+    let mut progress_at: Option<std::time::Instant> = None;
     loop {
         let deferred = lock(&shared.deferred).pop_front();
         let command = match deferred {
@@ -254,7 +269,13 @@ async fn drive(mut consumer: ByteConsumer, shared: Arc<Shared>) {
         match command {
             Command::Poll(wait, reply) => {
                 let polled = match consumer.poll(wait).await {
-                    Ok(records) => Ok(to_polled(records)),
+                    Ok(records) => {
+                        if progress_at.is_none_or(|at| at.elapsed() >= PROGRESS_EVERY) {
+                            progress_at = Some(std::time::Instant::now());
+                            *lock(&shared.progress) = read_progress(&mut consumer).await;
+                        }
+                        Ok(to_polled(records))
+                    }
                     Err(e) => match unreadable_partition(&mut consumer, &e) {
                         Some(tp) => Ok(stall(&mut consumer, &shared.group, tp, &e).await),
                         None => Err(poll_error(&shared.group, &e)),
@@ -408,6 +429,29 @@ fn to_polled(records: ConsumerRecords<Vec<u8>, Vec<u8>>) -> Polled {
     )
 }
 
+/// Each owned partition's position and high watermark (position + lag), from what the
+/// crate's last fetches said; a partition the crate knows no lag of yet is left out.
+async fn read_progress(consumer: &mut ByteConsumer) -> Vec<(TopicPartition, PartitionProgress)> {
+    let mut progress = Vec::new();
+    for tp in consumer.assignment() {
+        // Bounded: a partition whose position is not known yet would have the crate look
+        // for it (committed offsets, a reset) for up to its API timeout.
+        let Ok(position) = consumer
+            .position_with_timeout(&tp, Duration::from_millis(10))
+            .await
+        else {
+            continue;
+        };
+        if let Ok(Some(lag)) = consumer.current_lag(&tp).await {
+            progress.push((
+                from_kafka(&tp),
+                PartitionProgress::new(position, position + lag),
+            ));
+        }
+    }
+    progress
+}
+
 /// The owned partition a failed poll names, if it names one: what is at its position cannot
 /// be read (a corrupt batch, a record the crate cannot parse). The crate, as the Java client,
 /// says so only in the message ("... fetching the next record from orders-3. If needed,
@@ -430,7 +474,10 @@ async fn stall(
     tp: KafkaPartition,
     e: &KafkaError,
 ) -> Polled {
-    let offset = consumer.position(&tp).await.unwrap_or(-1);
+    let offset = consumer
+        .position_with_timeout(&tp, Duration::from_secs(1))
+        .await
+        .unwrap_or(-1);
     if let Err(error) = consumer.pause(std::slice::from_ref(&tp)).await {
         tracing::warn!(%group, partition = %tp, %error, "could not pause an unreadable partition");
     }

@@ -23,6 +23,7 @@
 //! | [`DEAD_LETTERED`] | counter | `godev_kafka.dead_letter.reason` ([`DeadLetterReason`](crate::consumer::DeadLetterReason), snake case) | records written to a dead-letter topic |
 //! | [`REBALANCES`] | counter | group only | assignments the group's member received |
 //! | [`ASSIGNED_PARTITIONS`] | gauge | group only | partitions the member owns |
+//! | [`IN_FLIGHT`] | gauge | group only | records polled and not handled yet: queued for a worker, or in a handler |
 //! | [`LAG`] | gauge | — | records of the partition not handled yet: its high watermark (from the last fetch) minus the offset after the last handled record; 0 once the member lost the partition |
 //! | [`SENT_MESSAGES`] | counter | `messaging.operation.name = "send"`, `error.type` when it failed | records the producer sent (typed, raw and dead letters) |
 //! | [`OPERATION_DURATION`] | histogram, s | as [`SENT_MESSAGES`] | from a send to its acknowledgement or failure |
@@ -52,6 +53,8 @@ pub const DEAD_LETTERED: &str = "godev_kafka.consumer.dead_lettered";
 pub const REBALANCES: &str = "godev_kafka.consumer.rebalances";
 /// Gauge: partitions a group's member owns.
 pub const ASSIGNED_PARTITIONS: &str = "godev_kafka.consumer.assigned_partitions";
+/// Gauge: records a group's member polled and has not handled yet (queued, or in a handler).
+pub const IN_FLIGHT: &str = "godev_kafka.consumer.in_flight";
 /// Gauge: records of a partition not handled yet, the high watermark of its last fetch
 /// minus the offset after the last handled record.
 pub const LAG: &str = "godev_kafka.consumer.lag";
@@ -211,6 +214,19 @@ pub(crate) fn assigned(group: &str, owned: usize) {
     }
     #[cfg(not(feature = "metrics"))]
     let _ = (group, owned);
+}
+
+/// The member of `group` holds `records` polled and not handled yet.
+pub(crate) fn in_flight(group: &str, records: usize) {
+    #[cfg(feature = "metrics")]
+    ::metrics::gauge!(
+        IN_FLIGHT,
+        SYSTEM.0 => SYSTEM.1,
+        "messaging.consumer.group.name" => group.to_owned()
+    )
+    .set(records as f64);
+    #[cfg(not(feature = "metrics"))]
+    let _ = (group, records);
 }
 
 /// The member of `group` owns `owned` partitions after a revocation or when it stopped.

@@ -13,6 +13,8 @@ use godev_kafka::consumer::ConsumerSettings;
 use godev_kafka::telemetry;
 use godev_kafka::transport::memory::MemoryTransport;
 use godev_kafka::{Consumer, Event, HandlerError, Producer, TopicMap, handler};
+use metrics::{SharedString, Unit};
+use metrics_util::CompositeKey;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use serde::{Deserialize, Serialize};
 
@@ -33,15 +35,15 @@ async fn on_ping(ping: Ping) -> Result<(), HandlerError> {
     Ok(())
 }
 
-/// The lag gauge of partition 0 of group `lagged`, if a new snapshot holds it (a snapshot
-/// may take what the recorder holds, so each check takes its own).
-fn lag(snapshotter: &Snapshotter) -> Option<f64> {
-    snapshotter
-        .snapshot()
-        .into_vec()
-        .into_iter()
+/// Gauge `name` of group `lagged` in `snapshot`, if it holds it.
+fn gauge(
+    snapshot: &[(CompositeKey, Option<Unit>, Option<SharedString>, DebugValue)],
+    name: &str,
+) -> Option<f64> {
+    snapshot
+        .iter()
         .find(|(key, _, _, _)| {
-            key.key().name() == telemetry::LAG
+            key.key().name() == name
                 && key
                     .key()
                     .labels()
@@ -49,22 +51,27 @@ fn lag(snapshotter: &Snapshotter) -> Option<f64> {
         })
         .map(|(_, _, _, value)| match value {
             DebugValue::Gauge(v) => v.into_inner(),
-            other => panic!("lag is not a gauge: {other:?}"),
+            other => panic!("{name} is not a gauge: {other:?}"),
         })
 }
 
-/// Waits until the lag gauge says `expected`, failing after 10 s (the gauge is set every
-/// commit interval, 10 ms here).
-async fn wait_for_lag(snapshotter: &Snapshotter, expected: f64) {
+/// Waits until gauges `names` say `expected`, failing after 10 s (they are set every commit
+/// interval, 10 ms here).
+async fn wait_for(snapshotter: &Snapshotter, names: [&str; 2], expected: [f64; 2]) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    let mut last = None;
-    while last != Some(expected) {
+    let mut last = [None; 2];
+    while last != expected.map(Some) {
         assert!(
             tokio::time::Instant::now() < deadline,
-            "lag {last:?}, not {expected}, after 10 s"
+            "{names:?} {last:?}, not {expected:?}, after 10 s"
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
-        last = lag(snapshotter).or(last);
+        // One snapshot for both: a snapshot may take what the recorder holds.
+        let snapshot = snapshotter.snapshot().into_vec();
+        let now = [gauge(&snapshot, names[0]), gauge(&snapshot, names[1])];
+        for (seen, now) in last.iter_mut().zip(now) {
+            *seen = now.or(*seen);
+        }
     }
 }
 
@@ -96,8 +103,14 @@ async fn the_lag_gauge_is_the_end_offset_minus_the_committed_offset() {
 
     // Pings 0 to 9 handled and committed, ping 10 held: 10 records of 20 not handled. The
     // committed offset cannot move while ping 10 is held, so reading it after the gauge
-    // compares the two at one point.
-    wait_for_lag(&snapshotter, 10.0).await;
+    // compares the two at one point. The same 10 are in flight: ping 10 in its handler, the
+    // others queued behind it.
+    wait_for(
+        &snapshotter,
+        [telemetry::LAG, telemetry::IN_FLIGHT],
+        [10.0, 10.0],
+    )
+    .await;
     let end = transport.end_offset("lagging", 0);
     let committed = transport.committed("lagged", "lagging", 0).unwrap();
     assert_eq!(
@@ -107,7 +120,12 @@ async fn the_lag_gauge_is_the_end_offset_minus_the_committed_offset() {
     );
 
     RELEASED.store(true, Ordering::SeqCst);
-    wait_for_lag(&snapshotter, 0.0).await;
+    wait_for(
+        &snapshotter,
+        [telemetry::LAG, telemetry::IN_FLIGHT],
+        [0.0, 0.0],
+    )
+    .await;
     running.shutdown().await.unwrap();
     assert_eq!(transport.committed("lagged", "lagging", 0), Some(20));
 }

@@ -229,6 +229,7 @@ async fn membership(
             };
             next_commit = Instant::now() + pause;
             measure_lag(member, &slots);
+            telemetry::in_flight(&env.group, in_flight(&slots));
         }
     };
     if let Exit::Stuck(tp) = &exit
@@ -238,6 +239,7 @@ async fn membership(
         slot.worker.task.abort();
     }
     slots.values().for_each(|slot| slot.lag.set(0));
+    telemetry::in_flight(&env.group, 0);
     let drained = drain(slots.drain().collect(), settings.shutdown_timeout).await;
     commit(member, &drained).await;
     set_assignment(status, Vec::new());
@@ -260,6 +262,18 @@ fn measure_lag(member: &dyn GroupMember, slots: &HashMap<TopicPartition, Slot>) 
             .unwrap_or(progress.position);
         slot.lag.set(progress.high_watermark - next);
     }
+}
+
+/// Records polled and not handled yet: waiting in a backlog or a worker's queue, or in a
+/// handler.
+fn in_flight(slots: &HashMap<TopicPartition, Slot>) -> usize {
+    slots
+        .values()
+        .map(|slot| {
+            let queued = slot.worker.queue.max_capacity() - slot.worker.queue.capacity();
+            slot.backlog.len() + queued + usize::from(slot.worker.busy_for().is_some())
+        })
+        .sum()
 }
 
 /// A partition whose handler has been running on one record for longer than `limit`.

@@ -467,7 +467,8 @@ fn unreadable_partition(consumer: &mut ByteConsumer, e: &KafkaError) -> Option<K
 
 /// Pauses `tp`, which cannot be read at its position, so that the other partitions go on
 /// (the crate drops what it fetched for a paused partition); answers the stall for the
-/// runner to show. The partition is read again when next assigned.
+/// runner to show. It stays paused while the member keeps it (rebalances are incremental);
+/// its next owner reads it again.
 async fn stall(
     consumer: &mut ByteConsumer,
     group: &str,

@@ -66,13 +66,26 @@ pub const OPERATION_DURATION: &str = "messaging.client.operation.duration";
 #[cfg(feature = "metrics")]
 const SYSTEM: (&str, &str) = ("messaging.system", "kafka");
 
-/// The metrics of one partition worker, with its labels made once.
-#[derive(Debug, Clone)]
+/// The metrics of one partition worker, with its labels made once and the handles of a
+/// record's usual path (received; handled, by event type) kept, so that a handled record
+/// costs no label building.
+#[derive(Debug)]
 pub(crate) struct PartitionMetrics {
     #[cfg(feature = "metrics")]
     labels: Vec<::metrics::Label>,
     #[cfg(feature = "metrics")]
     consumed: ::metrics::Counter,
+    /// Per event type a handler claimed (a bounded set): its process duration and handled
+    /// counter, for calls that passed.
+    #[cfg(feature = "metrics")]
+    passed: std::sync::Mutex<std::collections::HashMap<String, Passed>>,
+}
+
+#[cfg(feature = "metrics")]
+#[derive(Debug)]
+struct Passed {
+    duration: ::metrics::Histogram,
+    handled: ::metrics::Counter,
 }
 
 impl PartitionMetrics {
@@ -92,7 +105,11 @@ impl PartitionMetrics {
                 "receive",
             ));
             let consumed = ::metrics::counter!(CONSUMED_MESSAGES, receive);
-            Self { labels, consumed }
+            Self {
+                labels,
+                consumed,
+                passed: std::sync::Mutex::default(),
+            }
         }
         #[cfg(not(feature = "metrics"))]
         {
@@ -124,17 +141,29 @@ impl PartitionMetrics {
     pub(crate) fn processed(&self, tag: &str, took: Duration, error: Option<&'static str>) {
         #[cfg(feature = "metrics")]
         {
-            let mut labels = self.with([
-                ::metrics::Label::from_static_parts("messaging.operation.name", "process"),
-                Self::event_type(tag),
-            ]);
-            if let Some(error) = error {
-                labels.push(::metrics::Label::from_static_parts("error.type", error));
-            }
+            let process = || {
+                self.with([
+                    ::metrics::Label::from_static_parts("messaging.operation.name", "process"),
+                    Self::event_type(tag),
+                ])
+            };
+            let Some(error) = error else {
+                let mut passed = self.passed.lock().unwrap_or_else(|p| p.into_inner());
+                if !passed.contains_key(tag) {
+                    let handles = Passed {
+                        duration: ::metrics::histogram!(PROCESS_DURATION, process()),
+                        handled: ::metrics::counter!(HANDLED, self.with([Self::event_type(tag)])),
+                    };
+                    passed.insert(tag.to_owned(), handles);
+                }
+                let handles = &passed[tag];
+                handles.duration.record(took.as_secs_f64());
+                handles.handled.increment(1);
+                return;
+            };
+            let mut labels = process();
+            labels.push(::metrics::Label::from_static_parts("error.type", error));
             ::metrics::histogram!(PROCESS_DURATION, labels).record(took.as_secs_f64());
-            if error.is_none() {
-                ::metrics::counter!(HANDLED, self.with([Self::event_type(tag)])).increment(1);
-            }
         }
         #[cfg(not(feature = "metrics"))]
         let _ = (tag, took, error);
@@ -201,45 +230,39 @@ impl LagGauge {
     }
 }
 
+/// The labels of a group's own series.
+#[cfg(feature = "metrics")]
+fn group_labels(group: &str) -> [::metrics::Label; 2] {
+    [
+        ::metrics::Label::from_static_parts(SYSTEM.0, SYSTEM.1),
+        ::metrics::Label::new("messaging.consumer.group.name", group.to_owned()),
+    ]
+}
+
+/// Sets gauge `name` of `group` to `value`.
+fn group_gauge(name: &'static str, group: &str, value: usize) {
+    #[cfg(feature = "metrics")]
+    ::metrics::gauge!(name, group_labels(group).iter()).set(value as f64);
+    #[cfg(not(feature = "metrics"))]
+    let _ = (name, group, value);
+}
+
 /// The member of `group` received an assignment and now owns `owned` partitions.
 pub(crate) fn assigned(group: &str, owned: usize) {
     #[cfg(feature = "metrics")]
-    {
-        let labels = [
-            ::metrics::Label::from_static_parts(SYSTEM.0, SYSTEM.1),
-            ::metrics::Label::new("messaging.consumer.group.name", group.to_owned()),
-        ];
-        ::metrics::counter!(REBALANCES, labels.iter()).increment(1);
-        ::metrics::gauge!(ASSIGNED_PARTITIONS, labels.iter()).set(owned as f64);
-    }
-    #[cfg(not(feature = "metrics"))]
-    let _ = (group, owned);
+    ::metrics::counter!(REBALANCES, group_labels(group).iter()).increment(1);
+    self::owned(group, owned);
 }
 
 /// The member of `group` holds `records` polled and not handled yet.
 pub(crate) fn in_flight(group: &str, records: usize) {
-    #[cfg(feature = "metrics")]
-    ::metrics::gauge!(
-        IN_FLIGHT,
-        SYSTEM.0 => SYSTEM.1,
-        "messaging.consumer.group.name" => group.to_owned()
-    )
-    .set(records as f64);
-    #[cfg(not(feature = "metrics"))]
-    let _ = (group, records);
+    group_gauge(IN_FLIGHT, group, records);
 }
 
-/// The member of `group` owns `owned` partitions after a revocation or when it stopped.
+/// The member of `group` owns `owned` partitions (after an assignment, a revocation, or 0
+/// when it stopped).
 pub(crate) fn owned(group: &str, owned: usize) {
-    #[cfg(feature = "metrics")]
-    ::metrics::gauge!(
-        ASSIGNED_PARTITIONS,
-        SYSTEM.0 => SYSTEM.1,
-        "messaging.consumer.group.name" => group.to_owned()
-    )
-    .set(owned as f64);
-    #[cfg(not(feature = "metrics"))]
-    let _ = (group, owned);
+    group_gauge(ASSIGNED_PARTITIONS, group, owned);
 }
 
 /// A send to `topic` ended after `took`; `error` names how it failed, if it did.
